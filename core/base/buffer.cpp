@@ -1,0 +1,88 @@
+#include "core/base/buffer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace meshbox {
+
+void Buffer::append(const char* data, size_t len) {
+  if (len == 0) return;
+  size_ += len;
+  if (!blocks_.empty()) {
+    Block& last = blocks_.back();
+    size_t n = std::min(len, last.writable());
+    std::memcpy(last.data.get() + last.end, data, n);
+    last.end += n;
+    data += n;
+    len -= n;
+  }
+  if (len == 0) return;
+  Block b;
+  if (spare_.data && spare_.cap >= len) {
+    b = std::move(spare_);
+    b.begin = b.end = 0;
+  } else {
+    b.cap = std::max(len, kBlockSize);
+    b.data.reset(new char[b.cap]);
+  }
+  std::memcpy(b.data.get(), data, len);
+  b.end = len;
+  blocks_.push_back(std::move(b));
+}
+
+void Buffer::append(Buffer&& other) {
+  for (auto& b : other.blocks_) blocks_.push_back(std::move(b));
+  size_ += other.size_;
+  other.blocks_.clear();
+  other.size_ = 0;
+}
+
+void Buffer::drain(size_t len) {
+  len = std::min(len, size_);
+  size_ -= len;
+  while (len > 0) {
+    Block& front = blocks_.front();
+    size_t n = std::min(len, front.readable());
+    front.begin += n;
+    len -= n;
+    if (front.readable() == 0) {
+      if (!spare_.data || spare_.cap < front.cap) spare_ = std::move(front);
+      blocks_.pop_front();
+    }
+  }
+}
+
+void Buffer::clear() {
+  blocks_.clear();
+  size_ = 0;
+}
+
+size_t Buffer::peek(struct iovec* out, size_t max) const {
+  size_t n = 0;
+  for (const Block& b : blocks_) {
+    if (n == max) break;
+    if (b.readable() == 0) continue;
+    out[n].iov_base = b.data.get() + b.begin;
+    out[n].iov_len = b.readable();
+    ++n;
+  }
+  return n;
+}
+
+void Buffer::copy_out(char* dst, size_t len) const {
+  for (const Block& b : blocks_) {
+    if (len == 0) break;
+    size_t n = std::min(len, b.readable());
+    std::memcpy(dst, b.data.get() + b.begin, n);
+    dst += n;
+    len -= n;
+  }
+}
+
+std::string Buffer::to_string() const {
+  std::string s(size_, '\0');
+  copy_out(s.data(), size_);
+  return s;
+}
+
+}  // namespace meshbox

@@ -1,0 +1,55 @@
+// Buffer: a chain of heap blocks holding bytes that could not be passed on yet (a write the
+// socket did not take, bytes held while a parser is paused). Appends copy; drains free whole
+// blocks from the front and keep one spare block for reuse, so a steady stream does not
+// malloc per read. Single-owner, not thread-safe.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace meshbox {
+
+class Buffer {
+ public:
+  static constexpr size_t kBlockSize = 16 * 1024;
+
+  Buffer() = default;
+  Buffer(Buffer&&) noexcept = default;
+  Buffer& operator=(Buffer&&) noexcept = default;
+
+  void append(const char* data, size_t len);
+  void append(std::string_view s) { append(s.data(), s.size()); }
+  /// Moves every byte of `other` to the end of this buffer (blocks move, no copy).
+  void append(Buffer&& other);
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  /// Removes `len` bytes from the front (len <= size()).
+  void drain(size_t len);
+  void clear();
+
+  /// Fills up to `max` iovecs with the front of the buffer; returns how many were filled.
+  size_t peek(struct iovec* out, size_t max) const;
+  /// Copies the first `len` bytes out (len <= size()).
+  void copy_out(char* dst, size_t len) const;
+  std::string to_string() const;
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t cap = 0, begin = 0, end = 0;
+    size_t readable() const { return end - begin; }
+    size_t writable() const { return cap - end; }
+  };
+  std::deque<Block> blocks_;
+  Block spare_;
+  size_t size_ = 0;
+};
+
+}  // namespace meshbox

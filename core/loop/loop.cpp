@@ -1,0 +1,66 @@
+#include "core/loop/loop.h"
+
+#include <string>
+
+#include "core/base/assert.h"
+
+namespace meshbox::loop {
+
+Loop::Loop() : read_buffer_(new char[kReadBufferSize]), idle_(new uv_idle_t) {
+  MB_CHECK(uv_loop_init(&loop_) == 0);
+  owner_ = std::this_thread::get_id();
+  uv_idle_init(&loop_, idle_);
+  idle_->data = this;
+}
+
+Loop::~Loop() {
+  if (!closed_) {
+    Status s = close();
+    if (!s.is_ok()) std::fprintf(stderr, "meshbox: %s\n", s.message().c_str());
+  }
+}
+
+void Loop::run() {
+  bind_to_this_thread();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void Loop::defer_delete(std::unique_ptr<Deferred> obj) {
+  MB_ASSERT(is_this_thread());
+  if (deferred_.empty()) uv_idle_start(idle_, &Loop::on_idle);
+  deferred_.push_back(std::move(obj));
+}
+
+void Loop::on_idle(uv_idle_t* idle) {
+  auto* self = static_cast<Loop*>(idle->data);
+  // Destructors may defer more objects; loop until none are left.
+  while (!self->deferred_.empty()) {
+    std::vector<std::unique_ptr<Deferred>> batch;
+    batch.swap(self->deferred_);
+    batch.clear();
+  }
+  uv_idle_stop(idle);
+}
+
+Status Loop::close() {
+  closed_ = true;
+  deferred_.clear();
+  close_and_free(idle_);
+  // Let close callbacks run. A handle left open keeps the loop alive, so run a bounded number
+  // of non-blocking iterations rather than blocking forever on a leak.
+  for (int i = 0; i < 64 && uv_loop_alive(&loop_); ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  int rc = uv_loop_close(&loop_);
+  if (rc == 0) return Status::ok();
+  std::string open;
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void* arg) {
+        auto* out = static_cast<std::string*>(arg);
+        *out += uv_handle_type_name(uv_handle_get_type(h));
+        *out += uv_is_closing(h) ? "(closing) " : " ";
+      },
+      &open);
+  return make_error(Code::Internal, "loop closed with handles still open: " + open);
+}
+
+}  // namespace meshbox::loop

@@ -1,0 +1,37 @@
+#include "core/loop/loop_thread.h"
+
+#include <pthread.h>
+
+namespace meshbox::loop {
+
+LoopThread::LoopThread(std::string name)
+    : name_(std::move(name)),
+      loop_(std::make_unique<Loop>()),
+      mailbox_(std::make_unique<Mailbox>(*loop_)) {}
+
+LoopThread::~LoopThread() {
+  if (thread_.joinable()) {
+    release();
+    (void)join();
+  }
+}
+
+void LoopThread::start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+    loop_->run();
+    mailbox_.reset();
+    close_status_ = loop_->close();
+  });
+}
+
+void LoopThread::release() {
+  post([this] { mailbox_->unref(); });
+}
+
+Status LoopThread::join() {
+  if (thread_.joinable()) thread_.join();
+  return close_status_;
+}
+
+}  // namespace meshbox::loop
