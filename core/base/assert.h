@@ -10,7 +10,8 @@
 #include <cstdlib>
 
 namespace meshbox::detail {
-[[noreturn]] inline void assert_fail(const char* kind, const char* expr, const char* file, int line) {
+[[noreturn]] inline void assert_fail(const char* kind, const char* expr, const char* file,
+                                     int line) {
   std::fprintf(stderr, "meshbox: %s failed: %s at %s:%d\n", kind, expr, file, line);
   std::abort();
 }

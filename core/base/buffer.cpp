@@ -8,7 +8,7 @@ namespace meshbox {
 void Buffer::append(const char* data, size_t len) {
   if (len == 0) return;
   size_ += len;
-  if (!blocks_.empty()) {
+  if (front_ < blocks_.size()) {
     Block& last = blocks_.back();
     size_t n = std::min(len, last.writable());
     std::memcpy(last.data.get() + last.end, data, n);
@@ -31,35 +31,45 @@ void Buffer::append(const char* data, size_t len) {
 }
 
 void Buffer::append(Buffer&& other) {
-  for (auto& b : other.blocks_) blocks_.push_back(std::move(b));
+  for (size_t i = other.front_; i < other.blocks_.size(); ++i)
+    blocks_.push_back(std::move(other.blocks_[i]));
   size_ += other.size_;
-  other.blocks_.clear();
-  other.size_ = 0;
+  other.clear();
 }
 
 void Buffer::drain(size_t len) {
   len = std::min(len, size_);
   size_ -= len;
   while (len > 0) {
-    Block& front = blocks_.front();
+    Block& front = blocks_[front_];
     size_t n = std::min(len, front.readable());
     front.begin += n;
     len -= n;
     if (front.readable() == 0) {
       if (!spare_.data || spare_.cap < front.cap) spare_ = std::move(front);
-      blocks_.pop_front();
+      front.data.reset();
+      ++front_;
     }
+  }
+  if (front_ == blocks_.size()) {
+    blocks_.clear();  // keeps its capacity: a steady stream reuses it
+    front_ = 0;
+  } else if (front_ >= 8 && front_ * 2 >= blocks_.size()) {
+    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(front_));
+    front_ = 0;
   }
 }
 
 void Buffer::clear() {
   blocks_.clear();
+  front_ = 0;
   size_ = 0;
 }
 
 size_t Buffer::peek(struct iovec* out, size_t max) const {
   size_t n = 0;
-  for (const Block& b : blocks_) {
+  for (size_t i = front_; i < blocks_.size(); ++i) {
+    const Block& b = blocks_[i];
     if (n == max) break;
     if (b.readable() == 0) continue;
     out[n].iov_base = b.data.get() + b.begin;
@@ -70,7 +80,8 @@ size_t Buffer::peek(struct iovec* out, size_t max) const {
 }
 
 void Buffer::copy_out(char* dst, size_t len) const {
-  for (const Block& b : blocks_) {
+  for (size_t i = front_; i < blocks_.size(); ++i) {
+    const Block& b = blocks_[i];
     if (len == 0) break;
     size_t n = std::min(len, b.readable());
     std::memcpy(dst, b.data.get() + b.begin, n);

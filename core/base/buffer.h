@@ -7,10 +7,11 @@
 #include <sys/uio.h>
 
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace meshbox {
 
@@ -19,8 +20,15 @@ class Buffer {
   static constexpr size_t kBlockSize = 16 * 1024;
 
   Buffer() = default;
-  Buffer(Buffer&&) noexcept = default;
-  Buffer& operator=(Buffer&&) noexcept = default;
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    blocks_ = std::move(other.blocks_);
+    spare_ = std::move(other.spare_);
+    front_ = std::exchange(other.front_, 0);
+    size_ = std::exchange(other.size_, 0);
+    other.blocks_.clear();
+    return *this;
+  }
 
   void append(const char* data, size_t len);
   void append(std::string_view s) { append(s.data(), s.size()); }
@@ -47,7 +55,10 @@ class Buffer {
     size_t readable() const { return end - begin; }
     size_t writable() const { return cap - end; }
   };
-  std::deque<Block> blocks_;
+  // A vector with a moving front, not a deque: an empty Buffer (most connections, most of the
+  // time) owns no memory at all, where libstdc++'s deque allocates 512 bytes up front.
+  std::vector<Block> blocks_;
+  size_t front_ = 0;  // blocks_[front_] is the first live block
   Block spare_;
   size_t size_ = 0;
 };

@@ -33,9 +33,9 @@ bool allow(std::atomic<int64_t>& state, int per_second);
 
 }  // namespace meshbox::log
 
-#define MB_LOG(lvl, component, ...)                                                      \
-  do {                                                                                   \
-    if (::meshbox::log::enabled(::meshbox::log::Level::lvl))                            \
+#define MB_LOG(lvl, component, ...)                                                           \
+  do {                                                                                        \
+    if (::meshbox::log::enabled(::meshbox::log::Level::lvl))                                  \
       ::meshbox::log::write(::meshbox::log::Level::lvl, component, fmt::format(__VA_ARGS__)); \
   } while (0)
 
@@ -46,10 +46,10 @@ bool allow(std::atomic<int64_t>& state, int per_second);
 #define MB_ERROR(component, ...) MB_LOG(Error, component, __VA_ARGS__)
 
 /// Rate-limited: at most `per_sec` lines a second from this call site.
-#define MB_LOG_EVERY(per_sec, lvl, component, ...)                                  \
-  do {                                                                              \
-    static std::atomic<int64_t> mb_log_state_{0};                                   \
-    if (::meshbox::log::enabled(::meshbox::log::Level::lvl) &&                     \
-        ::meshbox::log::allow(mb_log_state_, per_sec))                              \
+#define MB_LOG_EVERY(per_sec, lvl, component, ...)                                            \
+  do {                                                                                        \
+    static std::atomic<int64_t> mb_log_state_{0};                                             \
+    if (::meshbox::log::enabled(::meshbox::log::Level::lvl) &&                                \
+        ::meshbox::log::allow(mb_log_state_, per_sec))                                        \
       ::meshbox::log::write(::meshbox::log::Level::lvl, component, fmt::format(__VA_ARGS__)); \
   } while (0)

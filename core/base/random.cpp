@@ -5,7 +5,9 @@
 namespace meshbox {
 
 namespace {
-inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+inline uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 uint64_t splitmix(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -17,11 +19,13 @@ uint64_t splitmix(uint64_t& x) {
 Random::Random() {
   uint64_t seed = 0;
   RAND_bytes(reinterpret_cast<uint8_t*>(&seed), sizeof seed);
-  for (auto& s : s_) s = splitmix(seed);
+  for (auto& s : s_)
+    s = splitmix(seed);
 }
 
 Random::Random(uint64_t seed) {
-  for (auto& s : s_) s = splitmix(seed);
+  for (auto& s : s_)
+    s = splitmix(seed);
 }
 
 uint64_t Random::next() {
@@ -37,11 +41,17 @@ uint64_t Random::next() {
 }
 
 std::string Random::uuid4() {
+  std::string out(36, '-');
+  uuid4(out.data());
+  return out;
+}
+
+void Random::uuid4(char* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   uint64_t hi = next(), lo = next();
-  hi = (hi & ~0xf000ULL) | 0x4000ULL;                           // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;    // variant 10
-  std::string out(36, '-');
+  hi = (hi & ~0xf000ULL) | 0x4000ULL;                         // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  out[8] = out[13] = out[18] = out[23] = '-';
   int pos = 0;
   auto put = [&](uint64_t v, int nibbles) {
     for (int i = nibbles - 1; i >= 0; --i) {
@@ -51,7 +61,6 @@ std::string Random::uuid4() {
   };
   put(hi, 16);
   put(lo, 16);
-  return out;
 }
 
 }  // namespace meshbox

@@ -16,6 +16,8 @@ class Random {
   uint64_t below(uint64_t bound) { return bound ? next() % bound : 0; }
   /// A random (version 4) UUID in its 36-character text form, for x-request-id.
   std::string uuid4();
+  /// The same, written into `out` (36 bytes, not NUL-terminated): no allocation.
+  void uuid4(char* out);
 
  private:
   uint64_t s_[4];

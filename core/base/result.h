@@ -15,8 +15,8 @@ enum class Code {
   InvalidArgument,  // the caller passed something malformed (a flag, an address)
   NotFound,
   AlreadyExists,
-  Unavailable,      // a peer or resource cannot be reached right now
-  Io,               // a system call failed; the message carries strerror / uv_strerror
+  Unavailable,  // a peer or resource cannot be reached right now
+  Io,           // a system call failed; the message carries strerror / uv_strerror
   Internal,
 };
 
@@ -39,7 +39,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit on purpose, like expected
+  Result(T value) : v_(std::move(value)) {}       // NOLINT: implicit on purpose, like expected
   Result(Status error) : v_(std::move(error)) {}  // NOLINT
 
   bool has_value() const { return v_.index() == 0; }
@@ -48,6 +48,8 @@ class [[nodiscard]] Result {
   const T& value() const& { return std::get<0>(v_); }
   T&& value() && { return std::get<0>(std::move(v_)); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   const Status& error() const { return std::get<1>(v_); }
@@ -56,13 +58,15 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-inline Status make_error(Code code, std::string message) { return {code, std::move(message)}; }
+inline Status make_error(Code code, std::string message) {
+  return {code, std::move(message)};
+}
 
 }  // namespace meshbox
 
 /// Evaluates a Status-returning expression and returns it from the enclosing function on error.
-#define MB_TRY(expr)                                \
-  do {                                              \
-    ::meshbox::Status mb_try_status_ = (expr);      \
+#define MB_TRY(expr)                                    \
+  do {                                                  \
+    ::meshbox::Status mb_try_status_ = (expr);          \
     if (!mb_try_status_.is_ok()) return mb_try_status_; \
   } while (0)

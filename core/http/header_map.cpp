@@ -5,23 +5,19 @@
 namespace meshbox::http {
 
 namespace {
-inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-inline bool ows(char c) { return c == ' ' || c == '\t'; }
-}  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
+inline bool ows(char c) {
+  return c == ' ' || c == '\t';
 }
+}  // namespace
 
 bool has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
-    while (!item.empty() && ows(item.front())) item.remove_prefix(1);
-    while (!item.empty() && ows(item.back())) item.remove_suffix(1);
+    while (!item.empty() && ows(item.front()))
+      item.remove_prefix(1);
+    while (!item.empty() && ows(item.back()))
+      item.remove_suffix(1);
     if (iequals(item, token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);

@@ -9,8 +9,19 @@
 
 namespace meshbox::http {
 
-/// ASCII case-insensitive equality (header names, tokens).
-bool iequals(std::string_view a, std::string_view b);
+/// ASCII lower case of one byte.
+inline char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
+}
+
+/// ASCII case-insensitive equality (header names, tokens). Inline: it runs for every header of
+/// every request, mostly against names of a different length.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
 /// True if the comma-separated list `list` contains `token` (case-insensitive, OWS trimmed).
 bool has_token(std::string_view list, std::string_view token);
 
@@ -23,7 +34,8 @@ class HeaderMap {
  public:
   using const_iterator = std::vector<HeaderEntry>::const_iterator;
 
-  HeaderMap() { entries_.reserve(16); }
+  HeaderMap() = default;
+  void reserve(size_t n) { entries_.reserve(n); }
 
   void add(std::string_view name, std::string_view value) {
     entries_.push_back({std::string(name), std::string(value)});

@@ -8,8 +8,9 @@
 // order. After a CONNECT or an accepted Upgrade the rest of the bytes are not HTTP: feed()
 // returns Upgrade and the caller tunnels them.
 //
-// Stricter than llhttp alone, per RFC 9112: obs-fold, whitespace before the colon, control
-// characters in values, several Host headers or none (HTTP/1.1 requests) are errors too.
+// Stricter than llhttp alone, per RFC 9112: obs-fold, whitespace before the colon, empty
+// header names, control characters in values, a CR or LF outside a CRLF pair, anything but
+// CRLF after chunk data, several Host headers or none (HTTP/1.1 requests) are errors too.
 #pragma once
 
 #include <llhttp.h>
@@ -22,7 +23,7 @@
 namespace meshbox::http {
 
 struct ParserLimits {
-  size_t max_head_bytes = 60 * 1024;  // request/status line + headers → 431 when exceeded
+  size_t max_head_bytes = 60 * 1024;  // start line + headers (+ empty lines before) → 431
   size_t max_headers = 100;           // header count → 431
   uint64_t max_body_bytes = 0;        // 0: unlimited → 413 when exceeded
 };
@@ -30,9 +31,9 @@ struct ParserLimits {
 /// Why parsing failed, and the status a server answers with.
 enum class ParseError {
   None,
-  BadMessage,        // 400 (502 for an upstream response)
-  HeadTooLarge,      // 431
-  BodyTooLarge,      // 413
+  BadMessage,           // 400 (502 for an upstream response)
+  HeadTooLarge,         // 431
+  BodyTooLarge,         // 413
   VersionNotSupported,  // 505
 };
 int error_status(ParseError e);
@@ -102,7 +103,8 @@ class Parser {
   int fail(ParseError e, const char* reason);
   bool count_head(size_t n);
   int finish_head();
-  char byte_before(const char* p) const;
+  bool check_gap(const char* to);
+  int enter_span(const char* at, size_t n, bool* crossed_line);
 
   llhttp_t parser_;
   llhttp_settings_t settings_;
@@ -112,14 +114,23 @@ class Parser {
   RequestHead req_;
   ResponseHead resp_;
   HeaderMap* headers_;
-  const char* chunk_begin_ = nullptr;  // the buffer feed() is working on
-  char last_byte_ = 0;                 // last byte of the previous buffer
+  // Line-ending check: llhttp (8.1, built without LLHTTP_STRICT_MODE) accepts a bare LF at the
+  // end of the start line and of the header block, and skips the two bytes after chunk data
+  // unread. Every byte llhttp consumes outside a span (method, target, names, values, body) is
+  // checked here, in step with the parser: CR and LF only as a CRLF pair. Those bytes also
+  // count against max_head_bytes while a head is arriving.
+  const char* scan_pos_ = nullptr;  // bytes of the current buffer before this are checked
+  bool prev_cr_ = false;            // the last checked byte was a CR awaiting its LF
+  bool gap_lf_ = false;             // a LF was checked since the last span ended
+  int crlf_expected_ = 0;           // bytes of the CRLF that must follow chunk data still due
   size_t head_bytes_ = 0;
+  size_t field_len_ = 0;  // bytes in the current header (or trailer) name
   uint64_t body_bytes_ = 0;
   bool in_message_ = false;
   bool head_done_ = false;
-  bool in_value_ = false;     // last callback was on_header_value for the current entry
-  bool value_done_ = true;    // the current entry's value is complete
+  bool head_pending_ = false;      // the head is parsed; feed() delivers it
+  bool complete_pending_ = false;  // the message ended; feed() or finish() delivers it
+  bool value_done_ = true;         // the current entry's value is complete
   bool head_request_ = false;
   bool connect_request_ = false;
   bool stopped_ = false;

@@ -47,8 +47,7 @@ Result<Address> Address::parse(std::string_view text) {
     addrinfo* res = nullptr;
     int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
     if (rc != 0 || res == nullptr)
-      return make_error(Code::InvalidArgument,
-                        "cannot resolve '" + h + "': " + gai_strerror(rc));
+      return make_error(Code::InvalidArgument, "cannot resolve '" + h + "': " + gai_strerror(rc));
     std::memcpy(&a.storage_, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
   }
@@ -68,7 +67,8 @@ socklen_t Address::len() const {
 }
 
 uint16_t Address::port() const {
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  if (family() == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
 }
 

@@ -27,14 +27,24 @@ void Loop::run() {
 
 void Loop::defer_delete(std::unique_ptr<Deferred> obj) {
   MB_ASSERT(is_this_thread());
-  if (deferred_.empty()) uv_idle_start(idle_, &Loop::on_idle);
+  if (deferred_.empty() && soon_.empty()) uv_idle_start(idle_, &Loop::on_idle);
   deferred_.push_back(std::move(obj));
+}
+
+void Loop::run_soon(std::function<void()> task) {
+  MB_ASSERT(is_this_thread());
+  if (deferred_.empty() && soon_.empty()) uv_idle_start(idle_, &Loop::on_idle);
+  soon_.push_back(std::move(task));
 }
 
 void Loop::on_idle(uv_idle_t* idle) {
   auto* self = static_cast<Loop*>(idle->data);
-  // Destructors may defer more objects; loop until none are left.
-  while (!self->deferred_.empty()) {
+  // Tasks and destructors may queue more; loop until nothing is left.
+  while (!self->deferred_.empty() || !self->soon_.empty()) {
+    std::vector<std::function<void()>> tasks;
+    tasks.swap(self->soon_);
+    for (auto& t : tasks)
+      t();
     std::vector<std::unique_ptr<Deferred>> batch;
     batch.swap(self->deferred_);
     batch.clear();
@@ -43,12 +53,15 @@ void Loop::on_idle(uv_idle_t* idle) {
 }
 
 Status Loop::close() {
+  if (closed_) return Status::ok();
   closed_ = true;
+  soon_.clear();
   deferred_.clear();
   close_and_free(idle_);
   // Let close callbacks run. A handle left open keeps the loop alive, so run a bounded number
   // of non-blocking iterations rather than blocking forever on a leak.
-  for (int i = 0; i < 64 && uv_loop_alive(&loop_); ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  for (int i = 0; i < 64 && uv_loop_alive(&loop_); ++i)
+    uv_run(&loop_, UV_RUN_NOWAIT);
   int rc = uv_loop_close(&loop_);
   if (rc == 0) return Status::ok();
   std::string open;

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -48,6 +49,9 @@ class Loop : NonCopyable {
 
   /// Destroys `obj` at the next loop iteration, after the current callback has returned.
   void defer_delete(std::unique_ptr<Deferred> obj);
+  /// Runs `task` at the next loop iteration, after the current callback has returned (to
+  /// report an error without re-entering the caller).
+  void run_soon(std::function<void()> task);
 
   /// Runs the loop until every closing handle has been released, then closes it.
   /// Returns an error naming the handles still open, if any (a leak).
@@ -61,6 +65,7 @@ class Loop : NonCopyable {
   std::unique_ptr<char[]> read_buffer_;
   uv_idle_t* idle_;
   std::vector<std::unique_ptr<Deferred>> deferred_;
+  std::vector<std::function<void()>> soon_;
   bool closed_ = false;
 };
 
@@ -74,6 +79,8 @@ void close_and_free(T* handle) {
 }
 
 /// uv error code → message.
-inline const char* uv_error(int err) { return uv_strerror(err); }
+inline const char* uv_error(int err) {
+  return uv_strerror(err);
+}
 
 }  // namespace meshbox::loop

@@ -22,7 +22,8 @@ class LoopThread : NonCopyable {
 
   Loop& loop() { return *loop_; }
   void start();
-  /// Thread-safe. Runs `task` on this thread's loop.
+  /// Thread-safe. Runs `task` on this thread's loop. Only until join() returns: the mailbox
+  /// goes with the thread.
   void post(Mailbox::Task task) { mailbox_->post(std::move(task)); }
   /// Thread-safe. Lets the loop end once its own handles are closed (owners close them).
   void release();

@@ -34,7 +34,8 @@ void Mailbox::drain() {
     std::lock_guard lock(mu_);
     batch.swap(tasks_);
   }
-  for (Task& t : batch) t();
+  for (Task& t : batch)
+    t();
 }
 
 }  // namespace meshbox::loop

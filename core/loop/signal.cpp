@@ -14,6 +14,8 @@ Signal::Signal(Loop& loop, int signum, std::function<void()> on_signal)
       signum);
 }
 
-Signal::~Signal() { close_and_free(handle_); }
+Signal::~Signal() {
+  close_and_free(handle_);
+}
 
 }  // namespace meshbox::loop

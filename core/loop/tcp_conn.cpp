@@ -9,7 +9,9 @@ TcpConn::TcpConn(Loop& loop) : loop_(loop) {
   tcp_.data = this;
 }
 
-TcpConnPtr TcpConn::create(Loop& loop) { return TcpConnPtr(new TcpConn(loop)); }
+TcpConnPtr TcpConn::create(Loop& loop) {
+  return TcpConnPtr(new TcpConn(loop));
+}
 
 TcpConnPtr TcpConn::accept(Loop& loop, uv_stream_t* server) {
   TcpConnPtr c(new TcpConn(loop));
@@ -24,8 +26,28 @@ void TcpConn::close() {
   cb_ = nullptr;
   // Write and connect requests still pending complete with UV_ECANCELED before the close
   // callback; they find closed_ set and touch nothing but this object, freed last.
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
-           [](uv_handle_t* h) { delete static_cast<TcpConn*>(h->data); });
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &TcpConn::on_close);
+}
+
+void TcpConn::on_close(uv_handle_t* h) {
+  auto* self = static_cast<TcpConn*>(h->data);
+  // A deferred error report still refers to this object: it frees it instead.
+  if (self->deferred_error_) {
+    self->close_done_ = true;
+  } else {
+    delete self;
+  }
+}
+
+void TcpConn::close_reset() {
+  if (closed_) return;
+  if (shutdown_started_ || connecting_) return close();  // uv_tcp_close_reset refuses these
+  closed_ = true;
+  cb_ = nullptr;
+  if (uv_tcp_close_reset(&tcp_, &TcpConn::on_close) != 0) {
+    closed_ = false;
+    close();
+  }
 }
 
 Status TcpConn::connect(const Address& to) {
@@ -47,6 +69,8 @@ void TcpConn::on_connect(uv_connect_t* req, int status) {
   self->set_nodelay(true);
   if (!self->pending_.empty()) self->flush();
   if (self->cb_ && !self->closed_) self->cb_->on_connected();
+  // A shutdown or flush notification asked for while connecting can proceed now.
+  if (!self->closed_) self->maybe_finish_flush();
 }
 
 void TcpConn::read_start() {
@@ -115,16 +139,27 @@ void TcpConn::flush() {
   iovec parts[16];
   size_t n = pending_.peek(parts, 16);
   size_t bytes = 0;
-  for (size_t i = 0; i < n; ++i) bytes += parts[i].iov_len;
+  for (size_t i = 0; i < n; ++i)
+    bytes += parts[i].iov_len;
   write_req_.data = this;
   int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_),
                     reinterpret_cast<const uv_buf_t*>(parts), static_cast<unsigned>(n),
                     &TcpConn::on_write);
   if (rc != 0) {
-    // The stream is unusable; report from the loop, not from inside the caller's write().
+    // The stream is unusable. Report it from the loop, never from inside the caller's
+    // write(): the caller may be in the middle of using this connection.
     in_flight_ = 0;
     pending_.clear();
-    return fail(rc);
+    deferred_error_ = true;
+    loop_.run_soon([this, rc] {
+      deferred_error_ = false;
+      if (close_done_) {
+        delete this;
+      } else {
+        fail(rc);
+      }
+    });
+    return;
   }
   in_flight_ = bytes;
 }
@@ -185,7 +220,9 @@ void TcpConn::fail(int err) {
   if (cb_) cb_->on_error(err);
 }
 
-void TcpConn::set_nodelay(bool on) { uv_tcp_nodelay(&tcp_, on ? 1 : 0); }
+void TcpConn::set_nodelay(bool on) {
+  uv_tcp_nodelay(&tcp_, on ? 1 : 0);
+}
 
 Address TcpConn::peer() const {
   sockaddr_storage ss{};

@@ -84,6 +84,8 @@ class TcpConn : NonCopyable {
 
   /// Closes now; pending output is dropped. Prefer dropping the TcpConnPtr.
   void close();
+  /// Closes with a TCP RST so the peer sees an error, not a clean end (an aborted response).
+  void close_reset();
 
  private:
   explicit TcpConn(Loop& loop);
@@ -92,6 +94,7 @@ class TcpConn : NonCopyable {
   static void on_write(uv_write_t* req, int status);
   static void on_connect(uv_connect_t* req, int status);
   static void on_shutdown(uv_shutdown_t* req, int status);
+  static void on_close(uv_handle_t* h);
   void flush();
   void maybe_finish_flush();
   void fail(int err);
@@ -113,8 +116,12 @@ class TcpConn : NonCopyable {
   bool shutdown_started_ = false;
   bool flush_notify_ = false;
   bool closed_ = false;
+  bool deferred_error_ = false;  // an error report is queued on the loop (run_soon)
+  bool close_done_ = false;      // libuv closed the handle while that report was queued
 };
 
-inline void TcpConnCloser::operator()(TcpConn* c) const { c->close(); }
+inline void TcpConnCloser::operator()(TcpConn* c) const {
+  c->close();
+}
 
 }  // namespace meshbox::loop

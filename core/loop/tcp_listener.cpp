@@ -24,6 +24,40 @@ Result<int> bind_reuseport(const Address& addr, int backlog) {
   return fd;
 }
 
+Result<std::vector<int>> bind_listeners(const Address& requested, int count, int backlog) {
+  // Probe with a plain socket (no SO_REUSEPORT): it fails if anyone holds the port.
+  Address addr = requested;
+  int probe = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return make_error(Code::Io, std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(probe, addr.sa(), addr.len()) != 0) {
+    int err = errno;
+    ::close(probe);
+    return make_error(Code::Io, "cannot listen on " + addr.to_string() + ": " + std::strerror(err));
+  }
+  if (addr.port() == 0) {
+    auto bound = bound_address(probe);
+    if (!bound) {
+      ::close(probe);
+      return bound.error();
+    }
+    addr = *bound;
+  }
+  ::close(probe);
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    auto fd = bind_reuseport(addr, backlog);
+    if (!fd) {
+      for (int f : fds)
+        ::close(f);
+      return fd.error();
+    }
+    fds.push_back(*fd);
+  }
+  return fds;
+}
+
 Result<Address> bound_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -54,7 +88,9 @@ Result<std::unique_ptr<TcpListener>> TcpListener::open(Loop& loop, int fd, OnAcc
   return l;
 }
 
-TcpListener::~TcpListener() { close(); }
+TcpListener::~TcpListener() {
+  close();
+}
 
 void TcpListener::close() {
   if (!handle_) return;

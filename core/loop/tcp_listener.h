@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <vector>
 
 #include "core/base/non_copyable.h"
 #include "core/base/result.h"
@@ -16,6 +17,11 @@ namespace meshbox::loop {
 /// Creates a non-blocking TCP socket with SO_REUSEADDR and SO_REUSEPORT bound to `addr` and
 /// listening. Returns the fd. Port 0 picks a free port: read it back with bound_address().
 Result<int> bind_reuseport(const Address& addr, int backlog = 1024);
+/// `count` listening sockets sharing `addr` with SO_REUSEPORT, one per worker. Fails with
+/// "address in use" when anything already listens there, even another process that set
+/// SO_REUSEPORT too (which the kernel would otherwise let share the port silently). Port 0
+/// is resolved once, so all the sockets share one port.
+Result<std::vector<int>> bind_listeners(const Address& addr, int count, int backlog = 1024);
 Result<Address> bound_address(int fd);
 
 class TcpListener : NonCopyable {

@@ -1,0 +1,151 @@
+// meshbox proxy: a standalone HTTP/1.1 reverse proxy or L4 TCP proxy in front of one or more
+// upstream addresses (round robin), on the same workers the mesh uses.
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/serve.h"
+#include "core/base/log.h"
+
+namespace meshbox::cli {
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: meshbox proxy --listen ADDR --to ADDR[,ADDR...] [flags]
+
+A standalone reverse proxy: HTTP/1.1 (default) or TCP (--tcp), with per-worker upstream
+keep-alive pools, round robin over the --to addresses, and graceful drain on SIGTERM.
+
+flags:
+  --listen ADDR              address to accept on, HOST:PORT (port 0 picks a free port)
+  --to ADDR[,ADDR...]        upstream address(es), HOST:PORT
+  --tcp                      proxy raw TCP instead of HTTP
+  --workers N                worker threads, each accepting for itself (default: cores)
+  --ready-file PATH          write the bound address here once every worker accepts
+  --connect-timeout DUR      upstream connect timeout (default 5s)
+  --response-timeout DUR     request sent → response head, else 504 (default 15s)
+  --idle-timeout DUR         idle keep-alive connection, stalled body (default 60s)
+  --header-timeout DUR       request head must arrive within this, else 408 (default 10s)
+  --upstream-idle-timeout DUR  pooled upstream connection lifetime when unused (default 60s)
+  --tcp-idle-timeout DUR     TCP mode: close a tunnel idle this long (default 1h)
+  --drain-timeout DUR        SIGTERM: time given to in-flight requests (default 10s)
+  --max-header-size SIZE     request line + headers, else 431 (default 60KiB)
+  --max-body-size SIZE       request body, else 413 (default 0: unlimited)
+  --log-level LEVEL          trace, debug, info, warn, error, off (default info)
+  -h, --help                 this help
+
+DUR: 250ms, 5s, 2m, 1h. SIZE: bytes or 64KiB, 10MiB, 1GiB.
+)";
+
+const std::vector<FlagSpec> kFlags = {
+    {"listen"},           {"to"},
+    {"tcp", false},       {"workers"},
+    {"ready-file"},       {"connect-timeout"},
+    {"response-timeout"}, {"idle-timeout"},
+    {"header-timeout"},   {"upstream-idle-timeout"},
+    {"tcp-idle-timeout"}, {"drain-timeout"},
+    {"max-header-size"},  {"max-body-size"},
+    {"log-level"},        {"help", false},
+};
+
+int usage_error(const std::string& message) {
+  fmt::print(stderr, "meshbox proxy: {}\nrun 'meshbox proxy --help' for usage\n", message);
+  return 2;
+}
+
+}  // namespace
+
+int cmd_proxy(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+  }
+  auto args = Args::parse(argc, argv, 2, kFlags);
+  if (!args) return usage_error(args.error().message());
+  if (!args->positional().empty())
+    return usage_error("unexpected argument '" + args->positional()[0] + "'");
+  if (!args->has("listen")) return usage_error("--listen is required");
+  if (!args->has("to")) return usage_error("--to is required");
+
+  if (auto level = args->get("log-level")) {
+    auto l = log::parse_level(*level);
+    if (!l) return usage_error("bad --log-level '" + *level + "'");
+    log::set_level(*l);
+  }
+
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = 1;
+  ListenerSpec listener;
+  listener.name = "proxy";
+  auto listen = loop::Address::parse(*args->get("listen"));
+  if (!listen) return usage_error("--listen: " + listen.error().message());
+  listener.address = *listen;
+  listener.protocol = args->has("tcp") ? ListenerSpec::Protocol::Tcp : ListenerSpec::Protocol::Http;
+
+  ClusterSpec cluster;
+  std::string to = *args->get("to");
+  cluster.name = to;
+  for (size_t start = 0; start <= to.size();) {
+    size_t comma = to.find(',', start);
+    std::string item =
+        to.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto addr = loop::Address::parse(item);
+    if (!addr) return usage_error("--to: " + addr.error().message());
+    if (addr->port() == 0) return usage_error("--to: '" + item + "' needs a port");
+    cluster.endpoints.push_back(*addr);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  listener.cluster = cluster.name;
+
+  ServeOptions opts;
+  opts.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto w = args->get("workers")) {
+    char* end = nullptr;
+    long v = std::strtol(w->c_str(), &end, 10);
+    if (end == w->c_str() || *end || v < 1 || v > 256)
+      return usage_error("--workers must be 1..256");
+    opts.workers = static_cast<int>(v);
+  }
+  if (auto f = args->get("ready-file")) opts.ready_file = *f;
+
+  struct DurationFlag {
+    const char* name;
+    uint64_t* target;
+  };
+  DurationFlag durations[] = {
+      {"connect-timeout", &cluster.connect_timeout_ms},
+      {"response-timeout", &cluster.response_timeout_ms},
+      {"upstream-idle-timeout", &cluster.idle_timeout_ms},
+      {"idle-timeout", &listener.http.idle_timeout_ms},
+      {"header-timeout", &listener.http.header_timeout_ms},
+      {"tcp-idle-timeout", &listener.tcp_idle_timeout_ms},
+      {"drain-timeout", &opts.drain_timeout_ms},
+  };
+  for (auto& d : durations) {
+    if (auto v = args->get(d.name)) {
+      auto ms = parse_duration_ms(*v);
+      if (!ms) return usage_error(std::string("--") + d.name + ": " + ms.error().message());
+      *d.target = *ms;
+    }
+  }
+  if (auto v = args->get("max-header-size")) {
+    auto n = parse_size(*v);
+    if (!n || *n < 1024) return usage_error("--max-header-size must be a size of at least 1KiB");
+    listener.http.limits.max_head_bytes = *n;
+  }
+  if (auto v = args->get("max-body-size")) {
+    auto n = parse_size(*v);
+    if (!n) return usage_error("--max-body-size: " + n.error().message());
+    listener.http.limits.max_body_bytes = *n;
+  }
+
+  snap->listeners.push_back(std::move(listener));
+  snap->clusters.push_back(std::move(cluster));
+  return serve(std::move(snap), opts);
+}
+
+}  // namespace meshbox::cli

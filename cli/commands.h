@@ -1,0 +1,8 @@
+// The subcommands. Each returns the process exit code: 0 ok, 1 failure, 2 bad usage.
+#pragma once
+
+namespace meshbox::cli {
+
+int cmd_proxy(int argc, char** argv);
+
+}  // namespace meshbox::cli

@@ -1,0 +1,43 @@
+// meshbox: one binary for the mesh and the plain proxy. Dispatches to cmd_<name>.cpp.
+#include <cstring>
+#include <string_view>
+
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: meshbox COMMAND [flags]
+
+meshbox is a service mesh in one binary: control plane and proxies in one process.
+
+commands:
+  proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
+  version    print the version
+
+flags:
+  -h, --help     this help
+  --version      print the version
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "{}", kUsage);
+    return 2;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    fmt::print("meshbox {}\n", MESHBOX_VERSION);
+    return 0;
+  }
+  if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
+  fmt::print(stderr, "meshbox: unknown command '{}'\nrun 'meshbox --help' for usage\n", cmd);
+  return 2;
+}

@@ -1,0 +1,156 @@
+#include "plane/data/conn_pool.h"
+
+#include "core/base/log.h"
+
+namespace meshbox::data {
+
+UpstreamConn::UpstreamConn(ConnPool& pool, loop::TcpConnPtr conn)
+    : pool_(pool),
+      conn_(std::move(conn)),
+      parser_(http::Parser::Kind::Response, *this),
+      timer_(pool.loop(), [this] {
+        if (state_ == State::Idle) return pool_.destroy(this);
+        if (!connected_) fail(UpstreamFailure::ConnectFailed);
+      }) {
+  conn_->set_callbacks(this);
+}
+
+UpstreamConn::~UpstreamConn() = default;
+
+void UpstreamConn::on_connected() {
+  connected_ = true;
+  timer_.stop();
+  conn_->read_start();
+}
+
+void UpstreamConn::on_data(const char* data, size_t len) {
+  if (state_ == State::Idle) {
+    // An idle keep-alive connection has nothing to say; bytes here mean it is unusable.
+    return pool_.destroy(this);
+  }
+  if (!client_) return;
+  got_bytes_ = true;
+  while (true) {
+    auto r = parser_.feed(data, len);
+    if (!client_) return;
+    switch (r.state) {
+      case http::Parser::State::Ok:
+        return client_->on_upstream_read_done();
+      case http::Parser::State::Paused:
+        data += r.consumed;
+        len -= r.consumed;
+        if (informational_) {
+          informational_ = false;
+          parser_.resume();
+          if (len == 0) return;
+          continue;
+        }
+        // Bytes after a complete response: the upstream is confused; never reuse it.
+        reusable_ = len == 0;
+        response_done_ = true;
+        return client_->on_upstream_complete();
+      case http::Parser::State::Upgrade:
+        reusable_ = false;
+        return client_->on_upstream_upgrade(data + r.consumed, len - r.consumed);
+      case http::Parser::State::Error:
+      case http::Parser::State::Stopped:
+        MB_LOG_EVERY(1, Debug, "upstream", "bad response from {}: {}", pool_.endpoint().to_string(),
+                     parser_.error_reason());
+        return fail(UpstreamFailure::ProtocolError);
+    }
+  }
+}
+
+void UpstreamConn::on_eof() {
+  if (state_ == State::Idle || !client_) return pool_.destroy(this);
+  // A response delimited by the close ends here; anything else was cut short.
+  if (parser_.in_message() && parser_.finish()) {
+    reusable_ = false;
+    response_done_ = true;
+    return client_->on_upstream_complete();
+  }
+  fail(UpstreamFailure::Reset);
+}
+
+void UpstreamConn::on_error(int) {
+  if (state_ == State::Idle || !client_) return pool_.destroy(this);
+  fail(connected_ ? UpstreamFailure::Reset : UpstreamFailure::ConnectFailed);
+}
+
+void UpstreamConn::on_drained() {
+  if (client_) client_->on_upstream_drained();
+}
+
+void UpstreamConn::on_response_head(http::ResponseHead&& head) {
+  informational_ = head.status < 200 && head.status != 101;
+  if (client_) client_->on_upstream_head(std::move(head));
+}
+
+void UpstreamConn::on_body(const char* data, size_t len) {
+  if (client_) client_->on_upstream_body(data, len);
+}
+
+void UpstreamConn::on_message_complete() {}
+
+void UpstreamConn::fail(UpstreamFailure why) {
+  timer_.stop();
+  reusable_ = false;
+  if (client_) client_->on_upstream_failure(why, got_bytes_);
+}
+
+ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const ClusterSpec& cluster)
+    : loop_(loop), endpoint_(endpoint), cluster_(cluster) {}
+
+ConnPool::~ConnPool() {
+  close_idle();
+  busy_.for_each([this](UpstreamConn* c) { destroy(c); });
+}
+
+UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
+  UpstreamConn* c = idle_.back();
+  if (c) {
+    --idle_count_;
+    c->timer_.stop();
+  } else {
+    c = new UpstreamConn(*this, loop::TcpConn::create(loop_));
+    Status s = c->conn_->connect(endpoint_);
+    // An immediate failure is reported from the loop, never from inside acquire().
+    c->timer_.start(s.is_ok() ? cluster_.connect_timeout_ms : 0);
+  }
+  busy_.push_back(c);
+  c->state_ = UpstreamConn::State::Busy;
+  c->client_ = client;
+  c->requests_++;
+  c->got_bytes_ = c->informational_ = c->response_done_ = c->reusable_ = false;
+  return c;
+}
+
+void ConnPool::release(UpstreamConn* c, bool reusable) {
+  c->client_ = nullptr;
+  if (!reusable || !c->reusable_ || !c->conn_ || !c->connected_ ||
+      idle_count_ >= cluster_.max_idle_per_endpoint) {
+    return destroy(c);
+  }
+  c->parser_.resume();
+  c->conn_->read_start();  // backpressure may have paused it; idle reads notice a close
+  c->state_ = UpstreamConn::State::Idle;
+  idle_.push_back(c);
+  ++idle_count_;
+  c->timer_.start(cluster_.idle_timeout_ms);
+}
+
+void ConnPool::close_idle() {
+  idle_.for_each([this](UpstreamConn* c) { destroy(c); });
+}
+
+void ConnPool::destroy(UpstreamConn* c) {
+  if (c->state_ == UpstreamConn::State::Idle) --idle_count_;
+  c->unlink();
+  c->state_ = UpstreamConn::State::Closed;
+  c->client_ = nullptr;
+  c->conn_.reset();
+  c->timer_.stop();
+  loop_.defer_delete(std::unique_ptr<loop::Deferred>(c));
+}
+
+}  // namespace meshbox::data

@@ -1,0 +1,130 @@
+// Upstream HTTP/1.1 connections and their per-worker, per-endpoint keep-alive pool.
+// Loop thread only (the owning worker's).
+//
+// UpstreamConn states (one list per state in the pool):
+//   Connecting → Busy (a client owns the exchange) → Idle (in the pool, reading only to notice
+//   a close) → Busy … ; any failure → Closed (unlinked, deleted at the end of the iteration).
+// A connection is reused only when the last exchange ended cleanly on both sides (whole
+// request written, whole response read, keep-alive on both).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/base/linked_list.h"
+#include "core/http/parser.h"
+#include "core/loop/tcp_conn.h"
+#include "core/loop/timer.h"
+#include "plane/snapshot.h"
+
+namespace meshbox::data {
+
+class ConnPool;
+
+/// Why an upstream exchange failed.
+enum class UpstreamFailure {
+  ConnectFailed,  // refused, unreachable, or connect timeout
+  Reset,          // closed or reset before the response was complete
+  ProtocolError,  // the response did not parse
+};
+
+/// The user of an upstream connection: one proxied request at a time.
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  virtual void on_upstream_head(http::ResponseHead&& head) = 0;
+  virtual void on_upstream_body(const char* data, size_t len) = 0;
+  /// The response ended. The client must release() the connection.
+  virtual void on_upstream_complete() = 0;
+  /// The connection failed; `got_response_bytes` says if any response byte arrived.
+  /// The client must release() the connection (it will not be reused).
+  virtual void on_upstream_failure(UpstreamFailure why, bool got_response_bytes) = 0;
+  /// 101 / CONNECT 2xx: the connection is now a tunnel; `early` are bytes that followed the head.
+  virtual void on_upstream_upgrade(const char* early, size_t len) = 0;
+  /// Request bytes queued for the upstream fell below the low watermark.
+  virtual void on_upstream_drained() = 0;
+  /// Everything from one read of the upstream socket has been delivered: a good moment to
+  /// write out what the callbacks above gathered (one system call instead of several).
+  virtual void on_upstream_read_done() {}
+};
+
+class UpstreamConn : public LinkedNode,
+                     public loop::Deferred,
+                     loop::TcpConnCallbacks,
+                     http::ParserCallbacks {
+ public:
+  UpstreamConn(ConnPool& pool, loop::TcpConnPtr conn);
+  ~UpstreamConn() override;
+
+  loop::TcpConn& tcp() { return *conn_; }
+  /// Hands the socket over (for a tunnel); the UpstreamConn is then released as unusable.
+  loop::TcpConnPtr take_tcp() { return std::move(conn_); }
+  /// Prepares for the next response (after the client wrote a request head).
+  void expect_response_to(std::string_view method) { parser_.expect_response_to(method); }
+  /// True if this connection served a request before (a stale keep-alive may fail at once).
+  bool reused() const { return requests_ > 1; }
+  bool connected() const { return connected_; }
+
+ private:
+  friend class ConnPool;
+  enum class State { Connecting, Busy, Idle, Closed };
+
+  // TcpConnCallbacks
+  void on_data(const char* data, size_t len) override;
+  void on_eof() override;
+  void on_error(int uv_error) override;
+  void on_connected() override;
+  void on_drained() override;
+  // ParserCallbacks
+  void on_response_head(http::ResponseHead&& head) override;
+  void on_body(const char* data, size_t len) override;
+  void on_message_complete() override;
+
+  void fail(UpstreamFailure why);
+
+  ConnPool& pool_;
+  loop::TcpConnPtr conn_;
+  http::Parser parser_;
+  loop::Timer timer_;  // connect timeout while Connecting; idle timeout while Idle
+  UpstreamClient* client_ = nullptr;
+  State state_ = State::Connecting;
+  uint64_t requests_ = 0;
+  bool connected_ = false;
+  bool got_bytes_ = false;      // any response byte of the current exchange
+  bool informational_ = false;  // the last head was a 1xx
+  bool response_done_ = false;
+  bool reusable_ = false;
+};
+
+/// All upstream connections of one worker to one endpoint.
+class ConnPool {
+ public:
+  ConnPool(loop::Loop& loop, loop::Address endpoint, const ClusterSpec& cluster);
+  ~ConnPool();
+
+  /// An idle connection if there is one, else a new one (connecting). Never null: connect
+  /// errors arrive through the client's on_upstream_failure. The request counts as issued.
+  UpstreamConn* acquire(UpstreamClient* client);
+  /// The client is done with `conn`. `reusable`: the exchange ended cleanly on both sides.
+  void release(UpstreamConn* conn, bool reusable);
+  /// Closes every idle connection (drain).
+  void close_idle();
+
+  size_t idle_count() const { return idle_count_; }
+  const loop::Address& endpoint() const { return endpoint_; }
+  loop::Loop& loop() { return loop_; }
+  const ClusterSpec& cluster() const { return cluster_; }
+
+ private:
+  friend class UpstreamConn;
+  void destroy(UpstreamConn* conn);
+
+  loop::Loop& loop_;
+  loop::Address endpoint_;
+  ClusterSpec cluster_;            // copied: the pool outlives the snapshot that created it
+  LinkedList<UpstreamConn> idle_;  // most recently used at the back (LIFO keeps them warm)
+  LinkedList<UpstreamConn> busy_;  // connecting or busy
+  size_t idle_count_ = 0;
+};
+
+}  // namespace meshbox::data

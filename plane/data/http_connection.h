@@ -1,0 +1,131 @@
+// HttpConnection: one downstream HTTP/1.1 connection and the request on it (the connection
+// manager). Requests are served one at a time: the parser pauses after each request, so
+// pipelined requests are answered in order. Each request goes to an upstream connection from
+// the worker's pool; bodies stream both ways with backpressure and are never held whole.
+// Loop thread only; owned by its Worker's connection list.
+//
+// Proxy rules (RFC 9110 §7.6, RFC 9112): hop-by-hop headers and every header named in
+// Connection are removed both ways; X-Forwarded-For and X-Forwarded-Proto are appended;
+// x-request-id is added when absent; Host is kept. Failures become local replies
+// (local_reply.h); a response that fails after its head was sent ends with a reset, so a
+// truncated response never looks complete.
+#pragma once
+
+#include <string>
+
+#include "core/base/buffer.h"
+#include "core/http/parser.h"
+#include "core/loop/tcp_conn.h"
+#include "core/loop/timer.h"
+#include "plane/data/conn_pool.h"
+#include "plane/data/local_reply.h"
+#include "plane/data/worker.h"
+
+namespace meshbox::data {
+
+class HttpConnection : public ActiveConnection,
+                       loop::TcpConnCallbacks,
+                       http::ParserCallbacks,
+                       UpstreamClient {
+ public:
+  HttpConnection(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
+                 ClusterState& cluster, loop::TcpConnPtr conn);
+  ~HttpConnection() override;
+
+  void drain() override;
+  void abort() override { close(); }
+
+ private:
+  /// What the connection's one timer is measuring.
+  enum class Wait {
+    Idle,          // keep-alive, between requests
+    Head,          // a request head is arriving (→ 408)
+    RequestBody,   // the client's body stalled (→ 408 or reset)
+    Response,      // request sent, no response head yet (→ 504)
+    ResponseBody,  // the upstream's body stalled (→ reset)
+    Flush,         // closing: the last bytes are being written
+  };
+
+  // Downstream socket.
+  void on_data(const char* data, size_t len) override;
+  void on_eof() override;
+  void on_error(int uv_error) override;
+  void on_drained() override;
+  void on_flushed() override;
+  // Request parser.
+  void on_request_head(http::RequestHead&& head) override;
+  void on_body(const char* data, size_t len) override;
+  void on_message_complete() override;
+  // Upstream.
+  void on_upstream_head(http::ResponseHead&& head) override;
+  void on_upstream_body(const char* data, size_t len) override;
+  void on_upstream_complete() override;
+  void on_upstream_failure(UpstreamFailure why, bool got_response_bytes) override;
+  void on_upstream_upgrade(const char* early, size_t len) override;
+  void on_upstream_drained() override;
+  void on_upstream_read_done() override;
+
+  void process(const char* data, size_t len);
+  void process_held();
+  void on_parse_error();
+  void on_timeout();
+  void arm(Wait what, uint64_t ms);
+  void send_upstream_head();
+  void flush_upstream_head();
+  std::string_view take_upstream_head();
+  void start_connect_tunnel();
+  void finish_stream();
+  void release_upstream(bool reusable);
+  void local_reply(int status, std::string_view body, ResponseFlag flag, bool close);
+  void fail_stream(const ProxyError& error);
+  void close_after_flush();
+  void close_with_reset();
+  void close();
+
+  Worker& worker_;
+  SnapshotConstPtr snapshot_;  // pinned for the connection's life
+  const ListenerSpec& listener_;
+  ClusterState& cluster_;
+  loop::TcpConnPtr down_;
+  http::Parser parser_;
+  loop::Timer timer_;
+  Wait wait_ = Wait::Idle;
+  Buffer held_;  // bytes read past the current request (pipelining, upgrade)
+  std::string client_ip_;
+
+  // The request in flight (one at a time).
+  ConnPool* pool_ = nullptr;
+  UpstreamConn* up_ = nullptr;
+  std::string method_;
+  std::string upstream_head_;  // kept so a request without a body can be replayed once
+  std::string head_to_down_;   // response head not written yet (goes out with the body)
+  int version_minor_ = 1;
+  bool in_stream_ = false;
+  bool parser_paused_ = false;    // a complete request waits for its response
+  bool upgrade_pending_ = false;  // Upgrade/CONNECT: the bytes after the head are a tunnel
+  bool request_done_ = false;
+  bool request_has_body_ = false;
+  bool upstream_chunked_ = false;  // we chunk the request body to the upstream
+  bool response_started_ = false;
+  bool downstream_chunked_ = false;  // we chunk the response body to the client
+  bool upstream_keep_alive_ = false;
+  bool retried_ = false;
+  bool up_head_pending_ = false;  // upstream_head_ not written yet (goes out with the body)
+  bool connect_tunnel_ = false;
+  bool close_after_ = false;  // close once the current response is out
+  bool closing_ = false;
+  bool closed_ = false;
+  // CONNECT: the upstream socket while it connects.
+  struct ConnectWaiter : loop::TcpConnCallbacks {
+    HttpConnection* owner;
+    loop::TcpConnPtr conn;
+    void on_data(const char*, size_t) override {}
+    void on_eof() override { owner->on_connect_result(false); }
+    void on_error(int) override { owner->on_connect_result(false); }
+    void on_connected() override { owner->on_connect_result(true); }
+  };
+  void on_connect_result(bool ok);
+  std::unique_ptr<ConnectWaiter> connect_;
+};
+
+}  // namespace meshbox::data
