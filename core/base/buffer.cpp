@@ -22,7 +22,10 @@ void Buffer::append(const char* data, size_t len) {
     b = std::move(spare_);
     b.begin = b.end = 0;
   } else {
-    b.cap = std::max(len, kBlockSize);
+    // Blocks come in 16 KiB, or whole 64 KiB steps for bigger appends (a socket read is at
+    // most 64 KiB), so the spare block kept by drain() fits the next append of a stream.
+    constexpr size_t kBig = 64 * 1024;
+    b.cap = len <= kBlockSize ? kBlockSize : (len + kBig - 1) / kBig * kBig;
     b.data.reset(new char[b.cap]);
   }
   std::memcpy(b.data.get(), data, len);

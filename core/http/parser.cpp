@@ -11,12 +11,28 @@ Parser* self_of(llhttp_t* p) {
 
 // Field values may hold VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5); any other control
 // character (NUL, CR, LF, DEL…) makes the message invalid.
-bool has_ctl(const char* p, size_t n) {
+bool has_ctl_slow(const char* p, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     auto c = static_cast<unsigned char>(p[i]);
     if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
   }
   return false;
+}
+
+// Eight bytes at a time (SWAR): a word with no byte below 0x20 and no 0x7f is clean. Any hit
+// (a tab included) is settled byte by byte. Every header value of every message passes here.
+bool has_ctl(const char* p, size_t n) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, p + i, 8);
+    uint64_t below_space = (x - kOnes * 0x20) & ~x & kHigh;
+    uint64_t del = x ^ (kOnes * 0x7f);
+    uint64_t is_del = (del - kOnes) & ~del & kHigh;
+    if ((below_space | is_del) && has_ctl_slow(p + i, 8)) return true;
+  }
+  return has_ctl_slow(p + i, n - i);
 }
 }  // namespace
 

@@ -190,6 +190,7 @@ tree_pids() {   # tree_pids PID: PID and its direct children (nginx master -> wo
   for f in /proc/[0-9]*/stat; do
     { read -r line <"$f"; } 2>/dev/null || continue
     rest=${line##*) }
+    # shellcheck disable=SC2086 # split the stat fields on purpose
     set -- $rest
     [[ ${2:-} == "$root" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
   done
@@ -201,6 +202,7 @@ cpu_ticks() {   # cpu_ticks PID: utime+stime (stat fields 14+15) of PID and its 
   for p in $(tree_pids "$1"); do
     { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
     rest=${line##*) }
+    # shellcheck disable=SC2086 # split the stat fields on purpose
     set -- $rest
     total=$((total + ${12} + ${13}))
   done
@@ -222,7 +224,7 @@ pss_kib() {   # pss_kib PID: proportional set size (shared pages split) over PID
   for p in $(tree_pids "$1"); do
     while read -r k v _; do
       [[ $k == "Pss:" ]] && total=$((total + v))
-    done 2>/dev/null </proc/$p/smaps_rollup || true
+    done 2>/dev/null <"/proc/$p/smaps_rollup" || true
   done
   echo "$total"
 }
@@ -495,8 +497,8 @@ measure() {
   fi
   if ! kill -0 "$pid" 2>/dev/null; then status=fail; why+="$name died during the run; "; fi
   # warm-up errors count too: they mean the contestant misbehaved
-  local wreq wrps w50 w75 w90 w99 wserr wnon
-  read -r wreq wrps w50 w75 w90 w99 wserr wnon < <(parse_wrk "$raw.warmup")
+  local wserr wnon
+  read -r _ _ _ _ _ _ wserr wnon < <(parse_wrk "$raw.warmup")
   if ((wserr > 0 || wnon > 0)); then
     status=fail; why+="warm-up: $wserr socket errors, $wnon non-2xx; "
   fi
@@ -785,15 +787,17 @@ TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $cpu_model ]] || cpu_model=$(awk -F': ' '/^(Hardware|Model|cpu model)/ { print $2; exit }' /proc/cpuinfo)
-export B_DATE=$(date -u) \
+set -a   # everything assigned below goes to the report generator's environment
+# shellcheck disable=SC2034
+B_DATE=$(date -u) \
   B_NPROC=$(nproc) \
   B_CPU=${cpu_model:-unknown} \
   B_KERNEL="$(uname -srm)" \
   B_MEM_KIB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) \
   B_OS="$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}")" \
-  B_NGINX="$(nginx -v 2>&1 | head -1)" \
-  B_HAPROXY="$(haproxy -v 2>&1 | head -1)" \
-  B_WRK="$(wrk -v 2>&1 | head -1 || true)" \
+  B_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
+  B_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1' || true)" \
+  B_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
   B_PYTHON="$(python3 --version 2>&1)" \
   B_COMMIT="$MESHBOX_COMMIT" \
   B_MESHBOX_BIN="${MESHBOX_BIN:-}" \
@@ -806,6 +810,7 @@ export B_DATE=$(date -u) \
   B_RUNS_CSV=$RUNS_CSV B_MEM_CSV=$MEM_CSV B_MISSING_CSV=$MISSING_CSV \
   B_PROBLEMS="$OUT_DIR/raw/problems.txt" B_NOFILE="$(ulimit -n)" \
   B_LOAD_BEFORE="$LOAD_BEFORE" B_LOAD_AFTER="$LOAD_AFTER"
+set +a
 
 python3 - "$RESULTS" <<'PY'
 import csv, os, statistics, sys

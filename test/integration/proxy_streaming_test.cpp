@@ -1,14 +1,14 @@
 // Large bodies stream through the proxy in both directions without being buffered: 200 MiB
-// up and down, Content-Length and chunked, with the proxy's peak RSS (VmHWM) held small.
+// up and down, Content-Length and chunked, with the proxy's peak RSS (VmHWM) held small,
+// also while one side stops reading (backpressure).
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-
 #include <thread>
-#include "test/support/curl.h"
 
+#include "test/support/curl.h"
 #include "test/support/deadline.h"
 #include "test/support/fake_upstream.h"
 #include "test/support/http_response.h"

@@ -73,7 +73,9 @@ struct ProxyOptions {
   int workers = 2;
   bool tcp = false;
   std::string log_level = "debug";
-  std::vector<std::string> env = {};  // NAME=VALUE entries added to (or replacing) the inherited
+  /// NAME=VALUE entries added to the inherited environment (replacing a variable of the
+  /// same name), e.g. a smaller ASan quarantine for the memory bound tests.
+  std::vector<std::string> env = {};
 };
 
 /// `meshbox proxy --listen 127.0.0.1:0 --ready-file … --to …`, started and ready.

@@ -685,6 +685,29 @@ TEST_CASE("parser: control characters in a header value are rejected") {
   check_rejected("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x7f\r\n\r\n", ParseError::BadMessage);
 }
 
+TEST_CASE("parser: a control character anywhere in a long value is found") {
+  // Long values are checked eight bytes at a time: put the bad byte at every offset.
+  const std::string clean(40, 'v');
+  for (char bad : {'\x01', '\x1f', '\x7f', '\x0b'}) {
+    for (size_t at = 0; at < clean.size(); ++at) {
+      std::string value = clean;
+      value[at] = bad;
+      std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + value + "\r\n\r\n";
+      CAPTURE(at);
+      Recorder rec;
+      Parser p(Kind::Request, rec);
+      CHECK(drive(p, in).state == State::Error);
+      CHECK(p.error() == ParseError::BadMessage);
+    }
+  }
+  // Tabs, spaces and obs-text (bytes >= 0x80) are allowed anywhere.
+  std::string ok = "a\tb c\x80\xff\td\te\tf g\th\ti\tj\x90k\tl";
+  std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + ok + "\r\n\r\n";
+  Recorder rec;
+  Parser p(Kind::Request, rec);
+  CHECK(drive(p, in).state == State::Paused);
+}
+
 TEST_CASE("parser: whitespace in or before the end of a header name is rejected") {
   check_rejected("GET / HTTP/1.1\r\nHost : a\r\n\r\n", ParseError::BadMessage);
   check_rejected("GET / HTTP/1.1\r\nHost: a\r\nX-A\t: b\r\n\r\n", ParseError::BadMessage);
