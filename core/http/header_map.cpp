@@ -25,32 +25,43 @@ bool has_token(std::string_view list, std::string_view token) {
   return false;
 }
 
+HeaderMap& HeaderMap::operator=(const HeaderMap& other) {
+  if (this == &other) return *this;
+  clear();
+  for (const auto& e : other)
+    add(e.name, e.value);
+  return *this;
+}
+
 void HeaderMap::set(std::string_view name, std::string_view value) {
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (iequals(it->name, name)) {
-      it->value.assign(value);
-      entries_.erase(std::remove_if(it + 1, entries_.end(),
-                                    [&](const HeaderEntry& e) { return iequals(e.name, name); }),
-                     entries_.end());
-      return;
-    }
+  if (HeaderEntry* first = find(name)) {
+    first->value.assign(value);
+    remove_if([&, first](const HeaderEntry& e) { return &e != first && iequals(e.name, name); });
+    return;
   }
   add(name, value);
 }
 
 size_t HeaderMap::remove(std::string_view name) {
-  return std::erase_if(entries_, [&](const HeaderEntry& e) { return iequals(e.name, name); });
+  size_t before = size_;
+  remove_if([&](const HeaderEntry& e) { return iequals(e.name, name); });
+  return before - size_;
 }
 
 const std::string* HeaderMap::get(std::string_view name) const {
-  for (const auto& e : entries_)
+  for (const auto& e : *this)
     if (iequals(e.name, name)) return &e.value;
   return nullptr;
 }
 
+HeaderEntry* HeaderMap::find(std::string_view name) {
+  for (size_t i = 0; i < size_; ++i)
+    if (iequals(entries_[i].name, name)) return &entries_[i];
+  return nullptr;
+}
+
 size_t HeaderMap::count(std::string_view name) const {
-  return std::count_if(entries_.begin(), entries_.end(),
-                       [&](const HeaderEntry& e) { return iequals(e.name, name); });
+  return std::count_if(begin(), end(), [&](const HeaderEntry& e) { return iequals(e.name, name); });
 }
 
 }  // namespace meshbox::http

@@ -30,41 +30,74 @@ struct HeaderEntry {
   std::string value;
 };
 
+/// Entries live in a vector that is never shrunk: clear() and removals keep the strings of
+/// dead entries for reuse, so a connection that parses one head after another into the same
+/// HeaderMap stops allocating once its headers have been seen (the request path's biggest
+/// source of malloc/free).
 class HeaderMap {
  public:
-  using const_iterator = std::vector<HeaderEntry>::const_iterator;
+  using const_iterator = const HeaderEntry*;
 
   HeaderMap() = default;
-  void reserve(size_t n) { entries_.reserve(n); }
+  HeaderMap(const HeaderMap& other) { *this = other; }
+  HeaderMap& operator=(const HeaderMap& other);
+  HeaderMap(HeaderMap&& other) noexcept { *this = std::move(other); }
+  HeaderMap& operator=(HeaderMap&& other) noexcept {
+    entries_ = std::move(other.entries_);
+    size_ = other.size_;
+    other.entries_.clear();
+    other.size_ = 0;
+    return *this;
+  }
 
   void add(std::string_view name, std::string_view value) {
-    entries_.push_back({std::string(name), std::string(value)});
+    HeaderEntry& e = append_entry();
+    e.name.assign(name);
+    e.value.assign(value);
   }
+  /// A new, empty last entry (its strings keep the capacity of earlier use). Parser use.
+  HeaderEntry& append_entry() {
+    if (size_ == entries_.size()) entries_.emplace_back();
+    HeaderEntry& e = entries_[size_++];
+    e.name.clear();
+    e.value.clear();
+    return e;
+  }
+  HeaderEntry& back() { return entries_[size_ - 1]; }
   /// Replaces every header called `name` with one header.
   void set(std::string_view name, std::string_view value);
   /// Removes every header called `name`; returns how many went.
   size_t remove(std::string_view name);
   /// The first value of `name`, or null.
   const std::string* get(std::string_view name) const;
+  /// The first entry called `name`, to change in place; null if none.
+  HeaderEntry* find(std::string_view name);
   bool has(std::string_view name) const { return get(name) != nullptr; }
   /// How many headers are called `name`.
   size_t count(std::string_view name) const;
 
+  /// Removes every entry for which pred(const HeaderEntry&) is true; order is kept.
   template <typename Pred>
   void remove_if(Pred pred) {
-    std::erase_if(entries_, pred);
+    size_t kept = 0;
+    for (size_t i = 0; i < size_; ++i) {
+      if (pred(static_cast<const HeaderEntry&>(entries_[i]))) continue;
+      if (kept != i) std::swap(entries_[kept], entries_[i]);  // swap: the dead keep capacity
+      ++kept;
+    }
+    size_ = kept;
   }
 
-  size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  void clear() { entries_.clear(); }
-  const_iterator begin() const { return entries_.begin(); }
-  const_iterator end() const { return entries_.end(); }
-  /// Parser use: the entry being filled in.
-  std::vector<HeaderEntry>& entries() { return entries_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  /// Forgets every header; their storage stays for the next ones.
+  void clear() { size_ = 0; }
+  const_iterator begin() const { return entries_.data(); }
+  const_iterator end() const { return entries_.data() + size_; }
 
  private:
-  std::vector<HeaderEntry> entries_;
+  std::vector<HeaderEntry> entries_;  // [0, size_) are live
+  size_t size_ = 0;
 };
 
 }  // namespace meshbox::http

@@ -27,6 +27,18 @@ struct RequestHead {
   uint64_t content_length = 0;
   bool keep_alive = true;  // after this exchange, per the request's version and Connection
   bool upgrade = false;    // Upgrade request or CONNECT: the connection may become a tunnel
+
+  /// Back to a fresh head, keeping the strings' and headers' storage for reuse.
+  void reset() {
+    method.clear();
+    target.clear();
+    headers.clear();
+    version_minor = 1;
+    framing = Framing::None;
+    content_length = 0;
+    keep_alive = true;
+    upgrade = false;
+  }
 };
 
 struct ResponseHead {
@@ -37,6 +49,17 @@ struct ResponseHead {
   Framing framing = Framing::None;
   uint64_t content_length = 0;
   bool keep_alive = true;
+
+  /// Back to a fresh head, keeping the strings' and headers' storage for reuse.
+  void reset() {
+    status = 200;
+    reason.clear();
+    version_minor = 1;
+    headers.clear();
+    framing = Framing::None;
+    content_length = 0;
+    keep_alive = true;
+  }
 };
 
 }  // namespace meshbox::http

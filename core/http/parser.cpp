@@ -102,9 +102,9 @@ Parser::FeedResult Parser::feed(const char* data, size_t len) {
           // checked before anyone sees it; deliver it and go on with the same buffer.
           head_pending_ = false;
           if (kind_ == Kind::Request) {
-            cb_.on_request_head(std::move(req_));
+            cb_.on_request_head(req_);
           } else {
-            cb_.on_response_head(std::move(resp_));
+            cb_.on_response_head(resp_);
           }
           if (stopped_) return {State::Stopped, consumed};
           llhttp_resume(&parser_);
@@ -226,10 +226,10 @@ int Parser::on_message_begin(llhttp_t* p) {
   self->field_len_ = 0;
   self->value_done_ = true;
   if (self->kind_ == Kind::Request) {
-    self->req_ = RequestHead{};
+    self->req_.reset();
     self->headers_ = &self->req_.headers;
   } else {
-    self->resp_ = ResponseHead{};
+    self->resp_.reset();
     self->headers_ = &self->resp_.headers;
   }
   return 0;
@@ -270,13 +270,13 @@ int Parser::on_header_field(llhttp_t* p, const char* at, size_t n) {
   if (new_field) self->field_len_ = 0;
   self->field_len_ += n;
   if (self->head_done_) return 0;  // trailer fields are checked and dropped
-  auto& entries = self->headers_->entries();
+  HeaderMap& headers = *self->headers_;
   if (new_field) {
-    if (entries.size() >= self->limits_.max_headers)
+    if (headers.size() >= self->limits_.max_headers)
       return self->fail(ParseError::HeadTooLarge, "too many headers");
-    entries.emplace_back();
+    headers.append_entry();
   }
-  entries.back().name.append(at, n);
+  headers.back().name.append(at, n);
   return 0;
 }
 
@@ -294,7 +294,7 @@ int Parser::on_header_value(llhttp_t* p, const char* at, size_t n) {
     return self->fail(ParseError::BadMessage, "empty header name");
   if (has_ctl(at, n)) return self->fail(ParseError::BadMessage, "control character in a header");
   if (self->head_done_) return 0;
-  self->headers_->entries().back().value.append(at, n);
+  self->headers_->back().value.append(at, n);
   return 0;
 }
 
@@ -302,8 +302,8 @@ int Parser::on_header_value_complete(llhttp_t* p) {
   Parser* self = self_of(p);
   self->value_done_ = true;
   if (self->field_len_ == 0) return self->fail(ParseError::BadMessage, "empty header name");
-  if (self->head_done_ || self->headers_->entries().empty()) return 0;
-  std::string& v = self->headers_->entries().back().value;
+  if (self->head_done_ || self->headers_->empty()) return 0;
+  std::string& v = self->headers_->back().value;
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
     v.pop_back();
   return 0;

@@ -41,10 +41,12 @@ int error_status(ParseError e);
 class ParserCallbacks {
  public:
   virtual ~ParserCallbacks() = default;
-  /// A complete request head (request parser).
-  virtual void on_request_head(RequestHead&&) {}
-  /// A complete response head (response parser). 1xx heads arrive here too.
-  virtual void on_response_head(ResponseHead&&) {}
+  /// A complete request head (request parser). The head is the parser's own: valid until the
+  /// next message begins; the callee may change it or move from it. Reusing one head keeps
+  /// its storage, so steady traffic does not allocate per request.
+  virtual void on_request_head(RequestHead&) {}
+  /// A complete response head (response parser); 1xx heads arrive here too. Same lifetime.
+  virtual void on_response_head(ResponseHead&) {}
   /// A piece of body; chunked framing already removed.
   virtual void on_body(const char* data, size_t len) = 0;
   /// The message ended; the parser is paused until resume().

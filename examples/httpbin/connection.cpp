@@ -309,7 +309,7 @@ void Connection::on_parse_error() {
 
 // ---- Requests ------------------------------------------------------------------------------
 
-void Connection::on_request_head(http::RequestHead&& head) {
+void Connection::on_request_head(http::RequestHead& head) {
   if (closed_ || state_ != State::Parsing) return;
   server_.count_request();
   route_ = match_route(head.method, head.target);

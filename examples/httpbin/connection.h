@@ -52,7 +52,7 @@ class Connection : public loop::Deferred,
   void on_flushed() override;
 
   // http::ParserCallbacks
-  void on_request_head(http::RequestHead&& head) override;
+  void on_request_head(http::RequestHead& head) override;
   void on_body(const char* data, size_t len) override;
   void on_message_complete() override;
 

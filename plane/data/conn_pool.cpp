@@ -81,9 +81,9 @@ void UpstreamConn::on_drained() {
   if (client_) client_->on_upstream_drained();
 }
 
-void UpstreamConn::on_response_head(http::ResponseHead&& head) {
+void UpstreamConn::on_response_head(http::ResponseHead& head) {
   informational_ = head.status < 200 && head.status != 101;
-  if (client_) client_->on_upstream_head(std::move(head));
+  if (client_) client_->on_upstream_head(head);
 }
 
 void UpstreamConn::on_body(const char* data, size_t len) {

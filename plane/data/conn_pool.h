@@ -32,7 +32,7 @@ enum class UpstreamFailure {
 class UpstreamClient {
  public:
   virtual ~UpstreamClient() = default;
-  virtual void on_upstream_head(http::ResponseHead&& head) = 0;
+  virtual void on_upstream_head(http::ResponseHead& head) = 0;
   virtual void on_upstream_body(const char* data, size_t len) = 0;
   /// The response ended. The client must release() the connection.
   virtual void on_upstream_complete() = 0;
@@ -76,7 +76,7 @@ class UpstreamConn : public LinkedNode,
   void on_connected() override;
   void on_drained() override;
   // ParserCallbacks
-  void on_response_head(http::ResponseHead&& head) override;
+  void on_response_head(http::ResponseHead& head) override;
   void on_body(const char* data, size_t len) override;
   void on_message_complete() override;
 

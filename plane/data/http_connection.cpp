@@ -64,12 +64,10 @@ void strip_hop_by_hop(http::HeaderMap& headers) {
 }
 
 void append_to_list(http::HeaderMap& headers, std::string_view name, std::string_view value) {
-  for (auto& e : headers.entries()) {
-    if (http::iequals(e.name, name)) {
-      e.value.append(", ");
-      e.value.append(value);
-      return;
-    }
+  if (http::HeaderEntry* e = headers.find(name)) {
+    e->value.append(", ");
+    e->value.append(value);
+    return;
   }
   headers.add(name, value);
 }
@@ -211,7 +209,7 @@ void HttpConnection::on_flushed() {
 
 // ---- the request --------------------------------------------------------------------------
 
-void HttpConnection::on_request_head(http::RequestHead&& head) {
+void HttpConnection::on_request_head(http::RequestHead& head) {
   in_stream_ = true;
   request_done_ = response_started_ = downstream_chunked_ = upstream_keep_alive_ = false;
   retried_ = false;
@@ -307,7 +305,7 @@ void HttpConnection::on_upstream_drained() {
 
 // ---- the response ---------------------------------------------------------------------------
 
-void HttpConnection::on_upstream_head(http::ResponseHead&& head) {
+void HttpConnection::on_upstream_head(http::ResponseHead& head) {
   if (head.status < 200 && head.status != 101) {
     // 1xx: 100 was answered by the proxy itself; pass others (103…) to HTTP/1.1 clients.
     if (head.status != 100 && version_minor_ == 1) {

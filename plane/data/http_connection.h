@@ -53,11 +53,11 @@ class HttpConnection : public ActiveConnection,
   void on_drained() override;
   void on_flushed() override;
   // Request parser.
-  void on_request_head(http::RequestHead&& head) override;
+  void on_request_head(http::RequestHead& head) override;
   void on_body(const char* data, size_t len) override;
   void on_message_complete() override;
   // Upstream.
-  void on_upstream_head(http::ResponseHead&& head) override;
+  void on_upstream_head(http::ResponseHead& head) override;
   void on_upstream_body(const char* data, size_t len) override;
   void on_upstream_complete() override;
   void on_upstream_failure(UpstreamFailure why, bool got_response_bytes) override;

@@ -31,14 +31,14 @@ using meshbox::http::ResponseHead;
 // not depend on how the input was split.
 class Transcript : public ParserCallbacks {
  public:
-  void on_request_head(RequestHead&& h) override {
+  void on_request_head(RequestHead& h) override {
     head_event();
     text += "H " + h.method + " " + h.target + " 1." + std::to_string(h.version_minor) + " f" +
             std::to_string(static_cast<int>(h.framing)) + " cl" + std::to_string(h.content_length) +
             (h.keep_alive ? " ka" : "") + (h.upgrade ? " up" : "");
     add_headers(h.headers);
   }
-  void on_response_head(ResponseHead&& h) override {
+  void on_response_head(ResponseHead& h) override {
     head_event();
     text += "H " + std::to_string(h.status) + " " + h.reason + " 1." +
             std::to_string(h.version_minor) + " f" + std::to_string(static_cast<int>(h.framing)) +

@@ -88,13 +88,45 @@ TEST_CASE("header_map: remove and remove_if") {
   CHECK(h.size() == 0);
 }
 
-TEST_CASE("header_map: entries() lets the parser fill the last entry") {
+TEST_CASE("header_map: append_entry() lets the parser fill the last entry") {
   HeaderMap h;
-  h.entries().emplace_back();
-  h.entries().back().name.append("Con");
-  h.entries().back().name.append("tent-Type");
-  h.entries().back().value.append("text/plain");
+  h.append_entry();
+  h.back().name.append("Con");
+  h.back().name.append("tent-Type");
+  h.back().value.append("text/plain");
   CHECK(*h.get("content-type") == "text/plain");
+}
+
+TEST_CASE("header_map: cleared and removed entries are reused empty") {
+  HeaderMap h;
+  h.add("X-Long-Header-Name-Here", "a value long enough to live on the heap");
+  h.add("Y", "2");
+  h.clear();
+  CHECK(h.empty());
+  HeaderEntry& e = h.append_entry();
+  CHECK(e.name.empty());
+  CHECK(e.value.empty());
+  CHECK(e.name.capacity() >= 23);  // the old storage, kept
+  e.name = "Z";
+  e.value = "3";
+  CHECK(h.size() == 1);
+  CHECK(*h.get("z") == "3");
+  CHECK_FALSE(h.has("y"));
+  h.add("A", "1");
+  h.add("Z", "4");
+  h.add("B", "2");
+  CHECK(h.remove("z") == 2);
+  CHECK(h.size() == 2);
+  CHECK(h.begin()->name == "A");
+  CHECK((h.begin() + 1)->name == "B");
+  h.set("a", "9");
+  CHECK(h.size() == 2);
+  CHECK(*h.get("A") == "9");
+  HeaderMap moved = std::move(h);
+  CHECK(moved.size() == 2);
+  CHECK(h.size() == 0);  // NOLINT: moved-from is empty and usable
+  h.add("C", "1");
+  CHECK(h.size() == 1);
 }
 
 TEST_CASE("header_map: copies are independent") {

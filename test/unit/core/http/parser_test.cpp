@@ -19,8 +19,8 @@ using Kind = Parser::Kind;
 // it to `bodies`.
 class Recorder : public ParserCallbacks {
  public:
-  void on_request_head(RequestHead&& head) override { requests.push_back(std::move(head)); }
-  void on_response_head(ResponseHead&& head) override { responses.push_back(std::move(head)); }
+  void on_request_head(RequestHead& head) override { requests.push_back(std::move(head)); }
+  void on_response_head(ResponseHead& head) override { responses.push_back(std::move(head)); }
   void on_body(const char* data, size_t len) override {
     CHECK(len > 0);
     body.append(data, len);
@@ -540,8 +540,8 @@ TEST_CASE("parser: the head limit restarts with every message") {
 TEST_CASE("parser: stop() from a callback ends parsing") {
   class Stopper : public Recorder {
    public:
-    void on_request_head(RequestHead&& head) override {
-      Recorder::on_request_head(std::move(head));
+    void on_request_head(RequestHead& head) override {
+      Recorder::on_request_head(head);
       parser->stop();
     }
     Parser* parser = nullptr;

@@ -14,8 +14,8 @@ namespace {
 
 class Collect : public ParserCallbacks {
  public:
-  void on_request_head(RequestHead&& h) override { requests.push_back(std::move(h)); }
-  void on_response_head(ResponseHead&& h) override { responses.push_back(std::move(h)); }
+  void on_request_head(RequestHead& h) override { requests.push_back(std::move(h)); }
+  void on_response_head(ResponseHead& h) override { responses.push_back(std::move(h)); }
   void on_body(const char* data, size_t len) override { body.append(data, len); }
   void on_message_complete() override { ++completed; }
   std::vector<RequestHead> requests;
