@@ -33,6 +33,12 @@ bool is_hop_by_hop(std::string_view name) {
   }
 }
 
+/// RFC 9110 §9.2.2.
+bool is_idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
 /// Removes hop-by-hop headers and every header the Connection header names (RFC 9110 §7.6.1).
 void strip_hop_by_hop(http::HeaderMap& headers) {
   std::vector<std::string> named;
@@ -374,9 +380,10 @@ void HttpConnection::on_upstream_failure(UpstreamFailure why, bool got_response_
   bool was_reused = up_ && up_->reused();
   release_upstream(false);
   // A kept-alive connection the upstream closed meanwhile fails at once, before any byte of
-  // the response: replay the request once on a new connection when nothing was lost (no body).
+  // the response: replay the request once on a new connection when nothing was lost (no
+  // body) and replaying cannot repeat a side effect (an idempotent method, as nginx does).
   if (why == UpstreamFailure::Reset && was_reused && !got_response_bytes && !retried_ &&
-      !request_has_body_ && request_done_) {
+      !request_has_body_ && request_done_ && is_idempotent(method_)) {
     retried_ = true;
     send_upstream_head();
     return flush_upstream_head();

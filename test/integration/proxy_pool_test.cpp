@@ -151,5 +151,43 @@ TEST_CASE("proxy: --upstream-idle-timeout closes unused pooled connections") {
   CHECK(took < 3000);
 }
 
+// The keep-alive race: the upstream drops a kept-alive connection just as the next request
+// arrives on it. Nothing of the response came back, so a GET is replayed once on a fresh
+// connection; a POST is not (replaying could repeat its effect) and gets 503.
+TEST_CASE("proxy: a request hit by a stale keep-alive connection is replayed only if idempotent") {
+  std::atomic<int> served{0};
+  FakeUpstream up([&](TcpConn& c, int) {
+    std::string buf;
+    if (!read_request_head(c, buf, Deadline(kTimeout))) return;
+    c.send_all("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", Deadline(kTimeout));
+    ++served;
+    buf.clear();
+    // The second request on this connection: close without a byte of response.
+    read_request_head(c, buf, Deadline(kTimeout));
+  });
+  TempDir dir;
+  Proxy proxy(dir, ProxyOptions{.to = {up.address()}, .workers = 1});
+  HttpClient c = HttpClient::connect(proxy.address(), Deadline(kTimeout));
+  REQUIRE(c.valid());
+
+  REQUIRE(c.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", Deadline(kTimeout)));
+  HttpResponse first = c.read_response(Deadline(kTimeout));
+  REQUIRE(first.status == 200);
+  // GET on the (now stale) pooled connection: replayed on connection 2, which answers.
+  REQUIRE(c.send("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n", Deadline(kTimeout)));
+  HttpResponse second = c.read_response(Deadline(kTimeout));
+  INFO(second.summary());
+  CHECK(second.status == 200);
+  CHECK(second.body == "ok");
+  CHECK(up.connections() == 2);
+  // POST with an empty body on the stale connection 2: not replayed.
+  REQUIRE(c.send("POST /3 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", Deadline(kTimeout)));
+  HttpResponse third = c.read_response(Deadline(kTimeout));
+  INFO(third.summary());
+  CHECK(third.status == 503);
+  CHECK(up.connections() == 2);
+  CHECK(served.load() == 2);
+}
+
 }  // namespace
 }  // namespace meshbox::test
