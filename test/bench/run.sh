@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # meshbox proxy benchmark: meshbox vs nginx vs HAProxy vs direct, one run, same backend.
 #
-#   test/bench/run.sh                 full run (3 rounds, 5 s wrk runs; ~4 min + build)
+#   test/bench/run.sh                 full run (3 rounds, 5 s wrk runs; ~3 min + build)
 #   test/bench/run.sh --quick         smoke test (1 round, 2 s runs)
 #   test/bench/run.sh --rounds N      N interleaved rounds (default 3)
 #   test/bench/run.sh --profile       profile meshbox under saturation (perf, else callgrind)
@@ -1026,8 +1026,8 @@ w("")
 # ---- targets
 w("## Targets")
 w("")
-w("| target | meshbox | threshold | result |")
-w("|---|---:|---:|---|")
+w("| target | meshbox | threshold | meshbox vs threshold | result |")
+w("|---|---:|---:|---:|---|")
 
 
 def better(vals):
@@ -1044,8 +1044,11 @@ def verdict(val, thr):
 def target(desc, val, thr, nd, unit, floor=None):
     if thr is not None and floor is not None and thr < floor:
         thr = floor
+    margin = "—"
+    if val is not None and thr is not None and thr > 0:
+        margin = f"{(val - thr) / thr * 100:+.1f}%"
     w(f"| {desc} | {fmt(val, nd)}{unit if val is not None else ''} | "
-      f"{fmt(thr, nd)}{unit if thr is not None else ''} | {verdict(val, thr)} |")
+      f"{fmt(thr, nd)}{unit if thr is not None else ''} | {margin} | {verdict(val, thr)} |")
 
 
 for load, lname in (("saturation", "saturation"), ("low", "low load")):
@@ -1062,7 +1065,8 @@ target(f"RSS (VmRSS) with {E['B_IDLE_CONNS']} idle keep-alive conns ≤ 10 MiB",
        None if idle is None else idle / 1024, 10.0, 2, " MiB")
 w("")
 w("Latency thresholds: the better (smaller) added latency of nginx and haproxy; when that is below "
-  "zero (the reference is within noise of direct) the threshold is 0.")
+  "zero (the reference is within noise of direct) the threshold is 0. A margin of a few percent "
+  "either way is within the round-to-round spread shown in the tables above.")
 w("")
 
 w("## Problems")
