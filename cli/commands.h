@@ -4,5 +4,6 @@
 namespace meshbox::cli {
 
 int cmd_proxy(int argc, char** argv);
+int cmd_validate(int argc, char** argv);
 
 }  // namespace meshbox::cli

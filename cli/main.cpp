@@ -14,6 +14,7 @@ meshbox is a service mesh in one binary: control plane and proxies in one proces
 
 commands:
   proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
+  validate   check a mesh config and print every error with its position
   version    print the version
 
 flags:
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
+  if (cmd == "validate") return meshbox::cli::cmd_validate(argc, argv);
   fmt::print(stderr, "meshbox: unknown command '{}'\nrun 'meshbox --help' for usage\n", cmd);
   return 2;
 }
