@@ -18,12 +18,13 @@ void Buffer::append(const char* data, size_t len) {
   }
   if (len == 0) return;
   Block b;
-  if (spare_.data && spare_.cap >= len) {
-    b = std::move(spare_);
+  if (!spares_.empty() && spares_.back().cap >= len) {
+    b = std::move(spares_.back());
+    spares_.pop_back();
     b.begin = b.end = 0;
   } else {
     // Blocks come in 16 KiB, or whole 64 KiB steps for bigger appends (a socket read is at
-    // most 64 KiB), so the spare block kept by drain() fits the next append of a stream.
+    // most 64 KiB), so the spare blocks kept by drain() fit the next appends of a stream.
     constexpr size_t kBig = 64 * 1024;
     b.cap = len <= kBlockSize ? kBlockSize : (len + kBig - 1) / kBig * kBig;
     b.data.reset(new char[b.cap]);
@@ -49,7 +50,7 @@ void Buffer::drain(size_t len) {
     front.begin += n;
     len -= n;
     if (front.readable() == 0) {
-      if (!spare_.data || spare_.cap < front.cap) spare_ = std::move(front);
+      if (spares_.size() < kMaxSpares) spares_.push_back(std::move(front));
       front.data.reset();
       ++front_;
     }
@@ -57,6 +58,8 @@ void Buffer::drain(size_t len) {
   if (front_ == blocks_.size()) {
     blocks_.clear();  // keeps its capacity: a steady stream reuses it
     front_ = 0;
+    // Caught up: one spare is enough for what comes next; an idle connection holds no more.
+    if (spares_.size() > 1) spares_.resize(1);
   } else if (front_ >= 8 && front_ * 2 >= blocks_.size()) {
     blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(front_));
     front_ = 0;

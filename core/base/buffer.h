@@ -1,6 +1,6 @@
 // Buffer: a chain of heap blocks holding bytes that could not be passed on yet (a write the
 // socket did not take, bytes held while a parser is paused). Appends copy; drains free whole
-// blocks from the front and keep one spare block for reuse, so a steady stream does not
+// blocks from the front and keep a few spare blocks for reuse, so a steady stream does not
 // malloc per read. Single-owner, not thread-safe.
 #pragma once
 
@@ -23,7 +23,8 @@ class Buffer {
   Buffer(Buffer&& other) noexcept { *this = std::move(other); }
   Buffer& operator=(Buffer&& other) noexcept {
     blocks_ = std::move(other.blocks_);
-    spare_ = std::move(other.spare_);
+    spares_ = std::move(other.spares_);
+    other.spares_.clear();
     front_ = std::exchange(other.front_, 0);
     size_ = std::exchange(other.size_, 0);
     other.blocks_.clear();
@@ -59,7 +60,10 @@ class Buffer {
   // time) owns no memory at all, where libstdc++'s deque allocates 512 bytes up front.
   std::vector<Block> blocks_;
   size_t front_ = 0;  // blocks_[front_] is the first live block
-  Block spare_;
+  // Drained blocks kept for the next appends: a stream whose output backs up cycles through a
+  // few blocks instead of allocating and freeing one per socket read.
+  static constexpr size_t kMaxSpares = 4;
+  std::vector<Block> spares_;
   size_t size_ = 0;
 };
 
