@@ -16,30 +16,10 @@
 #include "core/loop/loop.h"
 #include "core/loop/tcp_conn.h"
 #include "core/loop/tcp_listener.h"
+#include "test/support/test_loop.h"
 
 namespace meshbox::loop {
 namespace {
-
-// Runs `loop` until `done()` holds or `timeout` passes; a 5 ms guard timer keeps UV_RUN_ONCE
-// from blocking on an idle loop. Returns whether `done()` held.
-bool run_until(Loop& loop, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  auto* guard = new uv_timer_t;
-  uv_timer_init(loop.uv(), guard);
-  uv_timer_start(
-      guard, [](uv_timer_t*) {}, 5, 5);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool ok = true;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ok = false;
-      break;
-    }
-    uv_run(loop.uv(), UV_RUN_ONCE);
-  }
-  close_and_free(guard);
-  return ok;
-}
 
 Address loopback(uint16_t port = 0) {
   auto a = Address::parse("127.0.0.1:" + std::to_string(port));

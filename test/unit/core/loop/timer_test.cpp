@@ -10,30 +10,10 @@
 #include <vector>
 
 #include "core/loop/loop.h"
+#include "test/support/test_loop.h"
 
 namespace meshbox::loop {
 namespace {
-
-// Runs `loop` until `done()` holds or `timeout` passes; a 5 ms guard timer keeps UV_RUN_ONCE
-// from blocking on an idle loop. Returns whether `done()` held.
-bool run_until(Loop& loop, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  auto* guard = new uv_timer_t;
-  uv_timer_init(loop.uv(), guard);
-  uv_timer_start(
-      guard, [](uv_timer_t*) {}, 5, 5);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool ok = true;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ok = false;
-      break;
-    }
-    uv_run(loop.uv(), UV_RUN_ONCE);
-  }
-  close_and_free(guard);
-  return ok;
-}
 
 // Runs the loop until a fresh timer of `ms` has fired: every timer due before it has fired too.
 void run_past(Loop& loop, uint64_t ms) {
