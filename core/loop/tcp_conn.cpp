@@ -109,6 +109,18 @@ void TcpConn::write(const char* data, size_t len) {
   writev(&part, 1);
 }
 
+void TcpConn::write(Buffer&& data) {
+  iovec parts[16];
+  while (!data.empty()) {
+    size_t n = data.peek(parts, 16);
+    writev(parts, n);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; ++i)
+      bytes += parts[i].iov_len;
+    data.drain(bytes);
+  }
+}
+
 void TcpConn::writev(const iovec* parts, size_t count) {
   if (closed_) return;
   size_t skip = 0;  // bytes already written by the fast path

@@ -62,6 +62,8 @@ class TcpConn : NonCopyable {
   /// Queues bytes for sending; sends at once when the socket takes them.
   void write(const char* data, size_t len);
   void write(std::string_view s) { write(s.data(), s.size()); }
+  /// Sends every byte of `data` (then empty).
+  void write(Buffer&& data);
   /// Gathers several pieces into one system call where possible.
   void writev(const iovec* parts, size_t count);
 

@@ -35,23 +35,8 @@ void Tunnel::splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, 
                     Buffer to_down, uint64_t idle_timeout_ms) {
   auto* t = new Tunnel(worker, std::move(down), std::move(up), idle_timeout_ms);
   worker.track(t);
-  iovec parts[16];
-  while (!to_up.empty()) {
-    size_t n = to_up.peek(parts, 16);
-    t->up_.conn->writev(parts, n);
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; ++i)
-      bytes += parts[i].iov_len;
-    to_up.drain(bytes);
-  }
-  while (!to_down.empty()) {
-    size_t n = to_down.peek(parts, 16);
-    t->down_.conn->writev(parts, n);
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; ++i)
-      bytes += parts[i].iov_len;
-    to_down.drain(bytes);
-  }
+  t->up_.conn->write(std::move(to_up));
+  t->down_.conn->write(std::move(to_down));
   t->down_.conn->read_start();
   t->up_.conn->read_start();
   t->touch();
