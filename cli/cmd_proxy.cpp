@@ -95,11 +95,19 @@ int cmd_proxy(int argc, char** argv) {
     auto addr = loop::Address::parse(item);
     if (!addr) return usage_error("--to: " + addr.error().message());
     if (addr->port() == 0) return usage_error("--to: '" + item + "' needs a port");
-    cluster.endpoints.push_back(*addr);
+    cluster.endpoints.push_back(EndpointSpec{*addr, 1, {}});
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
+  // HTTP: one route table with one catch-all route to the cluster.
   listener.cluster = cluster.name;
+  if (listener.protocol == ListenerSpec::Protocol::Http) {
+    listener.route_table = "proxy";
+    RouteSpec route;
+    route.name = "proxy";
+    route.clusters.push_back({cluster.name, 100});
+    snap->route_tables.push_back({"proxy", {{"proxy", {"*"}, {std::move(route)}}}});
+  }
 
   ServeOptions opts;
   opts.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

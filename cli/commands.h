@@ -3,7 +3,11 @@
 
 namespace meshbox::cli {
 
+int cmd_apply(int argc, char** argv);
+int cmd_delete(int argc, char** argv);
+int cmd_get(int argc, char** argv);
 int cmd_proxy(int argc, char** argv);
+int cmd_run(int argc, char** argv);
 int cmd_validate(int argc, char** argv);
 
 }  // namespace meshbox::cli

@@ -13,6 +13,10 @@ constexpr const char* kUsage = R"(usage: meshbox COMMAND [flags]
 meshbox is a service mesh in one binary: control plane and proxies in one process.
 
 commands:
+  run        run the mesh: control plane, admin API and proxies (meshbox run --help)
+  apply      create or replace resources in a running mesh (meshbox apply -f FILE)
+  delete     delete a resource from a running mesh (meshbox delete KIND NAME)
+  get        show services, endpoints, routes, clusters or config of a running mesh
   proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
   validate   check a mesh config and print every error with its position
   version    print the version
@@ -38,6 +42,10 @@ int main(int argc, char** argv) {
     fmt::print("meshbox {}\n", MESHBOX_VERSION);
     return 0;
   }
+  if (cmd == "run") return meshbox::cli::cmd_run(argc, argv);
+  if (cmd == "apply") return meshbox::cli::cmd_apply(argc, argv);
+  if (cmd == "delete") return meshbox::cli::cmd_delete(argc, argv);
+  if (cmd == "get") return meshbox::cli::cmd_get(argc, argv);
   if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
   if (cmd == "validate") return meshbox::cli::cmd_validate(argc, argv);
   fmt::print(stderr, "meshbox: unknown command '{}'\nrun 'meshbox --help' for usage\n", cmd);

@@ -1,10 +1,11 @@
-// serve(): runs proxy workers for a snapshot on the calling (control) thread until SIGTERM or
-// SIGINT, then drains them. Binds every listener once per worker with SO_REUSEPORT before
-// starting, so address errors are reported up front; writes the ready file once every worker
-// is accepting.
+// serve(): runs proxy workers for a fixed snapshot (`meshbox proxy`) on the calling (control)
+// thread until SIGTERM or SIGINT, then drains them. Listener addresses are reserved before
+// anything starts, so address errors are reported up front; the ready file is written once
+// every worker has applied the snapshot and accepts.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "plane/snapshot.h"
@@ -18,7 +19,7 @@ struct ServeOptions {
 };
 
 /// Returns the process exit code.
-int serve(SnapshotConstPtr snapshot, const ServeOptions& options);
+int serve(std::shared_ptr<Snapshot> snapshot, const ServeOptions& options);
 
 /// Writes `content` to `path` atomically (temporary file + rename).
 bool write_file_atomic(const std::string& path, const std::string& content);

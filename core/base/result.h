@@ -16,6 +16,7 @@ enum class Code {
   NotFound,
   AlreadyExists,
   Unavailable,  // a peer or resource cannot be reached right now
+  Conflict,     // a conditional write lost: the state changed since it was read (retry)
   Io,           // a system call failed; the message carries strerror / uv_strerror
   Internal,
 };

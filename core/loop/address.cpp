@@ -66,6 +66,19 @@ socklen_t Address::len() const {
   return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
 
+bool Address::operator==(const Address& o) const {
+  if (family() != o.family() || port() != o.port()) return false;
+  if (family() == AF_INET)
+    return std::memcmp(&reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr,
+                       &reinterpret_cast<const sockaddr_in*>(&o.storage_)->sin_addr,
+                       sizeof(in_addr)) == 0;
+  if (family() == AF_INET6)
+    return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr,
+                       &reinterpret_cast<const sockaddr_in6*>(&o.storage_)->sin6_addr,
+                       sizeof(in6_addr)) == 0;
+  return true;
+}
+
 uint16_t Address::port() const {
   if (family() == AF_INET6)
     return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);

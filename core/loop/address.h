@@ -29,6 +29,8 @@ class Address {
   std::string to_string() const;
   /// Just the IP, for X-Forwarded-For.
   std::string ip() const;
+  /// Same family, IP and port.
+  bool operator==(const Address& o) const;
 
  private:
   sockaddr_storage storage_{};

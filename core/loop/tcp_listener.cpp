@@ -58,6 +58,20 @@ Result<std::vector<int>> bind_listeners(const Address& requested, int count, int
   return fds;
 }
 
+Result<int> bind_exclusive(const Address& addr, int backlog) {
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(Code::Io, std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, addr.sa(), addr.len()) != 0 || ::listen(fd, backlog) != 0) {
+    int err = errno;
+    ::close(fd);
+    // libuv's wording ("address already in use"), which reads well after the address.
+    return make_error(Code::Io, addr.to_string() + ": " + uv_strerror(uv_translate_sys_error(err)));
+  }
+  return fd;
+}
+
 Result<Address> bound_address(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

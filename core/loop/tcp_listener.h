@@ -23,6 +23,12 @@ Result<int> bind_reuseport(const Address& addr, int backlog = 1024);
 /// is resolved once, so all the sockets share one port.
 Result<std::vector<int>> bind_listeners(const Address& addr, int count, int backlog = 1024);
 Result<Address> bound_address(int fd);
+/// A listening socket that nobody else may share (no SO_REUSEPORT), for ports that must have
+/// one owner, like the admin API: a second meshbox must fail, not split the traffic.
+/// SO_REUSEADDR is still set so a restart can bind while old connections sit in TIME_WAIT
+/// (on Linux it never lets two sockets listen on one port). Returns the non-blocking fd.
+/// Errors name the address: "127.0.0.1:15000: address already in use".
+Result<int> bind_exclusive(const Address& addr, int backlog = 128);
 
 class TcpListener : NonCopyable {
  public:

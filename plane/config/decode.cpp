@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <type_traits>
 
@@ -1209,6 +1210,157 @@ void decode_mesh(Fields& f, Mesh& m) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Canonical text of a resource (Source::toml, Source::json)
+
+// toml++'s TOML flags without literal ('…'), multi-line and raw-tab strings: toml++ 3.3 writes
+// a string holding ''' as a multi-line literal string that ends early, and a key holding a
+// newline and a space as a multi-line key, which TOML forbids. Basic strings ("…" with
+// escapes) hold anything. The rest of the defaults stay: indentation, Unicode as is,
+// hex/octal/binary integers as written.
+constexpr toml::format_flags kTomlFlags =
+    toml::toml_formatter::default_flags &
+    ~(toml::format_flags::allow_literal_strings | toml::format_flags::allow_multi_line_strings |
+      toml::format_flags::allow_real_tabs_in_strings);
+
+// A key toml++ 3.3 cannot print: its bare-key test skips tabs, newlines and single quotes, so
+// "a\tb" or "it's" is printed without quotes, which is not TOML. Finds the first one in `n`
+// (depth first), with its path.
+const toml::key* find_unprintable_key(const node& n, const std::string& path, std::string* at) {
+  if (const table* t = n.as_table()) {
+    for (auto&& [key, v] : *t) {
+      std::string p = join(path, key.str());
+      if (key.str().find_first_of("\t\n'") != std::string_view::npos) {
+        *at = std::move(p);
+        return &key;
+      }
+      if (const toml::key* k = find_unprintable_key(v, p, at)) return k;
+    }
+  } else if (const array* a = n.as_array()) {
+    for (size_t i = 0; i < a->size(); ++i)
+      if (const toml::key* k = find_unprintable_key(*a->get(i), index(path, i), at)) return k;
+  }
+  return nullptr;
+}
+
+// Fills `source.toml` with the resource as a document of its own: `{ kind = [ table ] }`,
+// printed as [[kind]], or `{ mesh = table }`, printed as [mesh]. The table is copied without
+// its inline flag, so a resource written as `service = [{ … }]` prints with a header like the
+// others. The text is read back and printed again: a resource whose text does not come back
+// as itself (a toml++ formatting limit) is an error, so that no later stage (the config
+// store) keeps text that means something else.
+void set_resource_toml(Scope& s, std::string_view kind, const table& t, bool array_of_tables,
+                       Source& source) {
+  table copy = t;
+  copy.is_inline(false);
+  table root;
+  if (array_of_tables) {
+    root.insert(kind, array{std::move(copy)});
+  } else {
+    root.insert(kind, std::move(copy));
+  }
+  auto print = [](const table& doc) {
+    std::ostringstream out;
+    out << toml::toml_formatter(doc, kTomlFlags) << '\n';
+    return std::move(out).str();
+  };
+  source.toml = print(root);
+
+  toml::parse_result again = toml::parse(source.toml);
+  if (again && print(again.table()) == source.toml) return;
+  std::string path;
+  if (const toml::key* k = find_unprintable_key(t, "", &path)) {
+    s.error(pos_of(k->source()), path,
+            fmt::format("key {} holds a tab, a newline or a single quote: meshbox cannot write "
+                        "such a key back as TOML (toml++ prints it without quotes); rename it",
+                        quote(k->str())));
+  } else {
+    s.error(pos_of(t), "",
+            "this resource cannot be written back as TOML: toml++ prints it as something else");
+  }
+}
+
+// The table as one compact JSON object. Without indentation flags toml++ still breaks the line
+// before every member and element; those newlines are the only raw ones in its output (JSON
+// strings have theirs escaped: multi-line strings are not a JSON thing), so dropping every
+// '\n' leaves compact JSON. Dates and times become strings, inf and nan the strings
+// "Infinity", "-Infinity" and "NaN".
+std::string resource_json(const table& t) {
+  std::ostringstream out;
+  out << toml::json_formatter(
+      t, toml::format_flags::quote_dates_and_times | toml::format_flags::quote_infinities_and_nans |
+             toml::format_flags::allow_unicode_strings | toml::format_flags::terse_key_value_pairs);
+  std::string text = std::move(out).str();
+  std::erase(text, '\n');
+  return text;
+}
+
+// Resources nest a few levels (virtual_service.http[0].match[0].headers.NAME is 7 deep). A
+// table nested deeper is garbage, and toml++ prints, copies and parses it recursively: past
+// this depth no canonical text is made, so that a document of dotted keys 5000 deep cannot
+// exhaust the stack. 64 is also what json::parse accepts, so Source::json always parses.
+constexpr size_t kMaxCanonicalDepth = 64;
+
+// Whether `n` nests more than `limit` tables and arrays (itself included). Stops counting
+// there, so it recurses at most `limit` + 1 deep whatever the input.
+bool deeper_than(const node& n, size_t limit) {
+  const table* t = n.as_table();
+  const array* a = n.as_array();
+  if (!t && !a) return false;
+  if (limit == 0) return true;
+  if (t) {
+    for (auto&& [key, v] : *t)
+      if (deeper_than(v, limit - 1)) return true;
+  } else {
+    for (const node& e : *a)
+      if (deeper_than(e, limit - 1)) return true;
+  }
+  return false;
+}
+
+// The first integer INT64_MIN in `n`, with its path. toml++ 3.3's printer estimates the width
+// of an array by negating its negative integers, which for this one value is undefined
+// behaviour (UBSan stops there). No meshbox field takes it, so such a resource is refused.
+// (The same estimate takes log10 of floats and casts it to size_t, which is undefined for a
+// float below 0.1 too, but only clang's float-cast-overflow check sees that; GCC's UBSan
+// does not, and x86 gives a large width: the array is printed on several lines.)
+const node* find_int64_min(const node& n, const std::string& path, std::string* at) {
+  if (const auto* v = n.as_integer()) {
+    if (v->get() != std::numeric_limits<int64_t>::min()) return nullptr;
+    *at = path;
+    return &n;
+  }
+  if (const table* t = n.as_table()) {
+    for (auto&& [key, v] : *t)
+      if (const node* found = find_int64_min(v, join(path, key.str()), at)) return found;
+  } else if (const array* a = n.as_array()) {
+    for (size_t i = 0; i < a->size(); ++i)
+      if (const node* found = find_int64_min(*a->get(i), index(path, i), at)) return found;
+  }
+  return nullptr;
+}
+
+// Source::toml and Source::json of a resource whose table is `t`.
+void set_canonical(Scope& s, std::string_view kind, const table& t, bool array_of_tables,
+                   Source& source) {
+  if (deeper_than(t, kMaxCanonicalDepth)) {
+    s.error(pos_of(t), "",
+            fmt::format("tables and arrays nested more than {} deep: meshbox does not keep such "
+                        "a resource",
+                        kMaxCanonicalDepth));
+    return;
+  }
+  std::string path;
+  if (const node* n = find_int64_min(t, "", &path)) {
+    s.error(pos_of(*n), path,
+            "-9223372036854775808 is out of range: meshbox cannot write it back as TOML (toml++ "
+            "3.3 cannot print it)");
+    return;
+  }
+  set_resource_toml(s, kind, t, array_of_tables, source);
+  source.json = resource_json(t);
+}
+
+// ---------------------------------------------------------------------------------------
 // The document
 
 // Names a resource before its fields are decoded, so that every finding carries it. A
@@ -1301,6 +1453,7 @@ class DocumentDecoder {
       f.read("namespace", r.ns, p_label_name);
       body(f, r);
       f.finish();
+      set_canonical(s, kind, *t, true, r.source);
       out.push_back(std::move(r));
     }
   }
@@ -1351,6 +1504,7 @@ class DocumentDecoder {
     Fields f(s, *t, "");
     decode_mesh(f, m);
     f.finish();
+    set_canonical(s, "mesh", *t, false, m.source);
   }
 
   static constexpr Kind kKinds[] = {

@@ -25,6 +25,13 @@ Loaded load(const std::vector<std::string>& paths) {
   return finish(std::move(all));
 }
 
+Loaded load_documents(const std::vector<Document>& documents) {
+  Decoded all;
+  for (const auto& d : documents)
+    decode_document(d.text, d.name, all.config, all.errors);
+  return finish(std::move(all));
+}
+
 Loaded load_string(std::string_view text, const std::string& file) {
   return finish(decode_string(text, file));
 }

@@ -27,4 +27,14 @@ Loaded load(const std::vector<std::string>& paths);
 /// The same for one in-memory document named `file`.
 Loaded load_string(std::string_view text, const std::string& file = "<config>");
 
+/// An in-memory TOML document and the name its findings carry (a file name, or a store key).
+struct Document {
+  std::string name;
+  std::string text;
+};
+
+/// Decodes every document, in order, into one config and validates it (what the control
+/// plane does with the stored resources plus the ones being applied).
+Loaded load_documents(const std::vector<Document>& documents);
+
 }  // namespace meshbox::config

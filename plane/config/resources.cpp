@@ -30,6 +30,49 @@ std::string Resource::display_name() const {
 
 namespace {
 
+constexpr std::string_view kKinds[] = {
+    "mesh",
+    "service",
+    "workload",
+    "virtual_service",
+    "destination_rule",
+    "gateway",
+    "service_entry",
+    "peer_authentication",
+    "authorization_policy",
+    "request_authentication",
+};
+
+template <typename R>
+void list_kind(std::string_view kind, const std::vector<R>& resources,
+               std::vector<ResourceRef>& out) {
+  for (const R& r : resources)
+    out.push_back({kind, r.ns, r.name, &r.source});
+}
+
+}  // namespace
+
+std::span<const std::string_view> resource_kinds() {
+  return kKinds;
+}
+
+std::vector<ResourceRef> list_resources(const Config& config) {
+  std::vector<ResourceRef> out;
+  if (config.mesh.defined) out.push_back({"mesh", "", "mesh", &config.mesh.source});
+  list_kind("service", config.services, out);
+  list_kind("workload", config.workloads, out);
+  list_kind("virtual_service", config.virtual_services, out);
+  list_kind("destination_rule", config.destination_rules, out);
+  list_kind("gateway", config.gateways, out);
+  list_kind("service_entry", config.service_entries, out);
+  list_kind("peer_authentication", config.peer_authentications, out);
+  list_kind("authorization_policy", config.authorization_policies, out);
+  list_kind("request_authentication", config.request_authentications, out);
+  return out;
+}
+
+namespace {
+
 template <typename E, size_t N>
 using Names = std::array<EnumName<E>, N>;
 

@@ -44,6 +44,14 @@ struct Source {
   /// Paths decoding reported an error at (a bad value, a missing or unknown key): checks
   /// made later skip them, so that one mistake is reported once.
   std::set<std::string, std::less<>> rejected;
+  /// The resource alone, as a TOML document: `[[KIND]]` and its table (`[mesh]` for the mesh),
+  /// as toml++ prints what was parsed: keys sorted, comments and layout dropped, strings in
+  /// double quotes, floats with 17 significant digits. Decoding it gives the same resource,
+  /// and the same text again: what the config store keeps and compares.
+  std::string toml;
+  /// The resource's table as one compact JSON object (dates as strings; inf and nan as the
+  /// strings "Infinity", "-Infinity", "NaN").
+  std::string json;
 
   /// The position of `path`, else of its nearest recorded parent ("a.b[2].c" → "a.b[2]" →
   /// "a.b" → "a"), else the resource's own position.
@@ -146,11 +154,11 @@ struct Service : Resource {
 // What a Kubernetes Pod/Deployment, or an Istio WorkloadEntry, is to Istio.
 
 struct HealthCheck {
-  std::string http;                           // HTTP GET path that must answer 2xx, e.g. "/health"
-  bool tcp = false;                           // or: a TCP connect must succeed
-  std::optional<Duration> interval;           // default 5s (compiler)
-  std::optional<Duration> timeout;            // default 1s
-  std::optional<uint32_t> healthy_threshold;  // default 1
+  std::string http;                  // HTTP GET path that must answer 200–399 ("/health")
+  bool tcp = false;                  // or: a TCP connect must succeed
+  std::optional<Duration> interval;  // default 5s (compiler)
+  std::optional<Duration> timeout;   // default 1s
+  std::optional<uint32_t> healthy_threshold;    // default 1
   std::optional<uint32_t> unhealthy_threshold;  // default 3
 };
 
@@ -556,6 +564,23 @@ struct Config {
   std::vector<AuthorizationPolicy> authorization_policies;
   std::vector<RequestAuthentication> request_authentications;
 };
+
+/// The resource kinds as TOML names them, in Config member order and with "mesh" first:
+/// "mesh", "service", "workload", "virtual_service", "destination_rule", "gateway",
+/// "service_entry", "peer_authentication", "authorization_policy", "request_authentication".
+std::span<const std::string_view> resource_kinds();
+
+/// One resource of a config, whatever its kind. Points into the Config it was listed from.
+struct ResourceRef {
+  std::string_view kind;  // one of resource_kinds()
+  std::string_view ns;    // "" for the mesh
+  std::string_view name;  // "mesh" for the mesh
+  const Source* source;
+};
+
+/// Every resource of `config`: the mesh first if `config.mesh.defined`, then each kind in
+/// resource_kinds() order, in file order within a kind. Valid while `config` is unchanged.
+std::vector<ResourceRef> list_resources(const Config& config);
 
 /// An enum value's name as written in TOML. Names are lower case; decoding also accepts
 /// Istio's upper case (`ROUND_ROBIN`), since it compares without regard to case.

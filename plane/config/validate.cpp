@@ -321,7 +321,7 @@ class Validator {
           at.error("health", "set http = \"/path\" or tcp = true, not both");
         } else if (h.http.empty() && !h.tcp && !at.written("health.http")) {
           at.error("health",
-                   "set http = \"/path\" (an HTTP GET that must answer 2xx) or tcp = "
+                   "set http = \"/path\" (an HTTP GET that must answer 200-399) or tcp = "
                    "true (a TCP connect)");
         }
         if (!h.http.empty() && h.http[0] != '/')

@@ -98,8 +98,8 @@ void UpstreamConn::fail(UpstreamFailure why) {
   if (client_) client_->on_upstream_failure(why, got_bytes_);
 }
 
-ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const ClusterSpec& cluster)
-    : loop_(loop), endpoint_(endpoint), cluster_(cluster) {}
+ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings)
+    : loop_(loop), endpoint_(endpoint), settings_(settings) {}
 
 ConnPool::~ConnPool() {
   close_idle();
@@ -115,9 +115,10 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
     c = new UpstreamConn(*this, loop::TcpConn::create(loop_));
     Status s = c->conn_->connect(endpoint_);
     // An immediate failure is reported from the loop, never from inside acquire().
-    c->timer_.start(s.is_ok() ? cluster_.connect_timeout_ms : 0);
+    c->timer_.start(s.is_ok() ? settings_.connect_timeout_ms : 0);
   }
   busy_.push_back(c);
+  ++busy_count_;
   c->state_ = UpstreamConn::State::Busy;
   c->client_ = client;
   c->requests_++;
@@ -128,15 +129,16 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
 void ConnPool::release(UpstreamConn* c, bool reusable) {
   c->client_ = nullptr;
   if (!reusable || !c->reusable_ || !c->conn_ || !c->connected_ ||
-      idle_count_ >= cluster_.max_idle_per_endpoint) {
+      idle_count_ >= settings_.max_idle) {
     return destroy(c);
   }
+  --busy_count_;
   c->parser_.resume();
   c->conn_->read_start();  // backpressure may have paused it; idle reads notice a close
   c->state_ = UpstreamConn::State::Idle;
   idle_.push_back(c);
   ++idle_count_;
-  c->timer_.start(cluster_.idle_timeout_ms);
+  c->timer_.start(settings_.idle_timeout_ms);
 }
 
 void ConnPool::close_idle() {
@@ -144,7 +146,10 @@ void ConnPool::close_idle() {
 }
 
 void ConnPool::destroy(UpstreamConn* c) {
-  if (c->state_ == UpstreamConn::State::Idle) --idle_count_;
+  if (c->state_ == UpstreamConn::State::Idle)
+    --idle_count_;
+  else if (c->state_ != UpstreamConn::State::Closed)
+    --busy_count_;
   c->unlink();
   c->state_ = UpstreamConn::State::Closed;
   c->client_ = nullptr;

@@ -21,6 +21,18 @@ namespace meshbox::data {
 
 class ConnPool;
 
+/// What a pool takes from its cluster. Pools are shared by every cluster of the snapshot
+/// that has the endpoint with the same settings, and survive snapshot changes that keep them.
+struct PoolSettings {
+  uint64_t connect_timeout_ms = 5'000;
+  uint64_t idle_timeout_ms = 60'000;
+  uint32_t max_idle = 1'024;
+  static PoolSettings of(const ClusterSpec& c) {
+    return {c.connect_timeout_ms, c.idle_timeout_ms, c.max_idle_per_endpoint};
+  }
+  bool operator==(const PoolSettings&) const = default;
+};
+
 /// Why an upstream exchange failed.
 enum class UpstreamFailure {
   ConnectFailed,  // refused, unreachable, or connect timeout
@@ -99,7 +111,7 @@ class UpstreamConn : public LinkedNode,
 /// All upstream connections of one worker to one endpoint.
 class ConnPool {
  public:
-  ConnPool(loop::Loop& loop, loop::Address endpoint, const ClusterSpec& cluster);
+  ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings);
   ~ConnPool();
 
   /// An idle connection if there is one, else a new one (connecting). Never null: connect
@@ -111,9 +123,11 @@ class ConnPool {
   void close_idle();
 
   size_t idle_count() const { return idle_count_; }
+  /// Connections connecting or busy (least-request balancing).
+  size_t active_count() const { return busy_count_; }
   const loop::Address& endpoint() const { return endpoint_; }
   loop::Loop& loop() { return loop_; }
-  const ClusterSpec& cluster() const { return cluster_; }
+  const PoolSettings& settings() const { return settings_; }
 
  private:
   friend class UpstreamConn;
@@ -121,10 +135,11 @@ class ConnPool {
 
   loop::Loop& loop_;
   loop::Address endpoint_;
-  ClusterSpec cluster_;            // copied: the pool outlives the snapshot that created it
+  PoolSettings settings_;
   LinkedList<UpstreamConn> idle_;  // most recently used at the back (LIFO keeps them warm)
   LinkedList<UpstreamConn> busy_;  // connecting or busy
   size_t idle_count_ = 0;
+  size_t busy_count_ = 0;
 };
 
 }  // namespace meshbox::data

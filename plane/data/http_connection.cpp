@@ -2,6 +2,7 @@
 
 #include "core/base/log.h"
 #include "core/http/serializer.h"
+#include "plane/data/router.h"
 #include "plane/data/tunnel.h"
 
 namespace meshbox::data {
@@ -102,12 +103,10 @@ void send(loop::TcpConn& conn, std::string_view head, const char* data, size_t l
 }  // namespace
 
 HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
-                               const ListenerSpec& listener, ClusterState& cluster,
-                               loop::TcpConnPtr conn)
+                               const ListenerSpec& listener, loop::TcpConnPtr conn)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       listener_(listener),
-      cluster_(cluster),
       down_(std::move(conn)),
       parser_(http::Parser::Kind::Request, *this, listener.http.limits),
       timer_(worker.loop(), [this] { on_timeout(); }) {
@@ -226,6 +225,7 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   upstream_chunked_ = head.framing == http::Framing::Chunked;
   close_after_ = !head.keep_alive || worker_.draining();
   arm(Wait::RequestBody, listener_.http.idle_timeout_ms);
+  if (!route(head)) return;
 
   if (head.method == "CONNECT") {
     connect_tunnel_ = true;
@@ -257,7 +257,11 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
     worker_.random().uuid4(id);
     h.add("x-request-id", std::string_view(id, sizeof id));
   }
-  if (!h.has("host")) h.add("host", cluster_.spec().name);
+  if (!h.has("host")) {
+    // HTTP/1.0 without Host: name the cluster's host (outbound|PORT|SUBSET|HOST).
+    std::string_view name = cluster_->spec().name;
+    h.add("host", name.substr(name.rfind('|') + 1));
+  }
   if (upstream_chunked_) h.add("transfer-encoding", "chunked");
   if (!upgrade.empty()) {
     h.add("connection", "upgrade");
@@ -271,7 +275,7 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
 }
 
 void HttpConnection::send_upstream_head() {
-  pool_ = cluster_.pick();
+  pool_ = cluster_->pick(worker_.random());
   if (!pool_) {
     parser_.stop();
     return fail_stream({ResponseFlag::NoHealthyUpstream, ErrorSource::Upstream, false, ""});
@@ -302,11 +306,84 @@ void HttpConnection::on_message_complete() {
   request_done_ = true;
   if (connect_tunnel_) return;
   if (up_) send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
-  if (!response_started_ && up_) arm(Wait::Response, cluster_.spec().response_timeout_ms);
+  if (pending_reply_) {
+    PendingReply p = std::move(*pending_reply_);
+    pending_reply_.reset();
+    return local_reply(p.status, p.body, p.flag, close_after_, p.extra_headers);
+  }
+  if (!response_started_ && up_) arm(Wait::Response, response_timeout_ms_);
 }
 
 void HttpConnection::on_upstream_drained() {
   if (!closing_ && !parser_paused_ && held_.size() <= kMaxHeldBytes) down_->read_start();
+}
+
+bool HttpConnection::route(http::RequestHead& head) {
+  stream_snapshot_ = worker_.snapshot();
+  cluster_.reset();
+  pending_reply_.reset();
+  const RouteTableSpec* table = stream_snapshot_->find_route_table(listener_.route_table);
+  RouteInput in = RouteInput::from(head, listener_.address.port());
+  const VirtualHostSpec* vhost = table ? find_virtual_host(*table, in.host) : nullptr;
+  const RouteSpec* r = vhost ? find_route(*vhost, in) : nullptr;
+  if (!r) {
+    LocalReply lr =
+        local_reply_for({ResponseFlag::NoRouteFound, ErrorSource::Downstream, false, ""});
+    reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::NoRouteFound);
+    return false;
+  }
+  switch (r->action) {
+    case RouteSpec::Action::DirectResponse:
+      reply_when_complete(static_cast<int>(r->direct_response.status), r->direct_response.body,
+                          ResponseFlag::None);
+      return false;
+    case RouteSpec::Action::Redirect: {
+      const RedirectSpec& rd = r->redirect;
+      std::string location = rd.scheme.empty() ? std::string(in.scheme) : rd.scheme;
+      location += "://";
+      std::string_view authority = rd.authority.empty() ? in.host : rd.authority;
+      if (rd.port) {
+        size_t colon = authority.rfind(':');
+        if (colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos)
+          authority = authority.substr(0, colon);
+        location.append(authority);
+        location += ":" + std::to_string(rd.port);
+      } else {
+        location.append(authority);
+      }
+      if (rd.uri.empty()) {
+        location.append(in.path);
+        if (!in.query.empty()) location.append("?").append(in.query);
+      } else {
+        location.append(rd.uri);
+      }
+      reply_when_complete(static_cast<int>(rd.code), "", ResponseFlag::None,
+                          "location: " + location + "\r\n");
+      return false;
+    }
+    case RouteSpec::Action::Forward:
+      break;
+  }
+  const WeightedCluster* wc = pick_cluster(*r, worker_.random());
+  if (wc) cluster_ = worker_.cluster(wc->cluster);
+  if (!cluster_) {
+    LocalReply lr =
+        local_reply_for({ResponseFlag::NoClusterFound, ErrorSource::Internal, false, ""});
+    reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::NoClusterFound);
+    return false;
+  }
+  response_timeout_ms_ = r->timeout_ms ? r->timeout_ms : cluster_->spec().response_timeout_ms;
+  return true;
+}
+
+void HttpConnection::reply_when_complete(int status, std::string body, ResponseFlag flag,
+                                         std::string extra_headers) {
+  if (request_has_body_) {
+    // Answer now and close: reading a body nobody wants could take long.
+    parser_.stop();
+    return local_reply(status, body, flag, true, extra_headers);
+  }
+  pending_reply_ = PendingReply{status, std::move(body), std::move(extra_headers), flag};
 }
 
 // ---- the response ---------------------------------------------------------------------------
@@ -353,14 +430,14 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
   head.version_minor = 1;
   // Written with the first piece of body, or at the end of this read.
   http::append_response_head(head, head_to_down_);
-  arm(Wait::ResponseBody, cluster_.spec().idle_timeout_ms);
+  arm(Wait::ResponseBody, cluster_->spec().idle_timeout_ms);
 }
 
 void HttpConnection::on_upstream_body(const char* data, size_t len) {
   send(*down_, head_to_down_, data, len, downstream_chunked_, false);
   head_to_down_.clear();
   if (down_->above_high_watermark() && up_) up_->tcp().read_stop();
-  if (wait_ == Wait::ResponseBody) timer_.start(cluster_.spec().idle_timeout_ms);
+  if (wait_ == Wait::ResponseBody) timer_.start(cluster_->spec().idle_timeout_ms);
 }
 
 void HttpConnection::on_upstream_read_done() {
@@ -443,7 +520,8 @@ void HttpConnection::finish_stream() {
 void HttpConnection::start_connect_tunnel() {
   // CONNECT is terminated here: the proxy opens a TCP connection to the route's upstream and,
   // once it is up, answers 200 and splices the two sockets (Envoy's connect_config).
-  const loop::Address* to = cluster_.pick_address();
+  ConnPool* pool = cluster_->pick(worker_.random());
+  const loop::Address* to = pool ? &pool->endpoint() : nullptr;
   if (!to) {
     parser_.stop();
     return fail_stream({ResponseFlag::NoHealthyUpstream, ErrorSource::Upstream, false, ""});
@@ -456,7 +534,7 @@ void HttpConnection::start_connect_tunnel() {
     connect_.reset();
     return fail_stream({ResponseFlag::UpstreamConnectFailure, ErrorSource::Upstream, true, ""});
   }
-  arm(Wait::Response, cluster_.spec().connect_timeout_ms);
+  arm(Wait::Response, cluster_->spec().connect_timeout_ms);
 }
 
 void HttpConnection::on_connect_result(bool ok) {
@@ -485,10 +563,11 @@ void HttpConnection::fail_stream(const ProxyError& error) {
   local_reply(r.status, r.body, error.flag, close_after_ || !request_done_);
 }
 
-void HttpConnection::local_reply(int status, std::string_view body, ResponseFlag, bool close) {
+void HttpConnection::local_reply(int status, std::string_view body, ResponseFlag, bool close,
+                                 std::string_view extra_headers) {
   if (closing_) return;
   std::string& out = worker_.scratch();
-  append_local_reply(status, body, close || worker_.draining(), out);
+  append_local_reply(status, body, close || worker_.draining(), out, extra_headers);
   down_->write(out);
   if (close || worker_.draining()) {
     close_after_ = true;

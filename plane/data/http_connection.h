@@ -11,6 +11,7 @@
 // truncated response never looks complete.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/base/buffer.h"
@@ -28,8 +29,9 @@ class HttpConnection : public ActiveConnection,
                        http::ParserCallbacks,
                        UpstreamClient {
  public:
+  /// `snapshot` is the worker's at accept time; it holds `listener` for the connection's life.
   HttpConnection(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
-                 ClusterState& cluster, loop::TcpConnPtr conn);
+                 loop::TcpConnPtr conn);
   ~HttpConnection() override;
 
   void drain() override;
@@ -73,19 +75,22 @@ class HttpConnection : public ActiveConnection,
   void send_upstream_head();
   void flush_upstream_head();
   std::string_view take_upstream_head();
+  bool route(http::RequestHead& head);
+  void reply_when_complete(int status, std::string body, ResponseFlag flag,
+                           std::string extra_headers = {});
   void start_connect_tunnel();
   void finish_stream();
   void release_upstream(bool reusable);
-  void local_reply(int status, std::string_view body, ResponseFlag flag, bool close);
+  void local_reply(int status, std::string_view body, ResponseFlag flag, bool close,
+                   std::string_view extra_headers = {});
   void fail_stream(const ProxyError& error);
   void close_after_flush();
   void close_with_reset();
   void close();
 
   Worker& worker_;
-  SnapshotConstPtr snapshot_;  // pinned for the connection's life
+  SnapshotConstPtr snapshot_;  // the accept-time snapshot: holds listener_
   const ListenerSpec& listener_;
-  ClusterState& cluster_;
   loop::TcpConnPtr down_;
   http::Parser parser_;
   loop::Timer timer_;
@@ -93,7 +98,19 @@ class HttpConnection : public ActiveConnection,
   Buffer held_;  // bytes read past the current request (pipelining, upgrade)
   std::string client_ip_;
 
-  // The request in flight (one at a time).
+  // The request in flight (one at a time). It keeps the snapshot and the cluster it was
+  // routed with until it ends, whatever the worker applies meanwhile.
+  SnapshotConstPtr stream_snapshot_;
+  ClusterStatePtr cluster_;
+  uint64_t response_timeout_ms_ = 0;
+  // A local answer (no route, direct response, redirect) to a request whose body is still
+  // arriving: sent once the request is complete, so the connection can stay open.
+  struct PendingReply {
+    int status = 0;
+    std::string body, extra_headers;
+    ResponseFlag flag = ResponseFlag::None;
+  };
+  std::optional<PendingReply> pending_reply_;
   ConnPool* pool_ = nullptr;
   UpstreamConn* up_ = nullptr;
   std::string method_;

@@ -30,6 +30,8 @@ std::string_view flag_name(ResponseFlag flag) {
       return "UO";
     case ResponseFlag::NoRouteFound:
       return "NR";
+    case ResponseFlag::NoClusterFound:
+      return "NC";
   }
   return "-";
 }
@@ -56,12 +58,15 @@ LocalReply local_reply_for(const ProxyError& e) {
       return {503, "upstream connection limit reached\n"};
     case ResponseFlag::NoRouteFound:
       return {404, "no route\n"};
+    case ResponseFlag::NoClusterFound:
+      return {503, "no cluster\n"};
     default:
       return {500, "internal error\n"};
   }
 }
 
-void append_local_reply(int status, std::string_view body, bool close, std::string& out) {
+void append_local_reply(int status, std::string_view body, bool close, std::string& out,
+                        std::string_view extra_headers) {
   out.append("HTTP/1.1 ");
   char num[24];
   auto end = std::to_chars(num, num + sizeof num, status).ptr;
@@ -71,7 +76,9 @@ void append_local_reply(int status, std::string_view body, bool close, std::stri
   out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
   end = std::to_chars(num, num + sizeof num, body.size()).ptr;
   out.append(num, end);
-  out.append(close ? "\r\nconnection: close\r\n\r\n" : "\r\n\r\n");
+  out.append("\r\n");
+  out.append(extra_headers);
+  out.append(close ? "connection: close\r\n\r\n" : "\r\n");
   out.append(body);
 }
 

@@ -21,6 +21,7 @@ enum class ResponseFlag {
   DownstreamConnectionTermination,  // DC
   Overflow,                         // UO
   NoRouteFound,                     // NR
+  NoClusterFound,                   // NC: the route names a cluster the snapshot lacks
 };
 
 enum class ErrorSource { Downstream, Upstream, Internal };
@@ -41,7 +42,9 @@ struct LocalReply {
 };
 LocalReply local_reply_for(const ProxyError& error);
 
-/// Appends a complete response: status line, Content-Type, Content-Length, Connection.
-void append_local_reply(int status, std::string_view body, bool close, std::string& out);
+/// Appends a complete response: status line, Content-Type, Content-Length, Connection, and
+/// `extra_headers` (preformatted "name: value\r\n" lines, e.g. a redirect's location).
+void append_local_reply(int status, std::string_view body, bool close, std::string& out,
+                        std::string_view extra_headers = {});
 
 }  // namespace meshbox::data

@@ -19,8 +19,9 @@ Tunnel::Tunnel(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, uint6
 
 Tunnel* Tunnel::proxy(Worker& worker, const ListenerSpec& listener, ClusterState& cluster,
                       loop::TcpConnPtr down) {
-  const loop::Address* to = cluster.pick_address();
-  if (!to) return nullptr;
+  ConnPool* pool = cluster.pick(worker.random());
+  if (!pool) return nullptr;
+  const loop::Address* to = &pool->endpoint();
   auto* t = new Tunnel(worker, std::move(down), loop::TcpConn::create(worker.loop()),
                        listener.tcp_idle_timeout_ms);
   Status s = t->up_.conn->connect(*to);

@@ -1,6 +1,6 @@
 #include "plane/data/worker.h"
 
-#include <unistd.h>
+#include <fmt/format.h>
 
 #include "core/base/log.h"
 #include "plane/data/http_connection.h"
@@ -8,71 +8,141 @@
 
 namespace meshbox::data {
 
-ClusterState::ClusterState(loop::Loop& loop, const ClusterSpec& spec) : spec_(spec) {
-  for (const auto& ep : spec.endpoints)
-    pools_.push_back(std::make_unique<ConnPool>(loop, ep, spec));
-}
+ClusterState::ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools)
+    : spec_(spec), pools_(std::move(pools)) {}
 
-ConnPool* ClusterState::pick() {
-  if (pools_.empty()) return nullptr;
-  if (next_ >= pools_.size()) next_ = 0;
+ConnPool* ClusterState::pick(Random& random) {
+  size_t n = pools_.size();
+  if (n == 0) return nullptr;
+  switch (spec_.lb_policy) {
+    case LbPolicy::Random:
+      return pools_[random.below(n)].get();
+    case LbPolicy::LeastRequest: {
+      // Power of two choices (Envoy's default for LEAST_REQUEST).
+      ConnPool* a = pools_[random.below(n)].get();
+      ConnPool* b = pools_[random.below(n)].get();
+      return b->active_count() < a->active_count() ? b : a;
+    }
+    case LbPolicy::RoundRobin:
+      break;
+  }
+  if (next_ >= n) next_ = 0;
   return pools_[next_++].get();
 }
 
-const loop::Address* ClusterState::pick_address() {
-  ConnPool* p = pick();
-  return p ? &p->endpoint() : nullptr;
-}
-
-void ClusterState::close_idle() {
-  for (auto& p : pools_)
-    p->close_idle();
-}
-
-Worker::Worker(int id, SnapshotConstPtr snapshot)
-    : id_(id), snapshot_(std::move(snapshot)), thread_("mb-worker-" + std::to_string(id)) {}
+Worker::Worker(int id, const SnapshotPublisher& source, OnApplied on_applied)
+    : id_(id),
+      source_(source),
+      on_applied_(std::move(on_applied)),
+      thread_("mb-worker-" + std::to_string(id)) {}
 
 Worker::~Worker() {
   (void)join();
 }
 
-void Worker::start(std::vector<int> fds, std::function<void(Status)> on_listening) {
+void Worker::start() {
   thread_.start();
-  thread_.post(
-      [this, fds = std::move(fds), done = std::move(on_listening)] { open_listeners(fds, done); });
+  notify();
 }
 
-void Worker::open_listeners(const std::vector<int>& fds, const std::function<void(Status)>& done) {
-  const Snapshot& snap = *snapshot_;
-  for (const auto& c : snap.clusters)
-    clusters_.push_back(std::make_unique<ClusterState>(loop(), c));
-  for (size_t i = 0; i < fds.size() && i < snap.listeners.size(); ++i) {
-    size_t cluster_index = 0;
-    for (size_t c = 0; c < snap.clusters.size(); ++c)
-      if (snap.clusters[c].name == snap.listeners[i].cluster) cluster_index = c;
-    listener_cluster_.push_back(cluster_index);
-    auto l = loop::TcpListener::open(
-        loop(), fds[i], [this, i](loop::TcpConnPtr conn) { on_accept(i, std::move(conn)); });
+void Worker::notify() {
+  thread_.post([this] { apply_latest(); });
+}
+
+void Worker::apply_latest() {
+  if (draining_) return;
+  SnapshotConstPtr next = source_.latest();
+  if (!next || next == snapshot_) return;  // coalesced wakeups: already applied
+  Status status = apply_listeners(*next);
+  apply_clusters(*next);
+  snapshot_ = std::move(next);
+  on_applied_(id_, snapshot_->version, status);
+}
+
+Status Worker::apply_listeners(const Snapshot& snap) {
+  // A listener is its bound address: one whose address stays keeps its socket (and the
+  // connections it accepted), whatever else changed; new connections see the new spec.
+  std::vector<std::unique_ptr<Listener>> next;
+  Status status;
+  for (const auto& spec : snap.listeners) {
+    std::unique_ptr<Listener> l;
+    for (auto& old : listeners_)
+      if (old && old->address == spec.address) l = std::move(old);
     if (!l) {
-      for (size_t j = i + 1; j < fds.size(); ++j)
-        ::close(fds[j]);
-      done(l.error());
-      return;
+      auto fd = loop::bind_reuseport(spec.address);
+      if (!fd) {
+        status = Status(fd.error().code(), "listener " + spec.name + ": " + fd.error().message());
+        continue;
+      }
+      l = std::make_unique<Listener>();
+      l->address = spec.address;
+      Listener* raw = l.get();
+      auto socket = loop::TcpListener::open(
+          loop(), *fd, [this, raw](loop::TcpConnPtr conn) { on_accept(raw, std::move(conn)); });
+      if (!socket) {
+        status = Status(socket.error().code(),
+                        "listener " + spec.name + ": " + socket.error().message());
+        continue;
+      }
+      l->socket = std::move(*socket);
     }
-    listeners_.push_back(std::move(*l));
+    l->name = spec.name;
+    next.push_back(std::move(l));
   }
-  done(Status::ok());
+  listeners_ = std::move(next);  // the ones left behind close here
+  return status;
 }
 
-void Worker::on_accept(size_t index, loop::TcpConnPtr conn) {
-  if (draining_) return;  // dropping the pointer closes it
-  const ListenerSpec& spec = snapshot_->listeners[index];
-  ClusterState& cluster = *clusters_[listener_cluster_[index]];
+void Worker::apply_clusters(const Snapshot& snap) {
+  std::map<std::string, ClusterStatePtr, std::less<>> clusters;
+  std::map<std::string, std::shared_ptr<ConnPool>> pools;
+  for (const auto& spec : snap.clusters) {
+    PoolSettings settings = PoolSettings::of(spec);
+    std::vector<std::shared_ptr<ConnPool>> endpoint_pools;
+    for (const auto& ep : spec.endpoints) {
+      std::string key =
+          fmt::format("{}|{}|{}|{}", ep.address.to_string(), settings.connect_timeout_ms,
+                      settings.idle_timeout_ms, settings.max_idle);
+      auto& pool = pools[key];
+      if (!pool) {
+        auto old = pools_.find(key);
+        pool = old != pools_.end() ? old->second
+                                   : std::make_shared<ConnPool>(loop(), ep.address, settings);
+      }
+      endpoint_pools.push_back(pool);
+    }
+    // Keep the balancer position of an unchanged cluster.
+    auto old = clusters_.find(spec.name);
+    if (old != clusters_.end() && old->second->spec() == spec) {
+      clusters.emplace(spec.name, old->second);
+    } else {
+      clusters.emplace(spec.name, std::make_shared<ClusterState>(spec, std::move(endpoint_pools)));
+    }
+  }
+  // Pools no cluster uses any more lose their idle connections now; busy ones finish first.
+  for (auto& [key, pool] : pools_)
+    if (!pools.count(key)) pool->close_idle();
+  clusters_ = std::move(clusters);
+  pools_ = std::move(pools);
+}
+
+ClusterStatePtr Worker::cluster(std::string_view name) const {
+  auto it = clusters_.find(name);
+  return it == clusters_.end() ? nullptr : it->second;
+}
+
+void Worker::on_accept(Listener* listener, loop::TcpConnPtr conn) {
+  if (draining_ || !snapshot_) return;  // dropping the pointer closes it
+  const ListenerSpec* spec = nullptr;
+  for (const auto& l : snapshot_->listeners)
+    if (l.name == listener->name) spec = &l;
+  if (!spec) return;
   ActiveConnection* c;
-  if (spec.protocol == ListenerSpec::Protocol::Tcp) {
-    c = Tunnel::proxy(*this, spec, cluster, std::move(conn));
+  if (spec->protocol == ListenerSpec::Protocol::Tcp) {
+    ClusterStatePtr cluster = this->cluster(spec->cluster);
+    c = cluster ? Tunnel::proxy(*this, *spec, *cluster, std::move(conn)) : nullptr;
   } else {
-    c = new HttpConnection(*this, snapshot_, spec, cluster, std::move(conn));
+    c = new HttpConnection(*this, snapshot_, *spec, std::move(conn));
   }
   if (c) connections_.push_back(c);
 }
@@ -103,8 +173,8 @@ void Worker::begin_drain(uint64_t deadline_ms) {
   });
   drain_timer_->start(deadline_ms);
   listeners_.clear();
-  for (auto& c : clusters_)
-    c->close_idle();
+  for (auto& [key, pool] : pools_)
+    pool->close_idle();
   connections_.for_each([](ActiveConnection* c) { c->drain(); });
   maybe_finish_drain();
 }
@@ -118,6 +188,7 @@ void Worker::shutdown() {
   stopped_ = true;
   connections_.for_each([](ActiveConnection* c) { c->abort(); });
   clusters_.clear();
+  pools_.clear();
   // shutdown() may run inside the drain timer's own callback: destroy it afterwards.
   loop().run_soon([this] { drain_timer_.reset(); });
   thread_.release();

@@ -1,12 +1,16 @@
 // Worker: one proxy thread. Owns a loop (LoopThread), its listeners (SO_REUSEPORT: every
-// worker accepts for itself), the connections they accept, and per-endpoint upstream pools.
-// Nothing on the request path takes a lock or blocks.
+// worker binds and accepts for itself), the connections they accept, and per-endpoint
+// upstream pools. It serves the latest snapshot of a SnapshotPublisher: notify() makes it
+// apply the newest one between events — listeners opened and closed, clusters rebuilt with
+// their surviving pools — and acknowledge the version. Requests in flight keep the snapshot
+// and the cluster they started with. Nothing on the request path takes a lock or blocks.
 //
-// start(), drain() and join() are for the control thread (drain() is Thread-safe); every other
-// method is Loop thread only.
+// start(), notify(), drain() and join() are for the control thread (notify() and drain() are
+// Thread-safe); every other method is Loop thread only.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,31 +34,36 @@ class ActiveConnection : public LinkedNode, public loop::Deferred {
   virtual void abort() = 0;
 };
 
-/// Per-worker state of one cluster: its pools (one per endpoint) and the balancer position.
+/// Per-worker state of one cluster of one snapshot: its endpoints' pools and the balancer
+/// position. Shared (on the worker's thread only) by the worker and the streams using it, so
+/// a stream keeps its cluster while a new snapshot replaces it.
 class ClusterState {
  public:
-  ClusterState(loop::Loop& loop, const ClusterSpec& spec);
-  /// Next endpoint's pool (round robin); null when the cluster has no endpoint.
-  ConnPool* pick();
-  /// Next endpoint's address (for tunnels, which do not pool); null when none.
-  const loop::Address* pick_address();
+  ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools);
+  /// Next endpoint's pool by the cluster's policy; null when the cluster has no endpoint.
+  ConnPool* pick(Random& random);
   const ClusterSpec& spec() const { return spec_; }
-  void close_idle();
 
  private:
   ClusterSpec spec_;
-  std::vector<std::unique_ptr<ConnPool>> pools_;
+  std::vector<std::shared_ptr<ConnPool>> pools_;
   size_t next_ = 0;
 };
+using ClusterStatePtr = std::shared_ptr<ClusterState>;
 
 class Worker {
  public:
-  Worker(int id, SnapshotConstPtr snapshot);
+  /// Called on the worker thread after each snapshot it applied (or failed to apply part of:
+  /// a listener that could not be opened).
+  using OnApplied = std::function<void(int worker_id, uint64_t version, const Status& status)>;
+
+  Worker(int id, const SnapshotPublisher& source, OnApplied on_applied);
   ~Worker();
 
-  /// Control thread. Starts the thread; it opens one listener per fd (fds[i] serves
-  /// snapshot->listeners[i]) and then calls `on_listening` on the worker thread.
-  void start(std::vector<int> fds, std::function<void(Status)> on_listening);
+  /// Control thread. Starts the thread, which applies the publisher's latest snapshot.
+  void start();
+  /// Thread-safe. The publisher has a newer snapshot: apply it (coalesced).
+  void notify();
   /// Thread-safe. Stops accepting, finishes in-flight requests and closes connections as they
   /// go idle; after `deadline_ms` closes whatever is left. The thread then ends.
   void drain(uint64_t deadline_ms);
@@ -65,6 +74,10 @@ class Worker {
   int id() const { return id_; }
   loop::Loop& loop() { return thread_.loop(); }
   Random& random() { return random_; }
+  /// The snapshot new requests use.
+  const SnapshotConstPtr& snapshot() const { return snapshot_; }
+  /// The current snapshot's cluster `name`; null if it has none.
+  ClusterStatePtr cluster(std::string_view name) const;
   /// A scratch string for serializing heads; valid until the next call.
   std::string& scratch() {
     scratch_.clear();
@@ -75,23 +88,34 @@ class Worker {
   void track(ActiveConnection* conn);
   /// Stops tracking `conn` and destroys it once the current callback returns.
   void remove(ActiveConnection* conn);
-  ClusterState& cluster(size_t index) { return *clusters_[index]; }
 
  private:
-  void open_listeners(const std::vector<int>& fds, const std::function<void(Status)>& done);
-  void on_accept(size_t listener_index, loop::TcpConnPtr conn);
+  struct Listener {
+    std::string name;
+    loop::Address address;
+    std::unique_ptr<loop::TcpListener> socket;
+  };
+
+  void apply_latest();
+  Status apply_listeners(const Snapshot& snap);
+  void apply_clusters(const Snapshot& snap);
+  void on_accept(Listener* listener, loop::TcpConnPtr conn);
   void begin_drain(uint64_t deadline_ms);
   void maybe_finish_drain();
   void shutdown();
 
   int id_;
-  SnapshotConstPtr snapshot_;
+  const SnapshotPublisher& source_;
+  OnApplied on_applied_;
   loop::LoopThread thread_;
   Random random_;
   std::string scratch_;
-  std::vector<std::unique_ptr<loop::TcpListener>> listeners_;
-  std::vector<size_t> listener_cluster_;  // cluster index per listener
-  std::vector<std::unique_ptr<ClusterState>> clusters_;
+  SnapshotConstPtr snapshot_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::map<std::string, ClusterStatePtr, std::less<>> clusters_;
+  // Pools by endpoint and settings, reused across snapshots. A pool the new snapshot no longer
+  // uses is dropped here; streams still using it keep it alive through their ClusterState.
+  std::map<std::string, std::shared_ptr<ConnPool>> pools_;
   LinkedList<ActiveConnection> connections_;
   std::unique_ptr<loop::Timer> drain_timer_;
   bool draining_ = false;

@@ -1,5 +1,7 @@
 #include "test/support/meshbox.h"
 
+#include <unistd.h>
+
 #include "test/support/http_response.h"
 #include "test/support/json.h"
 
@@ -110,11 +112,12 @@ RunResult run_meshbox(const std::vector<std::string>& args, TempDir& dir, Deadli
   return r;
 }
 
-Httpbin::Httpbin(TempDir& dir, const std::string& name) {
+Httpbin::Httpbin(TempDir& dir, const std::string& name, const std::string& listen) {
   std::string ready = dir.file("httpbin-" + name + ".ready");
   log_path_ = dir.file("httpbin-" + name + ".log");
   SpawnOptions opts;
-  opts.argv = {httpbin_bin(), "--listen", "127.0.0.1:0", "--name", name, "--ready-file", ready};
+  ::unlink(ready.c_str());  // a restart must not read the last run's file
+  opts.argv = {httpbin_bin(), "--listen", listen, "--name", name, "--ready-file", ready};
   opts.stdout_path = opts.stderr_path = log_path_;
   failure_log_.emplace("meshbox-httpbin " + name + " (" + log_path_ + ")", log_path_);
   proc_ = Process(opts);

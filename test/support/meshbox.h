@@ -53,7 +53,9 @@ struct HttpbinStats {
 /// meshbox-httpbin on 127.0.0.1:0.
 class Httpbin {
  public:
-  explicit Httpbin(TempDir& dir, const std::string& name = "httpbin");
+  /// `listen`: "127.0.0.1:0", or a fixed address to restart a backend where it was.
+  explicit Httpbin(TempDir& dir, const std::string& name = "httpbin",
+                   const std::string& listen = "127.0.0.1:0");
   const std::string& address() const { return address_; }
   /// GET /stats straight from the backend, on a connection of its own.
   HttpbinStats stats() const;

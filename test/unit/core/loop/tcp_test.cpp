@@ -153,6 +153,28 @@ TEST_CASE("tcp: bind_reuseport fails on a port held without SO_REUSEPORT") {
   ::close(plain);
 }
 
+TEST_CASE("tcp: bind_exclusive owns its port alone") {
+  Loop loop;
+  {
+    auto fd = bind_exclusive(loopback());
+    REQUIRE(fd.has_value());
+    auto addr = bound_address(*fd);
+    REQUIRE(addr.has_value());
+    CHECK(addr->port() != 0);
+    // Neither a second exclusive socket nor a SO_REUSEPORT one may share it.
+    auto again = bind_exclusive(*addr);
+    REQUIRE(!again.has_value());
+    CHECK(again.error().message() == addr->to_string() + ": address already in use");
+    CHECK(!bind_reuseport(*addr).has_value());
+    // It accepts like any listener.
+    auto l = TcpListener::open(loop, *fd, [](TcpConnPtr) {});
+    REQUIRE(l.has_value());
+    auto client = dial(loop, addr->port());
+    CHECK(run_until(loop, [&] { return client->connected; }));
+  }
+  CHECK(loop.close().is_ok());
+}
+
 TEST_CASE("tcp: connect, echo, addresses") {
   Loop loop;
   {

@@ -1,0 +1,446 @@
+// meshbox apply / delete / get: the CLI side of the admin API of a running `meshbox run`.
+// The admin address and token come from the state dir (admin.address, admin.token), which
+// `meshbox run` writes; --admin overrides the address.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/admin_client.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/table.h"
+#include "core/base/json.h"
+#include "plane/config/error.h"
+
+namespace meshbox::cli {
+
+namespace {
+
+constexpr const char* kApplyUsage = R"(usage: meshbox apply -f FILE|DIR [-f …] [flags]
+
+Sends resources to a running `meshbox run`: each resource is created or replaced (by kind,
+namespace and name). The whole change is validated together with the running config and
+rejected whole on any error, printed with its file:line:column.
+
+flags:
+  -f, --filename PATH   a .toml file or a directory of them (repeatable; or positional)
+  --wait                return once every proxy worker serves the change
+  --state-dir DIR       where `meshbox run` keeps its state (default ./.meshbox)
+  --admin ADDR          admin API address (default: STATE_DIR/admin.address)
+  -o, --output json     print the API's answer as JSON
+  -h, --help            this help
+)";
+
+constexpr const char* kDeleteUsage = R"(usage: meshbox delete KIND NAME [-n NAMESPACE] [flags]
+
+Deletes one resource from a running `meshbox run` (KIND as in the config: service,
+virtual_service, destination_rule, gateway, service_entry, workload, …). Refused if the
+config without it would not validate (e.g. a route still points at it).
+
+flags:
+  -n, --namespace NS    the resource's namespace (default "default")
+  --wait                return once every proxy worker serves the change
+  --state-dir DIR       default ./.meshbox
+  --admin ADDR          admin API address (default: STATE_DIR/admin.address)
+  -h, --help            this help
+)";
+
+constexpr const char* kGetUsage =
+    R"(usage: meshbox get services|endpoints|routes|clusters|config [flags]
+
+Prints what a running `meshbox run` serves, as aligned tables; -o json for scripts
+(-o toml for `get config`: the stored resources as TOML).
+
+flags:
+  -o, --output FORMAT   table (default), json, or toml (config only)
+  --state-dir DIR       default ./.meshbox
+  --admin ADDR          admin API address (default: STATE_DIR/admin.address)
+  -h, --help            this help
+)";
+
+// Short flags as kubectl spells them, turned into the long ones Args knows.
+std::vector<std::string> expand_short_flags(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-f")
+      a = "--filename";
+    else if (a == "-o")
+      a = "--output";
+    else if (a == "-n")
+      a = "--namespace";
+    out.push_back(a);
+  }
+  return out;
+}
+
+struct Argv {
+  std::vector<std::string> strings;
+  std::vector<char*> ptrs;
+  explicit Argv(std::vector<std::string> s) : strings(std::move(s)) {
+    for (auto& x : strings)
+      ptrs.push_back(x.data());
+  }
+  int argc() const { return static_cast<int>(ptrs.size()); }
+  char** argv() { return ptrs.data(); }
+};
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") return true;
+  }
+  return false;
+}
+
+int usage_error(std::string_view cmd, const std::string& message) {
+  fmt::print(stderr, "meshbox {0}: {1}\nrun 'meshbox {0} --help' for usage\n", cmd, message);
+  return 2;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+struct Endpoint {
+  std::string address, token;
+};
+
+// The admin API's address and token, from flags and the state dir.
+Result<Endpoint> admin_endpoint(const Args& args, bool need_token) {
+  std::string dir = args.get("state-dir").value_or(".meshbox");
+  Endpoint e;
+  e.address = args.get("admin").value_or("");
+  if (e.address.empty()) e.address = read_text(dir + "/admin.address");
+  if (e.address.empty())
+    return Status(Code::NotFound, "no admin address in " + dir +
+                                      "/admin.address: is `meshbox run` running with "
+                                      "--state-dir " +
+                                      dir + "? (or pass --admin ADDR)");
+  if (need_token) {
+    e.token = read_text(dir + "/admin.token");
+    if (e.token.empty())
+      return Status(Code::NotFound, "cannot read the admin token " + dir + "/admin.token");
+  }
+  return e;
+}
+
+// The error message of a JSON error reply, else the body.
+std::string reply_error(const AdminReply& r) {
+  auto v = json::parse(r.body);
+  if (v) {
+    if (const json::Value* e = v->get("error"); e && e->is_string()) return e->as_string();
+  }
+  return fmt::format("HTTP {}: {}", r.status, r.body);
+}
+
+// Config findings from the API, printed like `meshbox validate` prints them.
+void print_findings(const json::Value& list) {
+  if (!list.is_array()) return;
+  for (const auto& f : list.array) {
+    config::ConfigError e;
+    auto str = [&](const char* k) {
+      const json::Value* v = f.get(k);
+      return v && v->is_string() ? v->as_string() : std::string();
+    };
+    auto num = [&](const char* k) {
+      const json::Value* v = f.get(k);
+      auto n = v ? v->as_int() : std::nullopt;
+      return static_cast<uint32_t>(n.value_or(0));
+    };
+    e.severity = str("severity") == "warning" ? config::Severity::Warning : config::Severity::Error;
+    e.file = str("file");
+    e.line = num("line");
+    e.column = num("column");
+    e.kind = str("kind");
+    e.name = str("name");
+    e.field = str("field");
+    e.message = str("message");
+    fmt::print(stderr, "{}\n", config::format(e));
+  }
+}
+
+std::vector<std::string> toml_files(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {path};
+  std::vector<std::string> out;
+  // The same rule as the server's: *.toml, not hidden, not recursive, in name order.
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.empty() || n[0] == '.' || n.size() < 6 || n.compare(n.size() - 5, 5, ".toml") != 0)
+        continue;
+      out.push_back(path + (path.back() == '/' ? "" : "/") + n);
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string str_of(const json::Value& v, const char* key) {
+  const json::Value* x = v.get(key);
+  if (!x) return "";
+  if (x->is_string()) return x->as_string();
+  if (auto n = x->as_int()) return std::to_string(*n);
+  if (x->is_bool()) return x->boolean ? "true" : "false";
+  return "";
+}
+
+}  // namespace
+
+int cmd_apply(int argc_in, char** argv_in) {
+  if (wants_help(argc_in, argv_in)) {
+    fmt::print("{}", kApplyUsage);
+    return 0;
+  }
+  Argv av(expand_short_flags(argc_in, argv_in));
+  // --filename may repeat: collect it by hand, then parse the rest.
+  std::vector<std::string> paths;
+  std::vector<std::string> rest;
+  for (int i = 0; i < av.argc(); ++i) {
+    std::string a = av.strings[static_cast<size_t>(i)];
+    if (a == "--filename") {
+      if (i + 1 >= av.argc()) return usage_error("apply", "--filename needs a value");
+      paths.push_back(av.strings[static_cast<size_t>(++i)]);
+    } else if (a.rfind("--filename=", 0) == 0) {
+      paths.push_back(a.substr(11));
+    } else {
+      rest.push_back(a);
+    }
+  }
+  Argv rv(rest);
+  auto args = Args::parse(rv.argc(), rv.argv(), 2,
+                          {{"wait", false}, {"state-dir"}, {"admin"}, {"output"}, {"help", false}});
+  if (!args) return usage_error("apply", args.error().message());
+  for (const auto& p : args->positional())
+    paths.push_back(p);
+  if (paths.empty()) return usage_error("apply", "-f FILE|DIR is required");
+  bool json_out = args->get("output").value_or("") == "json";
+
+  json::Writer w;
+  w.begin_object();
+  w.key("files");
+  w.begin_array();
+  size_t nfiles = 0;
+  for (const auto& p : paths) {
+    for (const auto& f : toml_files(p)) {
+      std::ifstream in(f, std::ios::binary);
+      if (!in) {
+        fmt::print(stderr, "meshbox apply: cannot read {}\n", f);
+        return 1;
+      }
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      w.begin_object();
+      w.key("name");
+      w.value(f);
+      w.key("text");
+      w.value(ss.str());
+      w.end_object();
+      ++nfiles;
+    }
+  }
+  w.end_array();
+  w.key("wait");
+  w.value(args->has("wait"));
+  w.end_object();
+  if (nfiles == 0) {
+    fmt::print(stderr, "meshbox apply: no .toml file in {}\n", paths.front());
+    return 1;
+  }
+  auto ep = admin_endpoint(*args, true);
+  if (!ep) {
+    fmt::print(stderr, "meshbox apply: {}\n", ep.error().message());
+    return 1;
+  }
+  auto reply = admin_call(ep->address, "POST", "/config", w.str(), ep->token);
+  if (!reply) {
+    fmt::print(stderr, "meshbox apply: {}\n", reply.error().message());
+    return 1;
+  }
+  if (json_out) fmt::print("{}", reply->body);
+  auto body = json::parse(reply->body);
+  if (reply->status == 400 && body) {
+    if (const json::Value* errs = body->get("errors")) {
+      print_findings(*errs);
+      fmt::print(stderr, "meshbox apply: rejected; the running config is unchanged\n");
+      return 1;
+    }
+  }
+  if (reply->status != 200 || !body) {
+    fmt::print(stderr, "meshbox apply: {}\n", reply_error(*reply));
+    return 1;
+  }
+  if (const json::Value* warns = body->get("warnings")) print_findings(*warns);
+  if (json_out) return 0;
+  const json::Value* changed = body->get("changed");
+  if (!changed || !changed->is_array() || changed->array.empty()) {
+    fmt::print("unchanged (revision {})\n", str_of(*body, "revision"));
+  } else {
+    for (const auto& c : changed->array)
+      fmt::print("{} configured\n", c.as_string());
+    fmt::print("revision {}\n", str_of(*body, "revision"));
+  }
+  if (const json::Value* pe = body->get("publish_error"); pe && pe->is_string()) {
+    fmt::print(stderr, "meshbox apply: stored, but the proxies kept the previous snapshot: {}\n",
+               pe->as_string());
+    return 1;
+  }
+  return 0;
+}
+
+int cmd_delete(int argc_in, char** argv_in) {
+  if (wants_help(argc_in, argv_in)) {
+    fmt::print("{}", kDeleteUsage);
+    return 0;
+  }
+  Argv av(expand_short_flags(argc_in, argv_in));
+  auto args =
+      Args::parse(av.argc(), av.argv(), 2,
+                  {{"namespace"}, {"wait", false}, {"state-dir"}, {"admin"}, {"help", false}});
+  if (!args) return usage_error("delete", args.error().message());
+  if (args->positional().size() != 2) return usage_error("delete", "expected KIND NAME");
+  std::string kind = args->positional()[0], name = args->positional()[1];
+  std::string ns = args->get("namespace").value_or("default");
+  if (kind == "mesh") ns = "";
+  auto ep = admin_endpoint(*args, true);
+  if (!ep) {
+    fmt::print(stderr, "meshbox delete: {}\n", ep.error().message());
+    return 1;
+  }
+  std::string target =
+      fmt::format("/config/{}/{}/{}{}", kind, ns, name, args->has("wait") ? "?wait=1" : "");
+  auto reply = admin_call(ep->address, "DELETE", target, "", ep->token);
+  if (!reply) {
+    fmt::print(stderr, "meshbox delete: {}\n", reply.error().message());
+    return 1;
+  }
+  auto body = json::parse(reply->body);
+  if (reply->status == 400 && body) {
+    if (const json::Value* errs = body->get("errors")) {
+      print_findings(*errs);
+      fmt::print(stderr, "meshbox delete: refused; the running config is unchanged\n");
+      return 1;
+    }
+  }
+  if (reply->status != 200) {
+    fmt::print(stderr, "meshbox delete: {}\n", reply_error(*reply));
+    return 1;
+  }
+  fmt::print("{}/{}/{} deleted\n", kind, ns, name);
+  return 0;
+}
+
+int cmd_get(int argc_in, char** argv_in) {
+  if (wants_help(argc_in, argv_in)) {
+    fmt::print("{}", kGetUsage);
+    return 0;
+  }
+  Argv av(expand_short_flags(argc_in, argv_in));
+  auto args =
+      Args::parse(av.argc(), av.argv(), 2, {{"output"}, {"state-dir"}, {"admin"}, {"help", false}});
+  if (!args) return usage_error("get", args.error().message());
+  if (args->positional().size() != 1)
+    return usage_error("get", "expected one of services, endpoints, routes, clusters, config");
+  std::string what = args->positional()[0];
+  std::string output = args->get("output").value_or("table");
+  if (output != "table" && output != "json" && output != "toml")
+    return usage_error("get", "-o must be table, json or toml");
+  if (output == "toml" && what != "config") return usage_error("get", "-o toml is for config");
+  static const std::vector<std::string> kinds = {"services", "endpoints", "routes", "clusters",
+                                                 "config"};
+  if (std::find(kinds.begin(), kinds.end(), what) == kinds.end())
+    return usage_error("get", "unknown resource '" + what +
+                                  "': expected services, endpoints, routes, clusters or config");
+  auto ep = admin_endpoint(*args, false);
+  if (!ep) {
+    fmt::print(stderr, "meshbox get: {}\n", ep.error().message());
+    return 1;
+  }
+  std::string target = "/" + what + (output == "toml" ? "?format=toml" : "");
+  auto reply = admin_call(ep->address, "GET", target, "", "");
+  if (!reply) {
+    fmt::print(stderr, "meshbox get: {}\n", reply.error().message());
+    return 1;
+  }
+  if (reply->status != 200) {
+    fmt::print(stderr, "meshbox get: {}\n", reply_error(*reply));
+    return 1;
+  }
+  if (output != "table") {
+    fmt::print("{}", reply->body);
+    return 0;
+  }
+  auto body = json::parse(reply->body);
+  if (!body) {
+    fmt::print(stderr, "meshbox get: bad answer: {}\n", body.error().message());
+    return 1;
+  }
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header;
+  if (what == "config") {
+    header = {"kind", "namespace", "name", "origin", "revision"};
+    if (const json::Value* list = body->get("resources"); list && list->is_array())
+      for (const auto& r : list->array)
+        rows.push_back({str_of(r, "kind"), str_of(r, "namespace"), str_of(r, "name"),
+                        str_of(r, "origin"), str_of(r, "revision")});
+  } else if (body->is_array()) {
+    for (const auto& r : body->array) {
+      if (what == "services") {
+        header = {"name", "namespace", "kind", "host", "ports", "endpoints"};
+        std::string ports;
+        if (const json::Value* ps = r.get("ports"); ps && ps->is_array())
+          for (const auto& p : ps->array)
+            ports += (ports.empty() ? "" : ",") + str_of(p, "number") + "/" + str_of(p, "protocol");
+        rows.push_back({str_of(r, "name"), str_of(r, "namespace"), str_of(r, "kind"),
+                        str_of(r, "host"), ports,
+                        str_of(r, "healthy") + "/" + str_of(r, "endpoints")});
+      } else if (what == "endpoints") {
+        header = {"host", "address", "labels", "health", "source"};
+        std::string labels;
+        if (const json::Value* ls = r.get("labels"); ls && ls->is_object())
+          for (const auto& [k, v] : ls->object)
+            labels += (labels.empty() ? "" : ",") + k + "=" + v.as_string();
+        std::string port = str_of(r, "port");
+        std::string health = str_of(r, "healthy") == "true" ? "healthy" : "unhealthy";
+        if (str_of(r, "health_checked") != "true") health += " (unchecked)";
+        rows.push_back({str_of(r, "host"), str_of(r, "address") + (port == "0" ? "" : ":" + port),
+                        labels.empty() ? "-" : labels, health, str_of(r, "source")});
+      } else if (what == "routes") {
+        header = {"listener", "virtual host", "route", "match", "destination"};
+        rows.push_back({str_of(r, "listener"), str_of(r, "virtual_host"), str_of(r, "route"),
+                        str_of(r, "match"), str_of(r, "action")});
+      } else if (what == "clusters") {
+        header = {"name", "lb", "endpoints"};
+        std::string eps;
+        if (const json::Value* es = r.get("endpoints"); es && es->is_array())
+          for (const auto& e : es->array)
+            eps += (eps.empty() ? "" : ",") + e.as_string();
+        rows.push_back({str_of(r, "name"), str_of(r, "lb_policy"), eps.empty() ? "-" : eps});
+      }
+    }
+  }
+  if (header.empty()) {
+    if (what == "services") header = {"name", "namespace", "kind", "host", "ports", "endpoints"};
+    if (what == "endpoints") header = {"host", "address", "labels", "health", "source"};
+    if (what == "routes") header = {"listener", "virtual host", "route", "match", "destination"};
+    if (what == "clusters") header = {"name", "lb", "endpoints"};
+  }
+  fmt::print("{}", format_table(header, rows));
+  return 0;
+}
+
+}  // namespace meshbox::cli

@@ -1,0 +1,158 @@
+// meshbox run: the whole mesh in this process — control plane (store, registry, compiler,
+// admin API) and the proxy workers serving the config's gateways. SIGHUP or a change of the
+// files under PATH reloads; SIGTERM/SIGINT drains and exits 0.
+#include <csignal>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/runtime.h"
+#include "cli/serve.h"
+#include "core/base/log.h"
+#include "core/loop/loop.h"
+#include "core/loop/signal.h"
+#include "plane/control/control_plane.h"
+
+namespace meshbox::cli {
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: meshbox run [PATH...] [flags]
+
+Runs the mesh: the control plane (config store, registry with health checks, compiler,
+admin API) and the proxy workers, in one process. PATH is a .toml file or a directory of
+them (see docs/config.md); without PATH, the config last stored in --state-dir is served.
+Changes: edit the files (picked up within a second), send SIGHUP, or `meshbox apply`.
+A config with any error is rejected whole; the running one stays.
+
+flags:
+  --state-dir DIR        store, admin token and address (default ./.meshbox)
+  --admin ADDR           admin API address (default 127.0.0.1:15000; port 0 picks one)
+  --bind ADDR            gateway servers without `bind` listen here (default 0.0.0.0)
+  --workers N            proxy worker threads (default: cores)
+  --ready-file PATH      written once every worker serves the first config: "admin ADDR"
+                         and "listener NAME ADDR" lines
+  --drain-timeout DUR    SIGTERM: time given to in-flight requests (default 10s)
+  --no-watch             do not watch PATH for changes (SIGHUP still reloads)
+  --log-level LEVEL      trace, debug, info, warn, error, off (default info)
+  -h, --help             this help
+)";
+
+const std::vector<FlagSpec> kFlags = {
+    {"state-dir"},     {"admin"},           {"bind"},      {"workers"},     {"ready-file"},
+    {"drain-timeout"}, {"no-watch", false}, {"log-level"}, {"help", false},
+};
+
+int usage_error(const std::string& message) {
+  fmt::print(stderr, "meshbox run: {}\nrun 'meshbox run --help' for usage\n", message);
+  return 2;
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+  }
+  auto args = Args::parse(argc, argv, 2, kFlags);
+  if (!args) return usage_error(args.error().message());
+  if (auto level = args->get("log-level")) {
+    auto l = log::parse_level(*level);
+    if (!l) return usage_error("bad --log-level '" + *level + "'");
+    log::set_level(*l);
+  }
+  control::ControlOptions copts;
+  copts.config_paths = args->positional();
+  if (auto v = args->get("state-dir")) copts.state_dir = *v;
+  if (auto v = args->get("admin")) copts.admin_address = *v;
+  if (auto v = args->get("bind")) copts.default_bind = *v;
+  copts.watch_files = !args->has("no-watch");
+  int workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto w = args->get("workers")) {
+    char* end = nullptr;
+    long v = std::strtol(w->c_str(), &end, 10);
+    if (end == w->c_str() || *end || v < 1 || v > 256)
+      return usage_error("--workers must be 1..256");
+    workers = static_cast<int>(v);
+  }
+  uint64_t drain_timeout_ms = 10'000;
+  if (auto v = args->get("drain-timeout")) {
+    auto ms = parse_duration_ms(*v);
+    if (!ms) return usage_error("--drain-timeout: " + ms.error().message());
+    drain_timeout_ms = *ms;
+  }
+  std::string ready_file = args->get("ready-file").value_or("");
+
+  std::signal(SIGPIPE, SIG_IGN);
+  loop::Loop control;
+  int exit_code = 0;
+  bool draining = false;
+  std::unique_ptr<loop::Signal> sigterm, sigint, sighup;
+  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<control::ControlPlane> plane;
+
+  auto drain_all = [&](uint64_t deadline_ms) {
+    if (draining) return;
+    draining = true;
+    MB_INFO("meshbox", "draining (up to {} ms)", deadline_ms);
+    if (plane) plane->stop();
+    runtime->drain(deadline_ms);
+    sigterm.reset();
+    sigint.reset();
+    sighup.reset();
+  };
+  runtime = std::make_unique<Runtime>(control, workers, [&](const Status&) {
+    // A worker could not open a listener of the first snapshot: nothing sane to serve.
+    if (runtime->applied_version() == 0) {
+      exit_code = 1;
+      drain_all(0);
+    }
+  });
+  plane = std::make_unique<control::ControlPlane>(control, *runtime, copts);
+  Status started = plane->start();
+  if (!started.is_ok()) {
+    fmt::print(stderr, "meshbox run: {}\n", started.message());
+    plane.reset();
+    runtime->drain(0);
+    control.run();
+    runtime->join();
+    return 1;
+  }
+  MB_INFO("meshbox", "admin API on http://{}", plane->admin_address().to_string());
+  uint64_t first = runtime->current()->version;
+  runtime->when_applied(first, [&] {
+    if (draining) return;
+    std::string ready = "admin " + plane->admin_address().to_string() + "\n";
+    for (const auto& l : runtime->current()->listeners)
+      ready += "listener " + l.name + " " + l.address.to_string() + "\n";
+    if (!ready_file.empty() && !write_file_atomic(ready_file, ready)) {
+      MB_ERROR("meshbox", "cannot write ready file {}", ready_file);
+      exit_code = 1;
+      return drain_all(0);
+    }
+    for (const auto& l : runtime->current()->listeners)
+      MB_INFO("meshbox", "listener {} on {}", l.name, l.address.to_string());
+    MB_INFO("meshbox", "ready: {} worker(s)", workers);
+  });
+
+  auto on_signal = [&] { drain_all(drain_timeout_ms); };
+  sigterm = std::make_unique<loop::Signal>(control, SIGTERM, on_signal);
+  sigint = std::make_unique<loop::Signal>(control, SIGINT, on_signal);
+  sighup = std::make_unique<loop::Signal>(control, SIGHUP, [&] {
+    MB_INFO("meshbox", "SIGHUP: reloading");
+    plane->reload_files();
+  });
+
+  control.run();
+  runtime->join();
+  plane.reset();
+  runtime.reset();
+  MB_INFO("meshbox", "stopped");
+  return exit_code;
+}
+
+}  // namespace meshbox::cli

@@ -1,0 +1,137 @@
+// JSON (RFC 8259) for meshbox's own files and APIs: a Writer that builds compact JSON into a
+// string, and a strict parser into a small DOM (Value) that keeps object members in document
+// order. What is written is always valid JSON (invalid UTF-8 becomes U+FFFD, NaN becomes null);
+// what is parsed must be valid JSON, and no input, however broken, crashes the parser.
+// Plain value types, no shared state; thread-agnostic.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "core/base/result.h"
+
+namespace meshbox::json {
+
+/// Appends `s` as a JSON string literal, quotes included. `"`, `\` and control characters are
+/// escaped (\n \t \r \b \f, others \u00XX); each byte that is not part of valid UTF-8 becomes
+/// U+FFFD, so the output is valid JSON whatever `s` holds.
+void append_string(std::string& out, std::string_view s);
+
+/// Builds one compact JSON document (no whitespace). Commas are written automatically:
+///
+///   Writer w;
+///   w.begin_object().field("name", "reviews").field("port", 9080).end_object();
+///   w.str() == R"({"name":"reviews","port":9080})"
+///
+/// Misuse (a value without a key inside an object, unbalanced end_*()) is a programming error,
+/// caught by MB_ASSERT in debug builds.
+class Writer {
+ public:
+  Writer& begin_object();
+  Writer& end_object();
+  Writer& begin_array();
+  Writer& end_array();
+  /// The next member's name; a value (or begin_*) must follow.
+  Writer& key(std::string_view name);
+
+  Writer& value(std::string_view s);
+  Writer& value(const char* s) { return value(std::string_view(s)); }
+  Writer& value(int64_t n);
+  Writer& value(uint64_t n);
+  /// Every other integer type (int, uint32_t, long long, …): without this, value(int) would be
+  /// ambiguous between the int64_t, uint64_t and double overloads. bool and char are excluded
+  /// (value(bool) is its own overload; a char is more likely a mistake than a number).
+  template <std::integral T>
+  requires(!std::same_as<T, bool> && !std::same_as<T, char>) Writer& value(T n) {
+    if constexpr (std::is_signed_v<T>) {
+      return value(static_cast<int64_t>(n));
+    } else {
+      return value(static_cast<uint64_t>(n));
+    }
+  }
+  /// Shortest text that reads back as the same double; NaN and infinities are written as null
+  /// (JSON has no such numbers).
+  Writer& value(double n);
+  Writer& value(bool b);
+  Writer& null();
+  /// Inserts `json`, already encoded (one complete JSON value), as the next value. Not checked.
+  Writer& raw(std::string_view json);
+
+  /// key(name) then value(v).
+  template <typename T>
+  Writer& field(std::string_view name, T&& v) {
+    key(name);
+    return value(std::forward<T>(v));
+  }
+
+  /// The text so far (a complete document once every begin_* has its end_*).
+  const std::string& str() const { return out_; }
+  /// Moves the text out; the writer is empty afterwards and may start a new document.
+  std::string take();
+
+ private:
+  // Before any value or begin_*: the comma, when this is not the first element of its container
+  // and does not follow a key.
+  void separate();
+  void open(char c, bool object);
+  void close(char c, bool object);
+
+  std::string out_;
+  // One entry per open container: whether it is an object, and whether it has an element yet.
+  struct Level {
+    bool object;
+    bool has_element;
+  };
+  std::vector<Level> stack_;
+  bool after_key_ = false;
+};
+
+/// A parsed JSON value. Objects keep their members in document order, duplicates included
+/// (get() finds the first).
+struct Value {
+  enum class Type { Null, Bool, Number, String, Array, Object };
+
+  Type type = Type::Null;
+  bool boolean = false;
+  double number = 0;
+  /// The number was written without fraction or exponent and fits in int64_t: `integer` holds
+  /// it exactly (`number` may have rounded it, beyond 2^53).
+  bool is_integer = false;
+  int64_t integer = 0;
+  std::string string;
+  std::vector<Value> array;
+  std::vector<std::pair<std::string, Value>> object;
+
+  bool is_null() const { return type == Type::Null; }
+  bool is_bool() const { return type == Type::Bool; }
+  bool is_number() const { return type == Type::Number; }
+  bool is_string() const { return type == Type::String; }
+  bool is_array() const { return type == Type::Array; }
+  bool is_object() const { return type == Type::Object; }
+
+  /// The first member named `key` of an object; nullptr if absent or not an object.
+  const Value* get(std::string_view key) const;
+  /// The string; empty if this is not a string.
+  const std::string& as_string() const;
+  std::optional<bool> as_bool() const;
+  std::optional<double> as_number() const;
+  /// The integer, if this is an integer number (see is_integer).
+  std::optional<int64_t> as_int() const;
+
+  /// Same type and same contents (numbers compare as doubles; member order matters).
+  bool operator==(const Value& other) const;
+};
+
+/// Parses one JSON document (RFC 8259, strict): no comments, no trailing commas, no byte order
+/// mark, UTF-8 only, surrogate pairs in \u escapes decoded (a lone surrogate is an error), at
+/// most 64 nested arrays and objects. An error is Code::InvalidArgument with a message such as
+/// "line 3, column 7: expected ',' or '}' after an object member" (columns count characters).
+Result<Value> parse(std::string_view text);
+
+}  // namespace meshbox::json

@@ -1,0 +1,703 @@
+#include "plane/control/compiler.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include <fmt/core.h>
+
+#include "core/loop/address.h"
+#include "plane/config/host_index.h"
+
+namespace meshbox::control {
+
+namespace {
+
+using config::HostIndex;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string cluster_name(uint32_t port, std::string_view subset, std::string_view host) {
+  return fmt::format("outbound|{}|{}|{}", port, subset, host);
+}
+
+/// "HOST:PORT", with an IPv6 literal bracketed so that Address::parse splits it right.
+std::string host_port(std::string_view host, uint32_t port) {
+  if (host.find(':') != std::string_view::npos && !host.starts_with('['))
+    return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+/// Numeric order (family, IP bytes, port): stable across runs, unlike the order endpoints
+/// arrive in, and nicer to read than the order of their strings.
+bool address_less(const loop::Address& a, const loop::Address& b) {
+  if (a.family() != b.family()) return a.family() < b.family();
+  int c = 0;
+  if (a.family() == AF_INET) {
+    c = std::memcmp(&reinterpret_cast<const sockaddr_in*>(a.sa())->sin_addr,
+                    &reinterpret_cast<const sockaddr_in*>(b.sa())->sin_addr, sizeof(in_addr));
+  } else if (a.family() == AF_INET6) {
+    c = std::memcmp(&reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_addr,
+                    &reinterpret_cast<const sockaddr_in6*>(b.sa())->sin6_addr, sizeof(in6_addr));
+  }
+  if (c != 0) return c < 0;
+  return a.port() < b.port();
+}
+
+/// True if every label of `want` is in `have` (a subset's labels, a match's source_labels).
+bool labels_contain(const config::Labels& have, const config::Labels& want) {
+  for (const auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it == have.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+std::string qualified(const config::Resource& r) {
+  return r.ns + "/" + r.name;
+}
+
+/// A `gateways` entry ("NAME" in the resource's namespace, or "NS/NAME") as "NS/NAME".
+std::string gateway_key(std::string_view ref, std::string_view ns) {
+  if (ref.find('/') != std::string_view::npos) return std::string(ref);
+  return fmt::format("{}/{}", ns, ref);
+}
+
+/// The host two host patterns have in common ("" if none): the more specific of the two. A
+/// server host "*.example.com" and a virtual-service host "shop.example.com" meet at
+/// "shop.example.com"; "*" and "*.example.com" at "*.example.com". Istio builds gateway
+/// virtual hosts on this intersection, so a virtual service with hosts = ["*"] behind a
+/// server that accepts only "shop.example.com" answers only for that name.
+std::string intersect_hosts(const std::string& vs_host, const std::string& server_host) {
+  if (HostIndex::wildcard_match(server_host, vs_host)) return vs_host;
+  if (HostIndex::wildcard_match(vs_host, server_host)) return server_host;
+  return {};
+}
+
+StringMatcher::Kind matcher_kind(config::StringMatch::Kind k) {
+  switch (k) {
+    case config::StringMatch::Kind::Exact:
+      return StringMatcher::Kind::Exact;
+    case config::StringMatch::Kind::Prefix:
+      return StringMatcher::Kind::Prefix;
+    case config::StringMatch::Kind::Regex:
+      return StringMatcher::Kind::Regex;
+    case config::StringMatch::Kind::Present:
+      return StringMatcher::Kind::Present;
+  }
+  return StringMatcher::Kind::Exact;
+}
+
+Result<StringMatcher> make_matcher(const config::StringMatch& m, bool ignore_case = false) {
+  return StringMatcher::make(matcher_kind(m.kind), m.value, ignore_case);
+}
+
+/// The parts of a traffic policy the compiler uses, after a subset's policy is laid over its
+/// rule's. Istio merges them field by field: a subset's load_balancer replaces the rule's
+/// whole load_balancer, its connection_pool the whole connection_pool.
+struct Policy {
+  const config::LoadBalancer* load_balancer = nullptr;
+  const config::ConnectionPool* connection_pool = nullptr;
+};
+
+/// `tp` may be null. A pointer, not an optional: the result points into it, so it must not be
+/// a temporary.
+Policy overlay(Policy base, const config::TrafficPolicy* tp) {
+  if (!tp) return base;
+  if (tp->load_balancer) base.load_balancer = &*tp->load_balancer;
+  if (tp->connection_pool) base.connection_pool = &*tp->connection_pool;
+  // port_level_settings are ignored for now: a cluster is per port, so they could apply
+  // here, but nothing in the snapshot needs them until TLS origination and circuit breaking.
+  return base;
+}
+
+/// One gateway server on a listener.
+struct ServerRef {
+  const config::Gateway* gateway;
+  const config::Server* server;
+  size_t index;     // in gateway->servers, for warnings
+  std::string key;  // "NS/NAME" of the gateway
+};
+
+/// A listener being built: every server on one (bind, port).
+struct ListenerBuild {
+  std::string bind;
+  uint32_t port = 0;
+  bool tcp = false;  // tcp/tls servers: a Tcp listener; http/https: an Http one
+  config::Protocol protocol = config::Protocol::Http;  // of its first server
+  std::vector<ServerRef> servers;
+};
+
+class Compiler {
+ public:
+  Compiler(const config::Config& c, const std::vector<Endpoint>& endpoints,
+           const CompileOptions& options)
+      : c_(c), options_(options), hosts_(c) {
+    for (const auto& ep : endpoints)
+      endpoints_by_host_[lower(ep.host)].push_back(&ep);
+  }
+
+  Compiled run() {
+    compile_clusters();
+    compile_gateways();
+    Compiled out;
+    out.snapshot = std::make_shared<Snapshot>();
+    for (auto& [name, cluster] : clusters_)
+      out.snapshot->clusters.push_back(std::move(cluster));
+    for (auto& [key, listener] : listeners_)
+      out.snapshot->listeners.push_back(std::move(listener));
+    for (auto& [name, table] : route_tables_)
+      out.snapshot->route_tables.push_back(std::move(table));
+    out.warnings = std::move(warnings_);
+    return out;
+  }
+
+ private:
+  void warn(std::string text) {
+    if (warned_.insert(text).second) warnings_.push_back(std::move(text));
+  }
+
+  // ---- clusters -------------------------------------------------------------------------
+
+  void compile_clusters() {
+    std::set<std::string> done;  // hosts already given clusters
+    for (const auto& s : c_.services) {
+      if (s.name.empty()) continue;
+      std::string host = hosts_.fqdn(s);
+      if (!done.insert(host).second) continue;  // a duplicate service (a validation error)
+      compile_host(host, s.ns, s.ports);
+    }
+    for (const auto& se : c_.service_entries) {
+      for (const auto& h : se.hosts) {
+        std::string host = hosts_.resolve(h, se.ns);
+        // A service with the same host wins, as in HostIndex; of two entries, the first.
+        if (host.empty() || !done.insert(host).second) continue;
+        compile_host(host, se.ns, se.ports);
+      }
+    }
+  }
+
+  /// The destination rule for `host` (a service's or entry's, in namespace `ns`), or null.
+  /// Clusters here are shared by every proxy, so Istio's per-client lookup (the client's
+  /// namespace first) becomes: an exact host before a wildcard, a longer wildcard before a
+  /// shorter one; then a rule in the host's own namespace, then the root namespace, then
+  /// any other; then config order.
+  const config::DestinationRule* find_rule(const std::string& host, const std::string& ns) {
+    using Rank = std::tuple<int, size_t, int>;
+    std::vector<std::pair<Rank, const config::DestinationRule*>> found;
+    for (const auto& dr : c_.destination_rules) {
+      std::string h = hosts_.resolve(dr.host, dr.ns);
+      if (h.empty() || !HostIndex::wildcard_match(h, host)) continue;
+      bool exact = h == host;
+      int ns_rank = dr.ns == ns ? 0 : dr.ns == c_.mesh.root_namespace ? 1 : 2;
+      found.push_back({Rank{exact ? 0 : 1, exact ? 0 : SIZE_MAX - h.size(), ns_rank}, &dr});
+    }
+    if (found.empty()) return nullptr;
+    // Stable: config order among equals.
+    std::stable_sort(found.begin(), found.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 1; i < found.size() && found[i].first == found[0].first; ++i) {
+      // Istio merges the subsets of such rules; meshbox takes the first.
+      warn(fmt::format("destination_rule {}: ignored for host {}: destination_rule {} applies",
+                       qualified(*found[i].second), host, qualified(*found[0].second)));
+    }
+    return found[0].second;
+  }
+
+  void compile_host(const std::string& host, const std::string& ns,
+                    const std::vector<config::Port>& ports) {
+    const config::DestinationRule* dr = find_rule(host, ns);
+    Policy base = overlay({}, dr && dr->traffic_policy ? &*dr->traffic_policy : nullptr);
+    auto it = endpoints_by_host_.find(host);
+    const std::vector<const Endpoint*> none;
+    const auto& eps = it == endpoints_by_host_.end() ? none : it->second;
+    for (const auto& port : ports) {
+      add_cluster(cluster_name(port.number, "", host), port, eps, nullptr, base);
+      if (!dr) continue;
+      for (const auto& subset : dr->subsets) {
+        if (subset.name.empty()) continue;
+        add_cluster(cluster_name(port.number, subset.name, host), port, eps, &subset.labels,
+                    overlay(base, subset.traffic_policy ? &*subset.traffic_policy : nullptr));
+      }
+    }
+  }
+
+  /// The socket address of an endpoint on a port, resolving a host name (service entries
+  /// with resolution dns) once per compile. Null (and a warning) if it cannot be had.
+  const loop::Address* endpoint_address(const Endpoint& ep, uint32_t port) {
+    std::string text = host_port(ep.address, port);
+    auto [it, inserted] = addresses_.try_emplace(text);
+    if (!inserted) return it->second ? &*it->second : nullptr;
+    if (port == 0 || port > 65535) {
+      warn(fmt::format("endpoint {} ({}): no port for it; dropped", text, ep.source));
+      return nullptr;
+    }
+    auto parsed = loop::Address::parse(text);
+    if (!parsed) {
+      warn(fmt::format("endpoint {} of {} ({}): {}; dropped", text, ep.host, ep.source,
+                       parsed.error().message()));
+      return nullptr;
+    }
+    it->second = *parsed;
+    return &*it->second;
+  }
+
+  void add_cluster(std::string name, const config::Port& port,
+                   const std::vector<const Endpoint*>& eps, const config::Labels* subset_labels,
+                   const Policy& policy) {
+    ClusterSpec cluster;
+    cluster.name = std::move(name);
+
+    struct Candidate {
+      EndpointSpec spec;
+      bool healthy;
+    };
+    std::vector<Candidate> all;
+    for (const Endpoint* ep : eps) {
+      if (subset_labels && !labels_contain(ep->labels, *subset_labels)) continue;
+      const loop::Address* addr = endpoint_address(*ep, ep->port_for(port));
+      if (!addr) continue;
+      all.push_back(
+          {EndpointSpec{*addr, ep->weight == 0 ? 1 : ep->weight, ep->locality}, ep->healthy});
+    }
+    bool any_healthy =
+        std::any_of(all.begin(), all.end(), [](const Candidate& c) { return c.healthy; });
+    if (!any_healthy && !all.empty()) {
+      // Envoy's panic mode: with no healthy endpoint, trying the unhealthy ones beats
+      // failing every request (a health check can be wrong; the app may still answer).
+      warn(
+          fmt::format("cluster {}: all {} endpoints are unhealthy; sending to them anyway "
+                      "(panic mode)",
+                      cluster.name, all.size()));
+    }
+    for (auto& cand : all)
+      if (cand.healthy || !any_healthy) cluster.endpoints.push_back(std::move(cand.spec));
+    std::stable_sort(cluster.endpoints.begin(), cluster.endpoints.end(),
+                     [](const EndpointSpec& a, const EndpointSpec& b) {
+                       return address_less(a.address, b.address);
+                     });
+
+    // Istio's default (since 1.14): least request, two random choices.
+    cluster.lb_policy = LbPolicy::LeastRequest;
+    if (const config::LoadBalancer* lb = policy.load_balancer) {
+      switch (lb->simple) {
+        case config::LbPolicy::RoundRobin:
+          cluster.lb_policy = LbPolicy::RoundRobin;
+          break;
+        case config::LbPolicy::Random:
+          cluster.lb_policy = LbPolicy::Random;
+          break;
+        case config::LbPolicy::LeastRequest:
+          cluster.lb_policy = LbPolicy::LeastRequest;
+          break;
+        case config::LbPolicy::Unspecified:
+          // Also consistent_hash: the data plane has no hash ring yet, so it balances by
+          // least request (sessions are not sticky) until it does.
+          cluster.lb_policy = LbPolicy::LeastRequest;
+          break;
+      }
+    }
+    const config::ConnectionPool* pool = policy.connection_pool;
+    cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
+    if (pool && pool->tcp && pool->tcp->connect_timeout)
+      cluster.connect_timeout_ms = static_cast<uint64_t>(pool->tcp->connect_timeout->count());
+    // 0 means "never" in Istio; the pool has no such setting, so it keeps its default.
+    if (pool && pool->http && pool->http->idle_timeout && pool->http->idle_timeout->count() > 0)
+      cluster.idle_timeout_ms = static_cast<uint64_t>(pool->http->idle_timeout->count());
+
+    clusters_.try_emplace(cluster.name, std::move(cluster));
+  }
+
+  // ---- gateways -------------------------------------------------------------------------
+
+  void compile_gateways() {
+    std::map<std::pair<uint32_t, std::string>, ListenerBuild> builds;  // (port, bind)
+    for (const auto& g : c_.gateways) {
+      for (size_t i = 0; i < g.servers.size(); ++i) {
+        const config::Server& s = g.servers[i];
+        if (s.port.number == 0) continue;
+        std::string bind = s.bind.empty() ? options_.default_bind : s.bind;
+        bool tcp =
+            s.port.protocol == config::Protocol::Tcp || s.port.protocol == config::Protocol::Tls;
+        auto [it, created] = builds.try_emplace({s.port.number, bind});
+        ListenerBuild& b = it->second;
+        if (created) {
+          b.bind = bind;
+          b.port = s.port.number;
+          b.tcp = tcp;
+          b.protocol = s.port.protocol;
+        } else if (b.tcp != tcp) {
+          // Validation rejects two protocols on one port; never serve a server wrongly.
+          warn(fmt::format("gateway {}: servers[{}]: port {} already serves {}; server skipped",
+                           qualified(g), i, s.port.number, config::to_string(b.protocol)));
+          continue;
+        }
+        if (s.port.protocol == config::Protocol::Https) {
+          warn(
+              fmt::format("gateway {}: servers[{}]: https on port {} is served as plain HTTP "
+                          "for now; TLS termination comes later",
+                          qualified(g), i, s.port.number));
+        } else if (s.port.protocol == config::Protocol::Tls && s.tls && s.tls->mode &&
+                   *s.tls->mode != config::ServerTls::Mode::Passthrough) {
+          warn(
+              fmt::format("gateway {}: servers[{}]: tls on port {} is forwarded without "
+                          "terminating TLS for now; TLS termination comes later",
+                          qualified(g), i, s.port.number));
+        }
+        b.servers.push_back({&g, &s, i, qualified(g)});
+      }
+    }
+
+    std::map<uint32_t, size_t> binds_per_port;
+    for (const auto& [key, b] : builds)
+      ++binds_per_port[b.port];
+
+    for (const auto& [key, b] : builds) {
+      ListenerSpec listener;
+      listener.name = fmt::format("{}_{}", b.bind, b.port);
+      auto addr = loop::Address::parse(host_port(b.bind, b.port));
+      if (!addr) {
+        warn(fmt::format("gateway {}: bind address {}: {}; listener skipped", b.servers.front().key,
+                         b.bind, addr.error().message()));
+        continue;
+      }
+      listener.address = *addr;
+      if (b.tcp) {
+        listener.protocol = ListenerSpec::Protocol::Tcp;
+        listener.cluster = tcp_cluster(b);
+        if (listener.cluster.empty()) {
+          warn(
+              fmt::format("listener {}: no virtual service has a tcp route for gateway {} on "
+                          "port {}; listener skipped",
+                          listener.name, b.servers.front().key, b.port));
+          continue;
+        }
+      } else {
+        listener.protocol = ListenerSpec::Protocol::Http;
+        // Tables are per port (Envoy's `http.8080`); if two bind addresses share the port,
+        // their servers may differ, so each gets its own table.
+        listener.route_table = binds_per_port[b.port] > 1
+                                   ? fmt::format("http.{}_{}", b.bind, b.port)
+                                   : fmt::format("http.{}", b.port);
+        route_tables_.try_emplace(listener.route_table, route_table(listener.route_table, b));
+      }
+      listeners_.try_emplace(key, std::move(listener));
+    }
+  }
+
+  /// The servers of `b` whose gateway `vs` is bound to ("mesh" is the sidecars: not here).
+  static std::vector<const ServerRef*> bound_servers(const config::VirtualService& vs,
+                                                     const ListenerBuild& b) {
+    std::set<std::string> keys;
+    for (const auto& ref : vs.gateways)
+      if (ref != "mesh") keys.insert(gateway_key(ref, vs.ns));
+    std::vector<const ServerRef*> out;
+    for (const auto& s : b.servers)
+      if (keys.count(s.key)) out.push_back(&s);
+    return out;
+  }
+
+  struct Domain {
+    std::string name;
+    bool https_redirect = false;
+    std::vector<const ServerRef*> servers;  // the servers that accept it
+  };
+
+  /// The hosts `vs` is served under by these servers: each VS host intersected with each
+  /// server host whose namespace part lets this virtual service in.
+  static std::vector<Domain> domains(const config::VirtualService& vs,
+                                     const std::vector<const ServerRef*>& servers) {
+    std::vector<Domain> out;
+    for (const auto& vs_host : vs.hosts) {
+      // Lower case, not resolved: validation matches gateway hosts the same way, and a
+      // gateway's Host header is what a client typed, not a mesh name.
+      std::string vh = lower(vs_host);
+      for (const ServerRef* sr : servers) {
+        for (const auto& server_host : sr->server->hosts) {
+          std::string sh = server_host, sns = "*";
+          if (size_t slash = sh.find('/'); slash != std::string::npos) {
+            sns = sh.substr(0, slash);
+            sh = sh.substr(slash + 1);
+          }
+          if (sns != "*" && !(sns == "." && vs.ns == sr->gateway->ns) && sns != vs.ns) continue;
+          std::string d = intersect_hosts(vh, lower(sh));
+          if (d.empty()) continue;
+          auto it =
+              std::find_if(out.begin(), out.end(), [&](const Domain& x) { return x.name == d; });
+          if (it == out.end()) {
+            bool redirect = sr->server->tls && sr->server->tls->https_redirect &&
+                            sr->server->port.protocol == config::Protocol::Http;
+            out.push_back({d, redirect, {}});
+            it = out.end() - 1;
+          }
+          if (std::find(it->servers.begin(), it->servers.end(), sr) == it->servers.end())
+            it->servers.push_back(sr);
+        }
+      }
+    }
+    return out;
+  }
+
+  /// True if a match block (HTTP or L4) applies on one of `servers` (all bound, all on one
+  /// listener). A match's `gateways` override the virtual service's; `source_labels` and
+  /// `source_namespace` name the client, which at a gateway is the gateway itself (its
+  /// selector stands for its pod's labels); a `port` must be the listener's.
+  template <typename Match>
+  static bool match_applies(const Match& m, const config::VirtualService& vs,
+                            const std::vector<const ServerRef*>& servers, uint32_t port) {
+    if (m.port != 0 && m.port != port) return false;
+    for (const ServerRef* sr : servers) {
+      if (!m.gateways.empty()) {
+        bool named = std::any_of(m.gateways.begin(), m.gateways.end(), [&](const auto& ref) {
+          return ref != "mesh" && gateway_key(ref, vs.ns) == sr->key;
+        });
+        if (!named) continue;
+      }
+      if (!labels_contain(sr->gateway->selector, m.source_labels)) continue;
+      if (!m.source_namespace.empty() && m.source_namespace != sr->gateway->ns) continue;
+      return true;
+    }
+    return false;
+  }
+
+  RouteTableSpec route_table(const std::string& name, const ListenerBuild& b) {
+    RouteTableSpec table;
+    table.name = name;
+    std::map<std::string, size_t> index;  // domain → its virtual host in table
+    std::set<std::string> redirecting;    // domains whose virtual host only redirects
+    for (const auto& vs : c_.virtual_services) {
+      std::vector<const ServerRef*> servers = bound_servers(vs, b);
+      if (servers.empty()) continue;
+      for (const Domain& d : domains(vs, servers)) {
+        auto [it, created] = index.try_emplace(d.name, table.virtual_hosts.size());
+        if (created) {
+          VirtualHostSpec vh;
+          vh.name = fmt::format("{}:{}", d.name, b.port);
+          vh.domains = {d.name};
+          if (d.https_redirect) {
+            // Istio's tls.https_redirect: the server answers every request with a
+            // redirect to https (Envoy's require_tls), whatever the routes say.
+            RouteSpec r;
+            r.name = "https_redirect";
+            r.action = RouteSpec::Action::Redirect;
+            r.redirect.scheme = "https";
+            r.redirect.code = 301;
+            vh.routes.push_back(std::move(r));
+            redirecting.insert(d.name);
+          }
+          table.virtual_hosts.push_back(std::move(vh));
+        }
+        if (redirecting.count(d.name)) continue;
+        std::vector<RouteSpec> routes = http_routes(vs, d.servers, b.port);
+        auto& dst = table.virtual_hosts[it->second].routes;
+        dst.insert(dst.end(), std::make_move_iterator(routes.begin()),
+                   std::make_move_iterator(routes.end()));
+      }
+    }
+    return table;
+  }
+
+  std::vector<RouteSpec> http_routes(const config::VirtualService& vs,
+                                     const std::vector<const ServerRef*>& servers, uint32_t port) {
+    std::vector<RouteSpec> out;
+    for (size_t i = 0; i < vs.http.size(); ++i) {
+      const config::HttpRoute& r = vs.http[i];
+      RouteSpec route;
+      route.name = r.name.empty() ? fmt::format("{}/{}/http[{}]", vs.ns, vs.name, i) : r.name;
+      bool ok = true;
+      for (const auto& m : r.match) {
+        if (!match_applies(m, vs, servers, port)) continue;
+        auto spec = route_match(m);
+        if (!spec) {
+          // Dropping only the condition would make the route match more than written.
+          warn(fmt::format("virtual_service {}: http[{}]: {}; route skipped", qualified(vs), i,
+                           spec.error().message()));
+          ok = false;
+          break;
+        }
+        route.matches.push_back(std::move(*spec));
+      }
+      // Every match block was for other gateways, ports or clients: not this listener's route
+      // (an empty `matches` would match everything instead).
+      if (!ok || (!r.match.empty() && route.matches.empty())) continue;
+
+      if (r.direct_response) {
+        route.action = RouteSpec::Action::DirectResponse;
+        route.direct_response = {r.direct_response->status, r.direct_response->body};
+      } else if (r.redirect) {
+        route.action = RouteSpec::Action::Redirect;
+        const config::HttpRedirect& rd = *r.redirect;
+        route.redirect = {rd.uri, rd.authority, rd.scheme, rd.port, rd.redirect_code};
+        // derive_port: from_request_port is what port 0 (keep) does. from_protocol_default
+        // needs the scheme the redirect ends with; without an explicit scheme that is the
+        // listener's, plain HTTP until gateways terminate TLS.
+        if (rd.derive_port == config::HttpRedirect::DerivePort::FromProtocolDefault)
+          route.redirect.port = rd.scheme == "https" ? 443 : 80;
+      } else {
+        route.action = RouteSpec::Action::Forward;
+        for (const auto& d : r.route) {
+          uint32_t weight = r.route.size() == 1
+                                ? 100
+                                : static_cast<uint32_t>(std::max<int64_t>(0, d.weight.value_or(0)));
+          // A 0 % destination gets no traffic; Istio leaves it out of the weighted clusters.
+          if (weight == 0) continue;
+          route.clusters.push_back({destination_cluster(vs, d.destination), weight});
+        }
+      }
+      if (r.timeout) route.timeout_ms = static_cast<uint64_t>(r.timeout->count());
+      // TODO(compiler): rewrite, retries, fault, mirror (+ mirror_percentage), headers and
+      // cors_policy: the next issue; the snapshot has no fields for them yet.
+      out.push_back(std::move(route));
+    }
+    return out;
+  }
+
+  static Result<RouteMatchSpec> route_match(const config::HttpMatch& m) {
+    RouteMatchSpec spec;
+    if (m.uri) {
+      auto x = make_matcher(*m.uri, m.ignore_uri_case);
+      if (!x) return x.error();
+      spec.path = std::move(*x);
+    }
+    const std::pair<const std::optional<config::StringMatch>*, std::optional<StringMatcher>*>
+        simple[] = {
+            {&m.method, &spec.method}, {&m.authority, &spec.authority}, {&m.scheme, &spec.scheme}};
+    for (const auto& [from, to] : simple) {
+      if (!*from) continue;
+      auto x = make_matcher(**from);
+      if (!x) return x.error();
+      *to = std::move(*x);
+    }
+    for (const auto& [name, sm] : m.headers) {
+      auto x = make_matcher(sm);
+      if (!x) return x.error();
+      spec.headers.push_back({lower(name), std::move(*x), false});
+    }
+    for (const auto& [name, sm] : m.without_headers) {
+      auto x = make_matcher(sm);
+      if (!x) return x.error();
+      spec.headers.push_back({lower(name), std::move(*x), true});
+    }
+    for (const auto& [name, sm] : m.query_params) {
+      auto x = make_matcher(sm);
+      if (!x) return x.error();
+      spec.query_params.push_back({name, std::move(*x)});
+    }
+    spec.port = m.port;
+    return spec;
+  }
+
+  /// The cluster a route destination names: `outbound|PORT|SUBSET|HOST`. Without a port,
+  /// the host's first port: validation requires one only when there are several. A host
+  /// that matches nothing still gets its name: the data plane answers 503 for it.
+  std::string destination_cluster(const config::VirtualService& vs, const config::Destination& d) {
+    config::HostTarget t = hosts_.find(d.host, vs.ns);
+    std::string host = t.fqdn;
+    const std::vector<config::Port>* ports = nullptr;
+    if (t.service) {
+      ports = &t.service->ports;
+    } else if (t.entry) {
+      ports = &t.entry->ports;
+      host = entry_host(*t.entry, t.fqdn);
+    }
+    uint32_t port = d.port;
+    if (port == 0 && ports && !ports->empty()) port = ports->front().number;
+    std::string name = cluster_name(port, d.subset, host);
+    auto it = clusters_.find(name);
+    if (it == clusters_.end()) {
+      warn(fmt::format("virtual_service {}: destination {}: no cluster {}", qualified(vs), d.host,
+                       name));
+    } else if (it->second.endpoints.empty()) {
+      warn(fmt::format("virtual_service {}: destination {} has no endpoint (cluster {})",
+                       qualified(vs), d.host, name));
+    }
+    return name;
+  }
+
+  /// The entry host whose clusters serve `fqdn`: itself, or the wildcard host that covers it
+  /// (a destination "api.example.com" of an entry for "*.example.com" goes to the wildcard's
+  /// cluster, the only one there is).
+  std::string entry_host(const config::ServiceEntry& se, const std::string& fqdn) const {
+    for (const auto& h : se.hosts)
+      if (hosts_.resolve(h, se.ns) == fqdn) return fqdn;
+    for (const auto& h : se.hosts) {
+      std::string r = hosts_.resolve(h, se.ns);
+      if (HostIndex::wildcard_match(r, fqdn)) return r;
+    }
+    return fqdn;
+  }
+
+  /// A TCP listener's cluster: the first destination of the first tcp route (for a tls
+  /// server, its tls routes come first) of the first virtual service bound to one of its
+  /// gateways. "" if there is none.
+  std::string tcp_cluster(const ListenerBuild& b) {
+    std::string chosen;
+    size_t candidates = 0;
+    for (const auto& vs : c_.virtual_services) {
+      std::vector<const ServerRef*> servers = bound_servers(vs, b);
+      if (servers.empty() || domains(vs, servers).empty()) continue;
+      std::vector<const config::L4Route*> routes;
+      if (b.protocol == config::Protocol::Tls)
+        for (const auto& r : vs.tls)
+          routes.push_back(&r);
+      for (const auto& r : vs.tcp)
+        routes.push_back(&r);
+      for (const config::L4Route* r : routes) {
+        bool applies =
+            r->match.empty() || std::any_of(r->match.begin(), r->match.end(), [&](const auto& m) {
+              return match_applies(m, vs, servers, b.port);
+            });
+        if (!applies || r->route.empty()) continue;
+        if (++candidates > 1) continue;
+        if (r->route.size() > 1) {
+          warn(
+              fmt::format("virtual_service {}: a tcp route with several destinations sends "
+                          "everything to the first for now; weighted TCP routes come later",
+                          qualified(vs)));
+        }
+        chosen = destination_cluster(vs, r->route.front().destination);
+      }
+    }
+    if (candidates > 1) {
+      warn(
+          fmt::format("listener {}_{}: {} tcp/tls routes apply; only the first is used for now "
+                      "(SNI and match-based TCP routing come later)",
+                      b.bind, b.port, candidates));
+    }
+    return chosen;
+  }
+
+  const config::Config& c_;
+  const CompileOptions& options_;
+  HostIndex hosts_;
+  std::map<std::string, std::vector<const Endpoint*>> endpoints_by_host_;  // lower-case host
+  std::map<std::string, std::optional<loop::Address>> addresses_;          // "HOST:PORT" → parsed
+  std::map<std::string, ClusterSpec> clusters_;                            // by name
+  std::map<std::pair<uint32_t, std::string>, ListenerSpec> listeners_;     // (port, bind)
+  std::map<std::string, RouteTableSpec> route_tables_;                     // by name
+  std::vector<std::string> warnings_;
+  std::set<std::string> warned_;
+};
+
+}  // namespace
+
+Compiled compile(const config::Config& config, const std::vector<Endpoint>& endpoints,
+                 const CompileOptions& options) {
+  return Compiler(config, endpoints, options).run();
+}
+
+}  // namespace meshbox::control

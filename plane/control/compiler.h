@@ -1,0 +1,46 @@
+// The compiler: Istio's Pilot in one function. It turns a validated config and the
+// registry's endpoints into a Snapshot (plane/snapshot.h) for the proxy workers:
+//   - clusters `outbound|PORT|SUBSET|HOST` for every port of every service and service-entry
+//     host, one more per destination-rule subset, each with its healthy endpoints and the
+//     rule's load balancing and timeouts;
+//   - gateway servers → listeners (one per bind address and port, servers of several gateways
+//     merged as Istio merges them) with route tables built from the virtual services bound to
+//     those gateways, or, for tcp and tls servers, a TCP listener to one cluster.
+// Sidecar listeners ("mesh" in a virtual service's gateways) are not compiled yet.
+//
+// A pure function: no state, no clock. It may block on DNS (a service entry with resolution
+// dns names its endpoints by host name), so call it on the control loop, never on a worker.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plane/config/resources.h"
+#include "plane/control/registry.h"
+#include "plane/snapshot.h"
+
+namespace meshbox::control {
+
+struct CompileOptions {
+  std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
+};
+
+struct Compiled {
+  std::shared_ptr<Snapshot> snapshot;  // version 0: the caller numbers it
+  /// Things that are not config errors but that a user wants to know, one sentence each,
+  /// naming the resource: "virtual_service default/x: destination reviews has no endpoint".
+  /// Deterministic and without duplicates.
+  std::vector<std::string> warnings;
+};
+
+/// `config` has passed validation (plane/config/validate.h): no error left; what validation
+/// would reject is skipped with a warning, never a crash. `endpoints` are the registry's, in
+/// any order. Deterministic: the same input gives an equal snapshot (Snapshot::same_content),
+/// so the caller can skip pushes that change nothing. Output order: listeners by (port, bind),
+/// route tables and clusters by name, virtual hosts in first-seen config order, endpoints by
+/// address.
+Compiled compile(const config::Config& config, const std::vector<Endpoint>& endpoints,
+                 const CompileOptions& options = {});
+
+}  // namespace meshbox::control

@@ -1,0 +1,876 @@
+#include "plane/control/control_plane.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/base/json.h"
+#include "core/base/log.h"
+#include "core/base/random.h"
+#include "core/loop/timer.h"
+#include "plane/config/host_index.h"
+#include "plane/control/compiler.h"
+#include "plane/control/http_server.h"
+#include "plane/control/registry.h"
+#include "plane/control/store.h"
+
+namespace meshbox::control {
+
+namespace {
+
+constexpr uint64_t kFileWatchIntervalMs = 500;
+
+std::string resource_key(std::string_view kind, std::string_view ns, std::string_view name) {
+  return fmt::format("{}/{}/{}", kind, ns, name);
+}
+
+// The .toml files a path stands for, as decode_path reads them: the file itself, or a
+// directory's *.toml files (not hidden, not recursive) in name order.
+Result<std::vector<std::string>> config_files(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return Status(Code::NotFound, path + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return std::vector<std::string>{path};
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return Status(Code::Io, path + ": " + std::strerror(errno));
+  std::vector<std::string> files;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.empty() || name[0] == '.' || name.size() < 6 ||
+        name.compare(name.size() - 5, 5, ".toml") != 0)
+      continue;
+    std::string full = path + (path.back() == '/' ? "" : "/") + name;
+    struct stat fst {};
+    if (::stat(full.c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) files.push_back(full);
+  }
+  ::closedir(dir);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::Io, path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string format_findings(const std::vector<config::ConfigError>& findings) {
+  std::string out;
+  for (const auto& f : findings)
+    out += config::format(f) + "\n";
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse error_response(int status, std::string_view message) {
+  json::Writer w;
+  w.begin_object();
+  w.key("error");
+  w.value(message);
+  w.end_object();
+  return json_response(status, w.take());
+}
+
+std::string_view lb_name(LbPolicy p) {
+  switch (p) {
+    case LbPolicy::RoundRobin:
+      return "round_robin";
+    case LbPolicy::Random:
+      return "random";
+    case LbPolicy::LeastRequest:
+      return "least_request";
+  }
+  return "round_robin";
+}
+
+std::string_view kind_name(StringMatcher::Kind k) {
+  switch (k) {
+    case StringMatcher::Kind::Exact:
+      return "exact";
+    case StringMatcher::Kind::Prefix:
+      return "prefix";
+    case StringMatcher::Kind::Regex:
+      return "regex";
+    case StringMatcher::Kind::Present:
+      return "present";
+  }
+  return "exact";
+}
+
+std::string describe(const StringMatcher& m) {
+  if (m.kind() == StringMatcher::Kind::Present) return "present";
+  return fmt::format("{} {}", kind_name(m.kind()), m.value());
+}
+
+// "uri prefix /api, header end-user exact jason" — one match block, for `meshbox get routes`.
+std::string describe(const RouteMatchSpec& m) {
+  std::vector<std::string> parts;
+  if (m.path) parts.push_back("uri " + describe(*m.path));
+  if (m.method) parts.push_back("method " + describe(*m.method));
+  if (m.authority) parts.push_back("authority " + describe(*m.authority));
+  if (m.scheme) parts.push_back("scheme " + describe(*m.scheme));
+  for (const auto& h : m.headers)
+    parts.push_back(fmt::format("{}header {} {}", h.invert ? "!" : "", h.name, describe(h.match)));
+  for (const auto& q : m.query_params)
+    parts.push_back(fmt::format("query {} {}", q.name, describe(q.match)));
+  if (m.port) parts.push_back(fmt::format("port {}", m.port));
+  std::string out;
+  for (const auto& p : parts)
+    out += (out.empty() ? "" : ", ") + p;
+  return out.empty() ? "*" : out;
+}
+
+}  // namespace
+
+// Polls the config files' names, sizes and modification times. Polling (twice a second, a
+// handful of stat calls on the control thread) sees every way editors replace files
+// (rename over, truncate and write, a new file in the directory), which inotify watches on
+// the files themselves would miss.
+class ControlPlane::FileWatch {
+ public:
+  FileWatch(loop::Loop& loop, std::vector<std::string> paths, std::function<void()> on_change)
+      : paths_(std::move(paths)), on_change_(std::move(on_change)), timer_(loop, [this] {
+          std::string s = signature();
+          if (s != last_) {
+            last_ = s;
+            on_change_();
+          }
+          timer_.start(kFileWatchIntervalMs);
+        }) {
+    last_ = signature();
+    timer_.start(kFileWatchIntervalMs);
+  }
+  void rearm() { last_ = signature(); }
+
+ private:
+  std::string signature() const {
+    std::string s;
+    for (const auto& p : paths_) {
+      auto files = config_files(p);
+      if (!files) {
+        s += p + " missing\n";
+        continue;
+      }
+      for (const auto& f : *files) {
+        struct stat st {};
+        if (::stat(f.c_str(), &st) != 0) continue;
+        s += fmt::format("{} {} {}.{}\n", f, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+      }
+    }
+    return s;
+  }
+
+  std::vector<std::string> paths_;
+  std::function<void()> on_change_;
+  loop::Timer timer_;
+  std::string last_;
+};
+
+ControlPlane::ControlPlane(loop::Loop& loop, SnapshotSink& sink, ControlOptions options)
+    : loop_(loop), sink_(sink), options_(std::move(options)) {}
+
+ControlPlane::~ControlPlane() {
+  *alive_ = false;
+  stop();
+}
+
+const loop::Address& ControlPlane::admin_address() const {
+  static const loop::Address none;
+  return admin_ ? admin_->address() : none;
+}
+
+Status ControlPlane::start() {
+  auto store = EmbeddedStore::open(loop_, options_.state_dir);
+  if (!store) return store.error();
+  store_ = std::move(*store);
+  registry_ = std::make_unique<Registry>(loop_, [this] { recompile(); });
+  store_->watch([this] { on_store_change(); });
+  on_store_change();  // what the store had from the last run
+
+  if (!options_.config_paths.empty()) {
+    Change c;
+    c.origin = "file";
+    c.replace_origin = true;
+    for (const auto& path : options_.config_paths) {
+      auto files = config_files(path);
+      if (!files) return files.error();
+      if (files->empty()) return Status(Code::NotFound, path + ": no .toml file in the directory");
+      for (const auto& f : *files) {
+        auto text = read_file(f);
+        if (!text) return text.error();
+        c.documents.push_back({f, std::move(*text)});
+      }
+    }
+    Status status;
+    bool finished = false;
+    change(std::move(c), [&](ChangeResult r) {
+      finished = true;
+      if (!r.ok)
+        status =
+            Status(Code::InvalidArgument, r.error.empty() ? format_findings(r.findings) : r.error);
+      else if (!r.findings.empty())
+        MB_WARN("control", "config warnings:\n{}", format_findings(r.findings));
+    });
+    // The embedded store commits synchronously; a remote one would need the loop here.
+    if (!finished) return Status(Code::Internal, "the store did not answer");
+    if (!status.is_ok()) return status;
+  }
+  // The first snapshot: the store as the files left it.
+  publishing_ = true;
+  recompile();
+  if (!last_publish_error_.empty()) return Status(Code::Io, last_publish_error_);
+  if (!sink_.current()) return Status(Code::Internal, "no snapshot published");
+
+  auto admin_addr = loop::Address::parse(options_.admin_address);
+  if (!admin_addr) return Status(Code::InvalidArgument, "--admin: " + admin_addr.error().message());
+  auto admin = HttpServer::listen(loop_, *admin_addr, [this](HttpRequest& req, Respond respond) {
+    handle(req, std::move(respond));
+  });
+  if (!admin) return Status(admin.error().code(), "admin API: " + admin.error().message());
+  admin_ = std::move(*admin);
+
+  // The token: 32 random bytes, hex, readable by this user only.
+  Random random;
+  token_.clear();
+  for (int i = 0; i < 4; ++i)
+    token_ += fmt::format("{:016x}", random.next());
+  std::string token_path = options_.state_dir + "/admin.token";
+  int fd = ::open(token_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status(Code::Io, token_path + ": " + std::strerror(errno));
+  ::fchmod(fd, 0600);  // an existing file keeps its mode through O_CREAT
+  std::string line = token_ + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok) return Status(Code::Io, token_path + ": cannot write");
+  std::string addr_path = options_.state_dir + "/admin.address";
+  std::ofstream(addr_path, std::ios::trunc) << admin_->address().to_string() << "\n";
+
+  if (options_.watch_files && !options_.config_paths.empty())
+    file_watch_ =
+        std::make_unique<FileWatch>(loop_, options_.config_paths, [this] { reload_files(); });
+  return Status::ok();
+}
+
+void ControlPlane::stop() {
+  file_watch_.reset();
+  if (admin_) admin_->close();
+  admin_.reset();
+  registry_.reset();
+}
+
+void ControlPlane::reload_files() {
+  if (options_.config_paths.empty()) return;
+  if (file_watch_) file_watch_->rearm();
+  Change c;
+  c.origin = "file";
+  c.replace_origin = true;
+  for (const auto& path : options_.config_paths) {
+    auto files = config_files(path);
+    if (!files) {
+      MB_ERROR("control", "reload rejected: {}", files.error().message());
+      return;
+    }
+    for (const auto& f : *files) {
+      auto text = read_file(f);
+      if (!text) {
+        MB_ERROR("control", "reload rejected: {}", text.error().message());
+        return;
+      }
+      c.documents.push_back({f, std::move(*text)});
+    }
+  }
+  change(std::move(c), [](ChangeResult r) {
+    if (!r.ok) {
+      MB_ERROR("control", "reload rejected, the running config stays:\n{}",
+               r.error.empty() ? format_findings(r.findings) : r.error);
+      return;
+    }
+    if (!r.findings.empty())
+      MB_WARN("control", "config warnings:\n{}", format_findings(r.findings));
+    if (r.changed.empty())
+      MB_INFO("control", "reload: nothing changed");
+    else
+      MB_INFO("control", "reload: revision {}, {} resource(s) changed", r.revision,
+              r.changed.size());
+  });
+}
+
+void ControlPlane::change(Change c, std::function<void(ChangeResult)> done) {
+  // What the new documents define.
+  config::Loaded incoming = config::load_documents(c.documents);
+  std::set<std::string> incoming_keys;
+  for (const auto& r : config::list_resources(incoming.config))
+    incoming_keys.insert(resource_key(r.kind, r.ns, r.name));
+  std::set<std::string> removed(c.removed_keys.begin(), c.removed_keys.end());
+
+  // The candidate: what the store keeps, then the new documents. Validated whole.
+  std::vector<config::Document> docs;
+  std::vector<StoreMutation> mutations;
+  std::map<std::string, const StoredResource*> stored;
+  for (const auto& r : store_->resources()) {
+    std::string key = resource_key(r.kind, r.ns, r.name);
+    stored[key] = &r;
+    bool drop = incoming_keys.count(key) || removed.count(key) ||
+                (c.replace_origin && r.origin == c.origin);
+    if (!drop) {
+      docs.push_back({"<store>/" + key, r.toml});
+      continue;
+    }
+    if (!incoming_keys.count(key))
+      mutations.push_back({StoreMutation::Op::Delete, r.kind, r.ns, r.name, "", c.origin});
+  }
+  for (const auto& d : c.documents)
+    docs.push_back(d);
+  ChangeResult result;
+  for (const auto& key : removed)
+    if (!stored.count(key)) {
+      result.error = "no " + key;
+      return done(std::move(result));
+    }
+  config::Loaded candidate = config::load_documents(docs);
+  result.findings = std::move(candidate.findings);
+  if (config::has_errors(result.findings)) return done(std::move(result));
+
+  for (const auto& r : config::list_resources(incoming.config)) {
+    mutations.push_back({StoreMutation::Op::Put, std::string(r.kind), std::string(r.ns),
+                         std::string(r.name), r.source->toml, c.origin});
+  }
+  for (const auto& m : mutations) {
+    std::string key = resource_key(m.kind, m.ns, m.name);
+    auto it = stored.find(key);
+    bool same = it != stored.end() && m.op == StoreMutation::Op::Put &&
+                it->second->toml == m.toml && it->second->origin == m.origin;
+    if (!same) result.changed.push_back(key);
+  }
+  auto alive = alive_;
+  store_->commit(store_->revision(), std::move(mutations),
+                 [this, alive, result = std::move(result),
+                  done = std::move(done)](Result<uint64_t> rev) mutable {
+                   if (!*alive) return;
+                   if (!rev) {
+                     result.error = "store: " + rev.error().message();
+                     return done(std::move(result));
+                   }
+                   result.ok = true;
+                   result.revision = *rev;
+                   on_store_change();  // compile and publish now, not on the next iteration
+                   done(std::move(result));
+                 });
+}
+
+void ControlPlane::on_store_change() {
+  if (!store_ || (config_ && config_revision_ == store_->revision())) return;
+  std::vector<config::Document> docs;
+  for (const auto& r : store_->resources())
+    docs.push_back({"<store>/" + resource_key(r.kind, r.ns, r.name), r.toml});
+  config::Loaded loaded = config::load_documents(docs);
+  if (!loaded.ok()) {
+    // Validated before commit; only a store written by something else could get here.
+    MB_ERROR("control",
+             "the store's config (revision {}) does not validate; keeping the "
+             "running one:\n{}",
+             store_->revision(), format_findings(loaded.findings));
+    return;
+  }
+  config_ = std::make_shared<const config::Config>(std::move(loaded.config));
+  config_revision_ = store_->revision();
+  if (registry_) registry_->set_config_endpoints(endpoints_from_config(*config_));
+  recompile();
+}
+
+void ControlPlane::recompile() {
+  if (!publishing_ || !config_ || !registry_) return;
+  CompileOptions opts;
+  opts.default_bind = options_.default_bind;
+  Compiled c = compile(*config_, registry_->endpoints(), opts);
+  if (c.warnings != compile_warnings_)
+    for (const auto& w : c.warnings)
+      MB_WARN("control", "{}", w);
+  compile_warnings_ = std::move(c.warnings);
+  SnapshotConstPtr current = sink_.current();
+  if (current && current->same_content(*c.snapshot)) return;  // nothing to push
+  auto r = sink_.publish(std::move(c.snapshot));
+  if (!r) {
+    last_publish_error_ = r.error().message();
+    MB_ERROR("control", "cannot apply the new snapshot, the running one stays: {}",
+             last_publish_error_);
+    return;
+  }
+  last_publish_error_.clear();
+  MB_INFO("control", "snapshot {} published (config revision {})", (*r)->version, config_revision_);
+}
+
+bool ControlPlane::authorized(const HttpRequest& req) const {
+  const std::string* auth = req.headers.get("authorization");
+  if (!auth || auth->size() < 7 || !http::iequals(std::string_view(*auth).substr(0, 7), "bearer "))
+    return false;
+  return constant_time_equal(std::string_view(*auth).substr(7), token_);
+}
+
+void ControlPlane::handle(HttpRequest& req, Respond respond) {
+  const std::string& m = req.method;
+  const std::string& p = req.path;
+  bool get = m == "GET" || m == "HEAD";
+  bool mutating = m == "POST" || m == "PUT" || m == "DELETE";
+  if (mutating && !authorized(req))
+    return respond(error_response(401,
+                                  "a valid token is required (Authorization: Bearer "
+                                  "TOKEN, from STATE_DIR/admin.token)"));
+
+  if (get && p == "/healthz") {
+    HttpResponse r;
+    r.content_type = "text/plain";
+    r.body = "ok\n";
+    return respond(std::move(r));
+  }
+  if (get && p == "/ready") {
+    SnapshotConstPtr cur = sink_.current();
+    uint64_t version = cur ? cur->version : 0;
+    bool ready = version > 0 && sink_.applied_version() >= version;
+    json::Writer w;
+    w.begin_object();
+    w.key("ready");
+    w.value(ready);
+    w.key("version");
+    w.value(version);
+    w.key("applied_version");
+    w.value(sink_.applied_version());
+    w.key("revision");
+    w.value(config_revision_);
+    w.end_object();
+    return respond(json_response(ready ? 200 : 503, w.take()));
+  }
+  if (get && p == "/config") {
+    if (req.param("format").value_or("json") == "toml") {
+      HttpResponse r;
+      r.content_type = "application/toml";
+      r.body = fmt::format("# revision {}\n", store_->revision());
+      for (const auto& res : store_->resources())
+        r.body += "\n" + res.toml;
+      return respond(std::move(r));
+    }
+    std::map<std::string, const config::Source*> sources;
+    if (config_)
+      for (const auto& r : config::list_resources(*config_))
+        sources[resource_key(r.kind, r.ns, r.name)] = r.source;
+    json::Writer w;
+    w.begin_object();
+    w.key("revision");
+    w.value(store_->revision());
+    w.key("resources");
+    w.begin_array();
+    for (const auto& res : store_->resources()) {
+      w.begin_object();
+      w.key("kind");
+      w.value(res.kind);
+      w.key("namespace");
+      w.value(res.ns);
+      w.key("name");
+      w.value(res.name);
+      w.key("origin");
+      w.value(res.origin);
+      w.key("revision");
+      w.value(res.revision);
+      auto it = sources.find(resource_key(res.kind, res.ns, res.name));
+      if (it != sources.end() && !it->second->json.empty()) {
+        w.key("spec");
+        w.raw(it->second->json);
+      }
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    return respond(json_response(200, w.take()));
+  }
+  if (m == "POST" && p == "/config") return apply(req, std::move(respond));
+  if (m == "DELETE" && p.rfind("/config/", 0) == 0) {
+    // /config/KIND/NAMESPACE/NAME
+    std::string key = p.substr(8);
+    if (std::count(key.begin(), key.end(), '/') != 2)
+      return respond(error_response(400, "expected /config/KIND/NAMESPACE/NAME"));
+    Change c;
+    c.origin = "api";
+    c.removed_keys.push_back(key);
+    bool wait = req.param("wait").has_value();
+    return change(std::move(c), [this, wait, key, respond](ChangeResult r) {
+      if (!r.ok && !r.error.empty() && r.error.rfind("no ", 0) == 0)
+        return respond(error_response(404, r.error));
+      finish_change(r, wait, respond);
+    });
+  }
+  if (get && p == "/services") return respond(json_response(200, services_json()));
+  if (get && p == "/endpoints") return respond(json_response(200, endpoints_json()));
+  if (get && p == "/clusters") return respond(json_response(200, clusters_json()));
+  if (get && p == "/routes") return respond(json_response(200, routes_json()));
+  if (get && p == "/stats/push") return respond(json_response(200, push_stats_json()));
+  if (m == "POST" && p == "/endpoints") return register_endpoint(req, std::move(respond));
+  if (m == "DELETE" && p == "/endpoints") {
+    auto host = req.param("host"), address = req.param("address"), port = req.param("port");
+    if (!host || !address || !port)
+      return respond(error_response(400, "expected ?host=HOST&address=IP&port=PORT"));
+    uint32_t port_number = static_cast<uint32_t>(std::strtoul(port->c_str(), nullptr, 10));
+    if (!registry_->deregister_endpoint(*host, *address, port_number))
+      return respond(error_response(404, "no such registered endpoint"));
+    return respond(json_response(200, "{\"deregistered\":true}"));
+  }
+  if (get || mutating) return respond(error_response(404, "no such admin endpoint: " + p));
+  respond(error_response(405, "method not allowed"));
+}
+
+void ControlPlane::apply(HttpRequest& req, Respond respond) {
+  // Body: {"files": [{"name": "mesh.toml", "text": "…"}], "wait": true}
+  auto body = json::parse(req.body);
+  if (!body) return respond(error_response(400, "bad JSON body: " + body.error().message()));
+  const json::Value* files = body->get("files");
+  if (!files || !files->is_array())
+    return respond(error_response(400, "expected {\"files\": [{\"name\", \"text\"}]}"));
+  Change c;
+  c.origin = "api";
+  for (const auto& f : files->array) {
+    const json::Value* name = f.get("name");
+    const json::Value* text = f.get("text");
+    if (!name || !text || !name->is_string() || !text->is_string())
+      return respond(error_response(400, "every file needs a string name and text"));
+    c.documents.push_back({name->as_string(), text->as_string()});
+  }
+  const json::Value* wait_v = body->get("wait");
+  bool wait = wait_v && wait_v->is_bool() && wait_v->boolean;
+  change(std::move(c), [this, wait, respond](ChangeResult r) { finish_change(r, wait, respond); });
+}
+
+void ControlPlane::finish_change(const ChangeResult& r, bool wait, const Respond& respond) {
+  if (!r.ok) {
+    if (!r.error.empty()) return respond(error_response(500, r.error));
+    json::Writer w;
+    w.begin_object();
+    w.key("errors");
+    w.raw(config::to_json(r.findings));
+    w.end_object();
+    return respond(json_response(400, w.take()));
+  }
+  SnapshotConstPtr cur = sink_.current();
+  uint64_t version = cur ? cur->version : 0;
+  json::Writer w;
+  w.begin_object();
+  w.key("revision");
+  w.value(r.revision);
+  w.key("version");
+  w.value(version);
+  w.key("changed");
+  w.begin_array();
+  for (const auto& k : r.changed)
+    w.value(k);
+  w.end_array();
+  w.key("warnings");
+  w.raw(config::to_json(r.findings));
+  if (!last_publish_error_.empty()) {
+    w.key("publish_error");
+    w.value(last_publish_error_);
+  }
+  w.end_object();
+  std::string body = w.take();
+  if (!wait) return respond(json_response(200, std::move(body)));
+  auto alive = alive_;
+  sink_.when_applied(version, [alive, respond, body = std::move(body)]() mutable {
+    if (*alive) respond(json_response(200, std::move(body)));
+  });
+}
+
+void ControlPlane::register_endpoint(HttpRequest& req, Respond respond) {
+  // {"service": "reviews", "namespace": "default", "address": "127.0.0.1", "port": 9080,
+  //  "labels": {"version": "v1"}, "locality": "", "weight": 1}
+  auto body = json::parse(req.body);
+  if (!body) return respond(error_response(400, "bad JSON body: " + body.error().message()));
+  auto str = [&](const char* key) -> std::string {
+    const json::Value* v = body->get(key);
+    return v && v->is_string() ? v->as_string() : std::string();
+  };
+  std::string service = str("service");
+  std::string ns = str("namespace");
+  if (ns.empty()) ns = "default";
+  if (service.empty() || !config_)
+    return respond(error_response(400, "expected a \"service\" of the mesh"));
+  config::HostIndex hosts(*config_);
+  config::HostTarget target = hosts.find(service, ns);
+  if (!target)
+    return respond(error_response(404, fmt::format("no service {} in namespace {}", service, ns)));
+  Endpoint e;
+  e.host = target.fqdn;
+  e.ns = ns;
+  e.address = str("address");
+  const json::Value* port = body->get("port");
+  auto port_number = port ? port->as_int() : std::nullopt;
+  if (!port_number || *port_number < 1 || *port_number > 65535)
+    return respond(error_response(400, "expected a \"port\" in 1..65535"));
+  e.port = static_cast<uint32_t>(*port_number);
+  if (const json::Value* labels = body->get("labels"); labels && labels->is_object())
+    for (const auto& [k, v] : labels->object)
+      if (v.is_string()) e.labels[k] = v.as_string();
+  e.locality = str("locality");
+  if (const json::Value* weight = body->get("weight")) {
+    auto w = weight->as_int();
+    if (!w || *w < 1 || *w > 1'000'000)
+      return respond(error_response(400, "expected a \"weight\" in 1..1000000"));
+    e.weight = static_cast<uint32_t>(*w);
+  }
+  e.source = "api";
+  std::string key = e.key();
+  Status s = registry_->register_endpoint(std::move(e));
+  if (!s.is_ok()) return respond(error_response(400, s.message()));
+  // Registration changes reach the workers through the registry's change callback.
+  json::Writer w;
+  w.begin_object();
+  w.key("registered");
+  w.value(key);
+  w.end_object();
+  respond(json_response(200, w.take()));
+}
+
+std::string ControlPlane::services_json() const {
+  json::Writer w;
+  w.begin_array();
+  if (!config_) {
+    w.end_array();
+    return w.take();
+  }
+  config::HostIndex hosts(*config_);
+  auto count = [&](const std::string& host, bool healthy_only) {
+    size_t n = 0;
+    for (const auto& e : registry_->endpoints())
+      if (e.host == host && (!healthy_only || e.healthy)) ++n;
+    return n;
+  };
+  auto ports = [&](const std::vector<config::Port>& list) {
+    w.key("ports");
+    w.begin_array();
+    for (const auto& port : list) {
+      w.begin_object();
+      w.key("number");
+      w.value(static_cast<uint64_t>(port.number));
+      w.key("name");
+      w.value(port.name);
+      w.key("protocol");
+      w.value(config::to_string(port.protocol));
+      w.end_object();
+    }
+    w.end_array();
+  };
+  for (const auto& s : config_->services) {
+    std::string host = hosts.fqdn(s);
+    w.begin_object();
+    w.key("kind");
+    w.value("service");
+    w.key("name");
+    w.value(s.name);
+    w.key("namespace");
+    w.value(s.ns);
+    w.key("host");
+    w.value(host);
+    ports(s.ports);
+    w.key("endpoints");
+    w.value(static_cast<uint64_t>(count(host, false)));
+    w.key("healthy");
+    w.value(static_cast<uint64_t>(count(host, true)));
+    w.end_object();
+  }
+  for (const auto& se : config_->service_entries) {
+    for (const auto& h : se.hosts) {
+      std::string host = hosts.resolve(h, se.ns);
+      w.begin_object();
+      w.key("kind");
+      w.value("service_entry");
+      w.key("name");
+      w.value(se.name);
+      w.key("namespace");
+      w.value(se.ns);
+      w.key("host");
+      w.value(host);
+      ports(se.ports);
+      w.key("endpoints");
+      w.value(static_cast<uint64_t>(count(host, false)));
+      w.key("healthy");
+      w.value(static_cast<uint64_t>(count(host, true)));
+      w.end_object();
+    }
+  }
+  w.end_array();
+  return w.take();
+}
+
+std::string ControlPlane::endpoints_json() const {
+  json::Writer w;
+  w.begin_array();
+  for (const auto& e : registry_->endpoints()) {
+    w.begin_object();
+    w.key("host");
+    w.value(e.host);
+    w.key("namespace");
+    w.value(e.ns);
+    w.key("address");
+    w.value(e.address);
+    w.key("port");
+    w.value(static_cast<uint64_t>(e.port));
+    w.key("labels");
+    w.begin_object();
+    for (const auto& [k, v] : e.labels) {
+      w.key(k);
+      w.value(v);
+    }
+    w.end_object();
+    w.key("locality");
+    w.value(e.locality);
+    w.key("weight");
+    w.value(static_cast<uint64_t>(e.weight));
+    w.key("healthy");
+    w.value(e.healthy);
+    w.key("health_checked");
+    w.value(e.health_check.has_value());
+    w.key("source");
+    w.value(e.source);
+    w.end_object();
+  }
+  w.end_array();
+  return w.take();
+}
+
+std::string ControlPlane::clusters_json() const {
+  json::Writer w;
+  w.begin_array();
+  SnapshotConstPtr snap = sink_.current();
+  if (snap) {
+    for (const auto& c : snap->clusters) {
+      w.begin_object();
+      w.key("name");
+      w.value(c.name);
+      w.key("lb_policy");
+      w.value(lb_name(c.lb_policy));
+      w.key("connect_timeout_ms");
+      w.value(c.connect_timeout_ms);
+      w.key("endpoints");
+      w.begin_array();
+      for (const auto& e : c.endpoints)
+        w.value(e.address.to_string());
+      w.end_array();
+      w.end_object();
+    }
+  }
+  w.end_array();
+  return w.take();
+}
+
+std::string ControlPlane::routes_json() const {
+  json::Writer w;
+  w.begin_array();
+  SnapshotConstPtr snap = sink_.current();
+  if (snap) {
+    for (const auto& l : snap->listeners) {
+      if (l.protocol == ListenerSpec::Protocol::Tcp) {
+        w.begin_object();
+        w.key("listener");
+        w.value(l.name);
+        w.key("address");
+        w.value(l.address.to_string());
+        w.key("virtual_host");
+        w.value("");
+        w.key("route");
+        w.value("tcp");
+        w.key("match");
+        w.value("*");
+        w.key("action");
+        w.value(l.cluster);
+        w.end_object();
+        continue;
+      }
+      const RouteTableSpec* table = snap->find_route_table(l.route_table);
+      if (!table) continue;
+      for (const auto& vh : table->virtual_hosts) {
+        for (const auto& r : vh.routes) {
+          w.begin_object();
+          w.key("listener");
+          w.value(l.name);
+          w.key("address");
+          w.value(l.address.to_string());
+          w.key("virtual_host");
+          w.value(vh.name);
+          w.key("route");
+          w.value(r.name);
+          std::string match;
+          for (const auto& mb : r.matches)
+            match += (match.empty() ? "" : " | ") + describe(mb);
+          w.key("match");
+          w.value(match.empty() ? "*" : match);
+          std::string action;
+          switch (r.action) {
+            case RouteSpec::Action::Forward:
+              for (const auto& c : r.clusters)
+                action += fmt::format("{}{} {}%", action.empty() ? "" : ", ", c.cluster, c.weight);
+              break;
+            case RouteSpec::Action::Redirect:
+              action = fmt::format("redirect {} {}", r.redirect.code, r.redirect.uri);
+              break;
+            case RouteSpec::Action::DirectResponse:
+              action = fmt::format("direct_response {}", r.direct_response.status);
+              break;
+          }
+          w.key("action");
+          w.value(action);
+          w.end_object();
+        }
+      }
+    }
+  }
+  w.end_array();
+  return w.take();
+}
+
+std::string ControlPlane::push_stats_json() const {
+  std::vector<double> ms = sink_.push_latencies_ms();
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double p) {
+    if (ms.empty()) return 0.0;
+    size_t i = static_cast<size_t>(p * static_cast<double>(ms.size() - 1) + 0.5);
+    return ms[std::min(i, ms.size() - 1)];
+  };
+  json::Writer w;
+  w.begin_object();
+  w.key("pushes");
+  w.value(static_cast<uint64_t>(ms.size()));
+  w.key("p50_ms");
+  w.value(pct(0.50));
+  w.key("p99_ms");
+  w.value(pct(0.99));
+  w.key("max_ms");
+  w.value(ms.empty() ? 0.0 : ms.back());
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace meshbox::control

@@ -1,0 +1,123 @@
+// ControlPlane: the mesh's brain in one object on the control loop — the config store, the
+// registry with its health checks, the compiler, and the admin API (127.0.0.1:15000). Every
+// change (files under the config path, `meshbox apply`/`delete`, endpoint registrations,
+// health transitions) goes: candidate config → validation (rejected whole on any error) →
+// store commit → compile with the registry → publish to the workers through a SnapshotSink,
+// only when the compiled snapshot really changed.
+// Loop thread only (the control loop).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/non_copyable.h"
+#include "core/base/result.h"
+#include "core/loop/address.h"
+#include "core/loop/loop.h"
+#include "plane/config/error.h"
+#include "plane/config/load.h"
+#include "plane/control/http_server.h"
+#include "plane/snapshot.h"
+
+namespace meshbox::control {
+
+class Store;
+class Registry;
+
+/// Where snapshots go: the process's workers (cli/runtime.h). Loop thread only.
+class SnapshotSink {
+ public:
+  virtual ~SnapshotSink() = default;
+  /// Numbers the snapshot, reserves its new listeners' ports (a port 0 becomes a real one)
+  /// and hands it to every worker. Fails, publishing nothing, if a new listener's address
+  /// is taken. Returns the published snapshot.
+  virtual Result<SnapshotConstPtr> publish(std::shared_ptr<Snapshot> snapshot) = 0;
+  /// The last published snapshot (null before the first).
+  virtual SnapshotConstPtr current() const = 0;
+  /// The lowest version every worker has applied.
+  virtual uint64_t applied_version() const = 0;
+  /// Runs `done` on the loop once every worker applied `version` (at once if they have).
+  virtual void when_applied(uint64_t version, std::function<void()> done) = 0;
+  /// Publish → last worker's ack, in milliseconds, for the recent pushes (oldest first).
+  virtual std::vector<double> push_latencies_ms() const = 0;
+};
+
+struct ControlOptions {
+  std::string state_dir = ".meshbox";
+  std::vector<std::string> config_paths;  // `meshbox run PATH…`; may be empty (store only)
+  std::string admin_address = "127.0.0.1:15000";
+  std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
+  bool watch_files = true;               // reload when a file under config_paths changes
+};
+
+class ControlPlane : NonCopyable {
+ public:
+  ControlPlane(loop::Loop& loop, SnapshotSink& sink, ControlOptions options);
+  ~ControlPlane();
+
+  /// Opens the store, applies the config files (their errors are returned, formatted, one a
+  /// line), compiles and publishes the first snapshot, starts the admin API and writes the
+  /// admin token (STATE_DIR/admin.token, mode 0600) and address (STATE_DIR/admin.address).
+  Status start();
+  /// Re-reads the config files (SIGHUP, or a change under the paths). A config with errors is
+  /// rejected whole and logged; the running one stays.
+  void reload_files();
+  /// Stops the admin API, the file watcher and the health checks.
+  void stop();
+
+  const loop::Address& admin_address() const;
+
+ private:
+  struct Pending;
+  class FileWatch;
+
+  /// Validates `docs` replacing/removing the given keys on top of the store's resources,
+  /// then commits. `origin`: "file" or "api".
+  struct Change {
+    std::vector<config::Document> documents;  // resources to put
+    std::vector<std::string> removed_keys;    // "kind/ns/name" to delete
+    bool replace_origin = false;              // drop every resource of `origin` the documents lack
+    std::string origin;
+  };
+  struct ChangeResult {
+    bool ok = false;
+    uint64_t revision = 0;
+    std::vector<config::ConfigError> findings;  // errors (then nothing changed) and warnings
+    std::string error;                          // a store failure
+    std::vector<std::string> changed;           // "kind/ns/name" put or deleted
+  };
+  void change(Change change, std::function<void(ChangeResult)> done);
+  void on_store_change();
+  void recompile();
+  void handle(HttpRequest& req, Respond respond);
+  bool authorized(const HttpRequest& req) const;
+  void apply(HttpRequest& req, Respond respond);
+  void finish_change(const ChangeResult& result, bool wait, const Respond& respond);
+  void register_endpoint(HttpRequest& req, Respond respond);
+  std::string services_json() const;
+  std::string endpoints_json() const;
+  std::string clusters_json() const;
+  std::string routes_json() const;
+  std::string push_stats_json() const;
+
+  loop::Loop& loop_;
+  SnapshotSink& sink_;
+  ControlOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<HttpServer> admin_;
+  std::unique_ptr<FileWatch> file_watch_;
+  std::shared_ptr<const config::Config> config_;  // the store's resources, decoded
+  uint64_t config_revision_ = 0;
+  std::string token_;
+  std::vector<std::string> compile_warnings_;
+  bool publishing_ = false;         // start() has loaded the store and the files
+  std::string last_publish_error_;  // the newest snapshot could not be published (a port taken)
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace meshbox::control

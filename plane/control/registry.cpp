@@ -1,0 +1,461 @@
+#include "plane/control/registry.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include <fmt/core.h>
+
+#include "core/base/log.h"
+#include "core/http/parser.h"
+#include "core/loop/address.h"
+#include "core/loop/tcp_conn.h"
+#include "plane/config/host_index.h"
+
+namespace meshbox::control {
+
+namespace {
+
+constexpr const char* kLog = "registry";
+
+// Defaults for what config::HealthCheck leaves unset (docs/config.md, workload.health).
+constexpr uint64_t kDefaultIntervalMs = 5000;
+constexpr uint64_t kDefaultTimeoutMs = 1000;
+constexpr uint32_t kDefaultHealthyThreshold = 1;
+constexpr uint32_t kDefaultUnhealthyThreshold = 3;
+
+/// `ip` as a socket address, without ever resolving a name (getaddrinfo blocks, and names
+/// are not probed anyway).
+std::optional<loop::Address> ip_address(const std::string& ip, uint32_t port) {
+  if (port == 0 || port > 65535) return std::nullopt;
+  sockaddr_storage ss{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+  } else if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+  } else {
+    return std::nullopt;
+  }
+  return loop::Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+bool same_check(const config::HealthCheck& a, const config::HealthCheck& b) {
+  return a.http == b.http && a.tcp == b.tcp && a.interval == b.interval && a.timeout == b.timeout &&
+         a.healthy_threshold == b.healthy_threshold &&
+         a.unhealthy_threshold == b.unhealthy_threshold;
+}
+
+bool same_check(const std::optional<config::HealthCheck>& a,
+                const std::optional<config::HealthCheck>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || same_check(*a, *b);
+}
+
+bool same_endpoint(const Endpoint& a, const Endpoint& b) {
+  return a.host == b.host && a.ns == b.ns && a.address == b.address && a.port == b.port &&
+         a.named_ports == b.named_ports && a.labels == b.labels && a.locality == b.locality &&
+         a.weight == b.weight && a.source == b.source && a.healthy == b.healthy &&
+         same_check(a.health_check, b.health_check);
+}
+
+bool same_endpoints(const std::vector<Endpoint>& a, const std::vector<Endpoint>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), same_endpoint);
+}
+
+/// Sorts by key() and drops later endpoints with a key already seen (the first in the
+/// caller's order wins), computing each key once.
+std::vector<Endpoint> sorted_unique(std::vector<Endpoint> in) {
+  std::vector<std::pair<std::string, Endpoint>> keyed;
+  keyed.reserve(in.size());
+  for (auto& ep : in) {
+    std::string key = ep.key();
+    keyed.emplace_back(std::move(key), std::move(ep));
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Endpoint> out;
+  out.reserve(keyed.size());
+  for (size_t i = 0; i < keyed.size(); ++i) {
+    if (i > 0 && keyed[i].first == keyed[i - 1].first) continue;
+    out.push_back(std::move(keyed[i].second));
+  }
+  return out;
+}
+
+Status check_health_check(const config::HealthCheck& h) {
+  if (!h.http.empty() && h.tcp)
+    return make_error(Code::InvalidArgument, "health check: http or tcp, not both");
+  if (!h.http.empty() && h.http[0] != '/')
+    return make_error(Code::InvalidArgument,
+                      "health check: the http path must start with '/', got " + h.http);
+  if (h.interval && h.interval->count() <= 0)
+    return make_error(Code::InvalidArgument, "health check: interval must be at least 1ms");
+  if (h.timeout && h.timeout->count() <= 0)
+    return make_error(Code::InvalidArgument, "health check: timeout must be at least 1ms");
+  return Status::ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Endpoint
+
+uint32_t Endpoint::port_for(const config::Port& service_port) const {
+  if (auto it = named_ports.find(service_port.name); it != named_ports.end()) return it->second;
+  if (port != 0) return port;
+  return service_port.target_port != 0 ? service_port.target_port : service_port.number;
+}
+
+std::string Endpoint::key() const {
+  return fmt::format("{} {}:{}", host, address, port);
+}
+
+std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
+  config::HostIndex index(config);
+  std::vector<Endpoint> out;
+
+  for (const auto& w : config.workloads) {
+    // TODO(registry): port 0 means the supervisor picks the port when it starts the
+    // command; the endpoint appears once that port is known.
+    if (w.port == 0) continue;
+    Endpoint ep;
+    // A name without dots resolves to NAME.NS.svc.SUFFIX whether or not the service exists
+    // (validation reports a missing one), which is the host the compiler gives the service.
+    ep.host = index.resolve(w.service, w.ns);
+    ep.ns = w.ns;
+    ep.address = w.address;
+    ep.port = w.port;
+    ep.labels = w.labels;
+    // decode adds app = SERVICE when absent; do it here too for configs built in code.
+    if (!w.service.empty()) ep.labels.emplace("app", w.service);
+    ep.locality = w.locality;
+    ep.weight = w.weight == 0 ? 1 : w.weight;
+    ep.source = fmt::format("workload/{}/{}", w.ns, w.name);
+    ep.health_check = w.health;
+    out.push_back(std::move(ep));
+  }
+
+  for (const auto& se : config.service_entries) {
+    std::string source = fmt::format("service_entry/{}/{}", se.ns, se.name);
+    bool dns = se.resolution == config::Resolution::Dns ||
+               se.resolution == config::Resolution::DnsRoundRobin;
+    for (const auto& h : se.hosts) {
+      if (h.empty()) continue;
+      std::string host = index.resolve(h, se.ns);
+      if (se.endpoints.empty()) {
+        // resolution none forwards to the address the client asked for, and static without
+        // endpoints has nothing to send to: only dns entries name their own endpoints. A
+        // wildcard cannot be resolved (validation rejects it).
+        if (!dns || host.find('*') != std::string::npos) continue;
+        Endpoint ep;
+        ep.host = host;
+        ep.ns = se.ns;
+        ep.address = host;  // resolved on the control thread by the compiler, never here
+        ep.source = source;
+        out.push_back(std::move(ep));
+        continue;
+      }
+      // static (or none) endpoints are IPs; dns endpoints are names the compiler resolves.
+      for (const auto& e : se.endpoints) {
+        Endpoint ep;
+        ep.host = host;
+        ep.ns = se.ns;
+        ep.address = e.address;
+        ep.named_ports = e.ports;
+        ep.labels = e.labels;
+        ep.locality = e.locality;
+        ep.weight = e.weight == 0 ? 1 : e.weight;
+        ep.source = source;
+        out.push_back(std::move(ep));
+      }
+    }
+  }
+  return sorted_unique(std::move(out));
+}
+
+// ---------------------------------------------------------------------------------------
+// Prober: the active health check of one endpoint. One probe at a time: a probe starts on
+// the timer, runs until it passes, fails or times out, and the next starts `interval` after
+// the previous one started (at once if the probe took longer). One timer serves as both the
+// probe's timeout and the wait for the next probe. Destroying the Prober drops the
+// connection (TcpConn delivers no callback after close) and the timer, so it is safe at any
+// point of a probe.
+
+class Registry::Prober final : public loop::TcpConnCallbacks, public http::ParserCallbacks {
+ public:
+  Prober(Registry& registry, std::string key, const loop::Address& to,
+         const config::HealthCheck& check)
+      : registry_(registry),
+        key_(std::move(key)),
+        to_(to),
+        check_(check),
+        interval_ms_(check.interval ? static_cast<uint64_t>(check.interval->count())
+                                    : kDefaultIntervalMs),
+        timeout_ms_(check.timeout ? static_cast<uint64_t>(check.timeout->count())
+                                  : kDefaultTimeoutMs),
+        healthy_threshold_(
+            std::max<uint32_t>(1, check.healthy_threshold.value_or(kDefaultHealthyThreshold))),
+        unhealthy_threshold_(
+            std::max<uint32_t>(1, check.unhealthy_threshold.value_or(kDefaultUnhealthyThreshold))),
+        timer_(registry.loop_, [this] { on_timer(); }) {
+    // A zero interval would probe in a tight loop; validation rejects it, this guards.
+    interval_ms_ = std::max<uint64_t>(interval_ms_, 1);
+    timeout_ms_ = std::max<uint64_t>(timeout_ms_, 1);
+    // Validation rejects a check with neither http nor tcp; treat one as a TCP check.
+    http_ = !check.http.empty();
+    if (http_) {
+      request_ = fmt::format(
+          "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: meshbox-health-check/1\r\n"
+          "Connection: close\r\n\r\n",
+          check.http, to_.to_string());
+    }
+    // First probe on the next loop iteration: "right away", but never from inside the
+    // Registry call that created this prober.
+    timer_.start(0);
+  }
+
+  const config::HealthCheck& check() const { return check_; }
+  bool healthy() const { return healthy_; }
+
+ private:
+  enum class Phase {
+    Idle,        // between probes: the timer is the next probe
+    Connecting,  // connect in flight: the timer is the probe's timeout
+    Reading,     // HTTP request sent, waiting for the response head; same timer
+  };
+
+  void on_timer() {
+    if (phase_ == Phase::Idle) return start_probe();
+    done(false,
+         fmt::format("no {} within {} ms",
+                     phase_ == Phase::Connecting ? "connection" : "response head", timeout_ms_));
+  }
+
+  void start_probe() {
+    phase_ = Phase::Connecting;
+    started_ms_ = registry_.loop_.now_ms();
+    status_ = 0;
+    timer_.start(timeout_ms_);
+    conn_ = loop::TcpConn::create(registry_.loop_);
+    conn_->set_callbacks(this);
+    Status s = conn_->connect(to_);
+    if (!s.is_ok()) done(false, s.message());
+  }
+
+  void on_connected() override {
+    if (!http_) return done(true, "");
+    phase_ = Phase::Reading;
+    parser_ = std::make_unique<http::Parser>(http::Parser::Kind::Response, *this);
+    conn_->read_start();
+    conn_->write(request_);
+  }
+
+  void on_data(const char* data, size_t len) override {
+    if (phase_ != Phase::Reading) return;
+    size_t off = 0;
+    while (off < len) {
+      auto r = parser_->feed(data + off, len - off);
+      if (status_ != 0) {
+        // Kubernetes' rule: 200-399 passes.
+        bool pass = status_ >= 200 && status_ < 400;
+        return done(pass, pass ? "" : fmt::format("HTTP status {}", status_));
+      }
+      switch (r.state) {
+        case http::Parser::State::Ok:
+          return;  // all consumed: the head is still arriving
+        case http::Parser::State::Paused:
+          // An interim (1xx) response ended: the real one follows.
+          off += r.consumed;
+          parser_->resume();
+          break;
+        case http::Parser::State::Error:
+          return done(false, fmt::format("bad HTTP response: {}", parser_->error_reason()));
+        case http::Parser::State::Upgrade:
+        case http::Parser::State::Stopped:
+          return done(false, "unexpected HTTP response");
+      }
+    }
+  }
+
+  void on_response_head(http::ResponseHead& head) override {
+    // 100 Continue and 103 Early Hints come before the response; 101 would be the end of HTTP.
+    if (head.status >= 100 && head.status < 200 && head.status != 101) return;
+    status_ = head.status;
+    // Decided: stop here, and let on_data finish the probe once feed() has returned (the
+    // parser must not be destroyed inside its own callback).
+    parser_->stop();
+  }
+  void on_body(const char*, size_t) override {}
+  void on_message_complete() override {}
+
+  void on_eof() override { done(false, "connection closed before a response head"); }
+
+  void on_error(int err) override {
+    done(false, fmt::format("{}: {}", phase_ == Phase::Connecting ? "connect" : "read",
+                            loop::uv_error(err)));
+  }
+
+  /// Ends the probe in flight, counts it, and schedules the next one. Called from the timer
+  /// or a TcpConn callback, never from a parser callback.
+  void done(bool pass, const std::string& why) {
+    conn_.reset();  // allowed inside a TcpConn callback: no callback follows a close
+    parser_.reset();
+    phase_ = Phase::Idle;
+    if (pass) {
+      failures_ = 0;
+      if (passes_ < healthy_threshold_) ++passes_;
+      if (!healthy_ && passes_ >= healthy_threshold_) {
+        healthy_ = true;
+        MB_INFO(kLog, "endpoint {} is healthy again after {} passed check(s)", key_, passes_);
+        registry_.set_health(key_, true);
+      }
+    } else {
+      passes_ = 0;
+      if (failures_ < unhealthy_threshold_) ++failures_;
+      if (healthy_ && failures_ >= unhealthy_threshold_) {
+        healthy_ = false;
+        MB_WARN(kLog, "endpoint {} is unhealthy after {} failed check(s): {}", key_, failures_,
+                why);
+        registry_.set_health(key_, false);
+      } else {
+        MB_DEBUG(kLog, "health check of {} failed: {}", key_, why);
+      }
+    }
+    uint64_t next = started_ms_ + interval_ms_;
+    uint64_t now = registry_.loop_.now_ms();
+    // The timer is still armed for this probe's (earlier) timeout; stop it first so libuv
+    // wakes once at the next probe rather than at the stale timeout too.
+    timer_.stop();
+    timer_.start(next > now ? next - now : 0);
+  }
+
+  Registry& registry_;
+  std::string key_;
+  loop::Address to_;
+  config::HealthCheck check_;
+  uint64_t interval_ms_;
+  uint64_t timeout_ms_;
+  uint32_t healthy_threshold_;
+  uint32_t unhealthy_threshold_;
+  bool http_ = false;
+  std::string request_;
+  loop::Timer timer_;
+  loop::TcpConnPtr conn_;
+  std::unique_ptr<http::Parser> parser_;  // one per probe: a fresh parser per connection
+  Phase phase_ = Phase::Idle;
+  uint64_t started_ms_ = 0;
+  int status_ = 0;  // final status of the response being read; 0 = none yet
+  uint32_t passes_ = 0;
+  uint32_t failures_ = 0;
+  bool healthy_ = true;  // endpoints start healthy: traffic flows before the first check
+};
+
+// ---------------------------------------------------------------------------------------
+// Registry
+
+Registry::Registry(loop::Loop& loop, OnChange on_change)
+    : loop_(loop), on_change_(std::move(on_change)), notify_timer_(loop, [this] {
+        change_pending_ = false;
+        if (!on_change_) return;
+        // OnChange may destroy this Registry, and with it on_change_: run a copy, and touch
+        // nothing after it.
+        OnChange cb = on_change_;
+        cb();
+      }) {}
+
+Registry::~Registry() = default;
+
+void Registry::set_config_endpoints(std::vector<Endpoint> endpoints) {
+  config_endpoints_ = sorted_unique(std::move(endpoints));
+  if (rebuild()) changed();
+}
+
+Status Registry::register_endpoint(Endpoint endpoint) {
+  if (endpoint.host.empty()) return make_error(Code::InvalidArgument, "endpoint: empty host");
+  if (endpoint.port == 0 || endpoint.port > 65535)
+    return make_error(Code::InvalidArgument,
+                      fmt::format("endpoint: port {} is not in 1-65535", endpoint.port));
+  if (!ip_address(endpoint.address, endpoint.port))
+    return make_error(Code::InvalidArgument,
+                      fmt::format("endpoint: address \"{}\" is not an IP", endpoint.address));
+  if (endpoint.health_check) MB_TRY(check_health_check(*endpoint.health_check));
+  endpoint.source = "api";
+  endpoint.healthy = true;
+  if (endpoint.weight == 0) endpoint.weight = 1;
+  std::string key = endpoint.key();
+  auto it = std::lower_bound(api_endpoints_.begin(), api_endpoints_.end(), key,
+                             [](const Endpoint& e, const std::string& k) { return e.key() < k; });
+  if (it != api_endpoints_.end() && it->key() == key) {
+    *it = std::move(endpoint);
+  } else {
+    api_endpoints_.insert(it, std::move(endpoint));
+  }
+  if (rebuild()) changed();
+  return Status::ok();
+}
+
+bool Registry::deregister_endpoint(std::string_view host, std::string_view address, uint32_t port) {
+  auto it = std::find_if(api_endpoints_.begin(), api_endpoints_.end(), [&](const Endpoint& e) {
+    return e.host == host && e.address == address && e.port == port;
+  });
+  if (it == api_endpoints_.end()) return false;
+  api_endpoints_.erase(it);
+  if (rebuild()) changed();
+  return true;
+}
+
+bool Registry::rebuild() {
+  std::vector<Endpoint> merged = config_endpoints_;
+  std::set<std::string> keys;
+  for (const auto& ep : merged)
+    keys.insert(ep.key());
+  for (const auto& ep : api_endpoints_)
+    if (keys.insert(ep.key()).second) merged.push_back(ep);
+  merged = sorted_unique(std::move(merged));
+
+  std::map<std::string, std::unique_ptr<Prober>> probers;
+  for (auto& ep : merged) {
+    ep.healthy = true;
+    if (!ep.health_check) continue;
+    // Names (dns entries) and port 0 cannot be connected to: not probed.
+    auto to = ip_address(ep.address, ep.port);
+    if (!to) continue;
+    std::string key = ep.key();
+    auto old = probers_.find(key);
+    if (old != probers_.end() && same_check(old->second->check(), *ep.health_check)) {
+      ep.healthy = old->second->healthy();
+      probers.emplace(std::move(key), std::move(old->second));
+    } else {
+      auto prober = std::make_unique<Prober>(*this, key, *to, *ep.health_check);
+      probers.emplace(std::move(key), std::move(prober));
+    }
+  }
+  // Probers not carried over are destroyed here, closing any probe in flight.
+  probers_ = std::move(probers);
+
+  bool diff = !same_endpoints(endpoints_, merged);
+  endpoints_ = std::move(merged);
+  return diff;
+}
+
+void Registry::changed() {
+  if (change_pending_) return;
+  change_pending_ = true;
+  notify_timer_.start(0);
+}
+
+void Registry::set_health(const std::string& key, bool healthy) {
+  auto it = std::lower_bound(endpoints_.begin(), endpoints_.end(), key,
+                             [](const Endpoint& e, const std::string& k) { return e.key() < k; });
+  if (it == endpoints_.end() || it->key() != key || it->healthy == healthy) return;
+  it->healthy = healthy;
+  changed();
+}
+
+}  // namespace meshbox::control

@@ -1,0 +1,103 @@
+// Registry: the services' endpoints (Istio's service discovery). Endpoints come from three
+// places: workloads in the config and static endpoints of service entries (both replaced
+// whole on every config change), and register calls on the admin API (what `meshbox inject`
+// uses; kept in memory until deregistered). Endpoints with a health check are probed actively
+// (HTTP GET of a path that must answer 2xx or 3xx, as Kubernetes probes do, or a TCP connect)
+// on the control loop; crossing the unhealthy threshold takes an endpoint out, the healthy
+// threshold brings it back. Every change calls the owner's OnChange once per loop iteration
+// (coalesced), never from inside the call that made the change.
+// Loop thread only (the control loop).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/non_copyable.h"
+#include "core/base/result.h"
+#include "core/loop/loop.h"
+#include "core/loop/timer.h"
+#include "plane/config/resources.h"
+
+namespace meshbox::control {
+
+struct Endpoint {
+  std::string host;     // the service's FQDN (reviews.default.svc.cluster.local) or an entry host
+  std::string ns;       // namespace of the service / entry / registration
+  std::string address;  // an IP (a name for service entries with resolution = "dns")
+  uint32_t port = 0;    // 0 = the service port it is reached on
+  std::map<std::string, uint32_t> named_ports;  // service entries: port name → endpoint port
+  config::Labels labels;
+  std::string locality;  // "region/zone/subzone"
+  uint32_t weight = 1;
+  std::string source;  // "workload/NS/NAME", "service_entry/NS/NAME" or "api"
+  std::optional<config::HealthCheck> health_check;
+  /// false once active checks failed unhealthy_threshold times in a row. Kept by the
+  /// registry: the value passed in to set_config_endpoints / register_endpoint is ignored.
+  bool healthy = true;
+
+  /// The endpoint port for a service port (named_ports by port name, then `port`, then the
+  /// service port's target_port or number).
+  uint32_t port_for(const config::Port& service_port) const;
+  /// "HOST ADDRESS:PORT": unique in the registry.
+  std::string key() const;
+};
+
+/// Endpoints of the config: one per workload with a port (its service's host), one per
+/// static endpoint of a service entry (for every host of the entry), one per host of a
+/// "dns" entry without endpoints (address = the host name, resolved later by the compiler).
+/// Sorted by key(); of endpoints with the same key the first in config order is kept.
+std::vector<Endpoint> endpoints_from_config(const config::Config& config);
+
+class Registry : NonCopyable {
+ public:
+  /// Called on the loop after endpoints or their health changed; may destroy the Registry.
+  using OnChange = std::function<void()>;
+  Registry(loop::Loop& loop, OnChange on_change);
+  /// Stops every probe (closing its connection) and drops a pending OnChange.
+  ~Registry();
+
+  /// Replaces the endpoints whose source is a workload or a service entry. Endpoints that
+  /// are still there (same key and health check) keep their health and their probe state.
+  /// No OnChange when nothing changed.
+  void set_config_endpoints(std::vector<Endpoint> endpoints);
+  /// An endpoint from the admin API (source "api"); replaces one with the same key.
+  /// Fails if the host is empty, the address is not an IP, the port is 0 or above 65535,
+  /// or the health check is malformed (both http and tcp, a path without '/', a zero
+  /// interval or timeout). A config endpoint with the same key takes precedence while it
+  /// exists: the config is the declared truth.
+  Status register_endpoint(Endpoint endpoint);
+  /// Removes an endpoint registered through the API; false if there was none.
+  bool deregister_endpoint(std::string_view host, std::string_view address, uint32_t port);
+
+  /// Every endpoint, sorted by key().
+  const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+
+ private:
+  class Prober;
+  /// Merges config and API endpoints into endpoints_, keeps the probers of endpoints whose
+  /// key and health check are unchanged, starts new ones. True if endpoints_ changed.
+  bool rebuild();
+  /// Schedules OnChange (once, on the next timer pass).
+  void changed();
+  /// A prober crossed a threshold.
+  void set_health(const std::string& key, bool healthy);
+
+  loop::Loop& loop_;
+  OnChange on_change_;
+  // A 0 ms timer rather than Loop::run_soon: destroying the Registry destroys the timer, so
+  // a pending notification can never fire into a dead Registry.
+  loop::Timer notify_timer_;
+  std::vector<Endpoint> config_endpoints_;
+  std::vector<Endpoint> api_endpoints_;
+  std::vector<Endpoint> endpoints_;                         // both, sorted, with current health
+  std::map<std::string, std::unique_ptr<Prober>> probers_;  // by key()
+  bool change_pending_ = false;
+};
+
+}  // namespace meshbox::control

@@ -1,0 +1,145 @@
+#include "plane/data/router.h"
+
+#include <cctype>
+
+namespace meshbox::data {
+
+namespace {
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+  return true;
+}
+
+// Host without its port: "example.com:8080" → "example.com", "[::1]:80" → "[::1]".
+std::string_view strip_port(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  size_t colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+// Looks up one query parameter (no percent-decoding, as Envoy's exact matcher).
+bool find_query_param(std::string_view query, std::string_view name, std::string_view* value) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    if (key == name) {
+      *value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+RouteInput RouteInput::from(const http::RequestHead& head, uint32_t listener_port) {
+  RouteInput in;
+  in.method = head.method;
+  in.scheme = "http";
+  in.listener_port = listener_port;
+  in.headers = &head.headers;
+  std::string_view target = head.target;
+  std::string_view authority;
+  if (!target.empty() && target.front() != '/') {
+    // absolute-form: scheme://authority/path?query
+    size_t scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos) {
+      std::string_view rest = target.substr(scheme_end + 3);
+      size_t slash = rest.find_first_of("/?");
+      authority = rest.substr(0, slash);
+      target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    }
+  }
+  size_t q = target.find('?');
+  in.path = target.substr(0, q);
+  if (in.path.empty()) in.path = "/";
+  if (q != std::string_view::npos) in.query = target.substr(q + 1);
+  const std::string* host = head.headers.get("host");
+  in.host = host ? std::string_view(*host) : authority;
+  return in;
+}
+
+const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host) {
+  host = strip_port(host);
+  const VirtualHostSpec* best = nullptr;
+  int best_rank = 0;       // 4 exact, 3 suffix wildcard, 2 prefix wildcard, 1 "*"
+  size_t best_length = 0;  // longer wildcards are more specific
+  for (const auto& vh : table.virtual_hosts) {
+    for (const auto& d : vh.domains) {
+      int rank = 0;
+      if (d == "*") {
+        rank = 1;
+      } else if (d.size() > 1 && d[0] == '*') {
+        std::string_view suffix = std::string_view(d).substr(1);  // ".example.com" or "-x.com"
+        if (host.size() > suffix.size() && iequal(host.substr(host.size() - suffix.size()), suffix))
+          rank = 3;
+      } else if (d.size() > 1 && d.back() == '*') {
+        std::string_view prefix = std::string_view(d).substr(0, d.size() - 1);
+        if (host.size() > prefix.size() && iequal(host.substr(0, prefix.size()), prefix)) rank = 2;
+      } else if (iequal(host, d)) {
+        rank = 4;
+      }
+      if (rank > best_rank || (rank == best_rank && rank > 0 && d.size() > best_length)) {
+        best = &vh;
+        best_rank = rank;
+        best_length = d.size();
+      }
+    }
+    if (best_rank == 4) break;
+  }
+  return best;
+}
+
+bool matches(const RouteMatchSpec& m, const RouteInput& in) {
+  if (m.port && m.port != in.listener_port) return false;
+  if (m.path && !m.path->matches(in.path)) return false;
+  if (m.method && !m.method->matches(in.method)) return false;
+  if (m.authority && !m.authority->matches(in.host)) return false;
+  if (m.scheme && !m.scheme->matches(in.scheme)) return false;
+  for (const auto& h : m.headers) {
+    // A repeated header is matched on its first value.
+    const std::string* value = in.headers ? in.headers->get(h.name) : nullptr;
+    bool ok = value && h.match.matches(*value);
+    if (ok == h.invert) return false;
+  }
+  for (const auto& q : m.query_params) {
+    std::string_view value;
+    if (!find_query_param(in.query, q.name, &value) || !q.match.matches(value)) return false;
+  }
+  return true;
+}
+
+const RouteSpec* find_route(const VirtualHostSpec& vhost, const RouteInput& in) {
+  for (const auto& r : vhost.routes) {
+    if (r.matches.empty()) return &r;
+    for (const auto& m : r.matches)
+      if (matches(m, in)) return &r;
+  }
+  return nullptr;
+}
+
+const WeightedCluster* pick_cluster(const RouteSpec& route, Random& random) {
+  if (route.clusters.empty()) return nullptr;
+  if (route.clusters.size() == 1) return &route.clusters[0];
+  uint64_t total = 0;
+  for (const auto& c : route.clusters)
+    total += c.weight;
+  if (total == 0) return &route.clusters[0];
+  uint64_t r = random.below(total);
+  for (const auto& c : route.clusters) {
+    if (r < c.weight) return &c;
+    r -= c.weight;
+  }
+  return &route.clusters.back();
+}
+
+}  // namespace meshbox::data

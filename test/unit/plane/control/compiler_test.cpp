@@ -1,0 +1,975 @@
+// Tests for plane/control/compiler.h: config (decoded and validated from inline TOML) plus
+// hand-made registry endpoints → Snapshot. Clusters per service port and subset, health and
+// panic mode, service entries, gateway listeners and their route tables (matches, weights,
+// redirects, direct responses, merging, binding), TCP servers, traffic policies, and
+// determinism. No sockets, no network: the only name resolved is "localhost".
+#include "plane/control/compiler.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/loop/address.h"
+#include "plane/config/error.h"
+#include "plane/config/load.h"
+
+namespace meshbox::control {
+namespace {
+
+constexpr const char* kReviews = "reviews.default.svc.cluster.local";
+constexpr const char* kProductpage = "productpage.default.svc.cluster.local";
+
+config::Config load(std::string_view toml) {
+  config::Loaded loaded = config::load_string(toml);
+  std::string findings;
+  for (const auto& f : loaded.findings)
+    findings += config::format(f) + "\n";
+  INFO(findings);
+  REQUIRE(loaded.ok());
+  return std::move(loaded.config);
+}
+
+Endpoint endpoint(std::string host, std::string address, uint32_t port = 0,
+                  config::Labels labels = {}, bool healthy = true) {
+  Endpoint ep;
+  ep.host = std::move(host);
+  ep.ns = "default";
+  ep.address = std::move(address);
+  ep.port = port;
+  ep.labels = std::move(labels);
+  ep.healthy = healthy;
+  ep.source = "api";
+  return ep;
+}
+
+// Lists as one string, one item a line, so that a failed CHECK shows both sides.
+std::string lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items)
+    out += i + "\n";
+  return out;
+}
+
+std::string cluster_names(const Snapshot& s) {
+  std::vector<std::string> out;
+  for (const auto& c : s.clusters)
+    out.push_back(c.name);
+  return lines(out);
+}
+
+std::string addresses(const ClusterSpec& c) {
+  std::vector<std::string> out;
+  for (const auto& e : c.endpoints)
+    out.push_back(e.address.to_string());
+  return lines(out);
+}
+
+const ClusterSpec& cluster(const Snapshot& s, std::string_view name) {
+  const ClusterSpec* c = s.find_cluster(name);
+  INFO("cluster " << name);
+  REQUIRE(c != nullptr);
+  return *c;
+}
+
+const RouteTableSpec& table(const Snapshot& s, std::string_view name) {
+  const RouteTableSpec* t = s.find_route_table(name);
+  INFO("route table " << name);
+  REQUIRE(t != nullptr);
+  return *t;
+}
+
+bool has_warning(const Compiled& c, std::string_view part) {
+  return std::any_of(c.warnings.begin(), c.warnings.end(),
+                     [&](const std::string& w) { return w.find(part) != std::string::npos; });
+}
+
+std::string all_warnings(const Compiled& c) {
+  std::string out;
+  for (const auto& w : c.warnings)
+    out += w + "\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Clusters
+
+constexpr const char* kReviewsConfig = R"(
+[[service]]
+name = "reviews"
+ports = [{ number = 9080, name = "http" }, { number = 9090, name = "metrics" }]
+
+[[destination_rule]]
+name = "reviews"
+host = "reviews"
+subsets = [
+  { name = "v1", labels = { version = "v1" } },
+  { name = "v2", labels = { version = "v2" } },
+]
+)";
+
+TEST_CASE("compiler: a cluster per service port, and per destination-rule subset") {
+  config::Config c = load(kReviewsConfig);
+  std::vector<Endpoint> eps = {
+      endpoint(kReviews, "10.0.0.2", 0, {{"app", "reviews"}, {"version", "v1"}}),
+      endpoint(kReviews, "10.0.0.10", 7000, {{"app", "reviews"}, {"version", "v1"}}),
+      endpoint(kReviews, "10.0.0.1", 0, {{"app", "reviews"}, {"version", "v2"}}),
+      endpoint("ratings.default.svc.cluster.local", "10.0.0.3", 9080),  // another host
+  };
+  Compiled out = compile(c, eps);
+  REQUIRE(out.snapshot);
+  const Snapshot& s = *out.snapshot;
+  CHECK(s.version == 0);
+  // Sorted by name, byte by byte: "|v1|" before "||".
+  CHECK(cluster_names(s) == lines({
+                                "outbound|9080|v1|reviews.default.svc.cluster.local",
+                                "outbound|9080|v2|reviews.default.svc.cluster.local",
+                                "outbound|9080||reviews.default.svc.cluster.local",
+                                "outbound|9090|v1|reviews.default.svc.cluster.local",
+                                "outbound|9090|v2|reviews.default.svc.cluster.local",
+                                "outbound|9090||reviews.default.svc.cluster.local",
+                            }));
+  // Port 0: the service port; sorted by address as numbers (10.0.0.2 before 10.0.0.10).
+  CHECK(addresses(cluster(s, "outbound|9080||reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.1:9080", "10.0.0.2:9080", "10.0.0.10:7000"}));
+  CHECK(addresses(cluster(s, "outbound|9090||reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.1:9090", "10.0.0.2:9090", "10.0.0.10:7000"}));
+  // A subset keeps the endpoints whose labels contain its labels.
+  CHECK(addresses(cluster(s, "outbound|9080|v1|reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.2:9080", "10.0.0.10:7000"}));
+  CHECK(addresses(cluster(s, "outbound|9080|v2|reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.1:9080"}));
+  // No gateway: no listener.
+  CHECK(s.listeners.empty());
+  CHECK(s.route_tables.empty());
+  CHECK(out.warnings.empty());
+}
+
+TEST_CASE("compiler: endpoint weight and locality are carried over") {
+  config::Config c = load(kReviewsConfig);
+  Endpoint a = endpoint(kReviews, "10.0.0.1", 9080);
+  a.weight = 3;
+  a.locality = "eu-west/zone-a";
+  Endpoint b = endpoint(kReviews, "10.0.0.2", 9080);
+  b.weight = 0;  // 0 would starve it: counted as 1
+  Compiled out = compile(c, {a, b});
+  const auto& eps =
+      cluster(*out.snapshot, "outbound|9080||reviews.default.svc.cluster.local").endpoints;
+  REQUIRE(eps.size() == 2);
+  CHECK(eps[0].weight == 3);
+  CHECK(eps[0].locality == "eu-west/zone-a");
+  CHECK(eps[1].weight == 1);
+}
+
+TEST_CASE("compiler: only healthy endpoints, unless none is (panic mode)") {
+  config::Config c = load(kReviewsConfig);
+  std::vector<Endpoint> eps = {
+      endpoint(kReviews, "10.0.0.1", 9080, {{"version", "v1"}}, true),
+      endpoint(kReviews, "10.0.0.2", 9080, {{"version", "v1"}}, false),
+      endpoint(kReviews, "10.0.0.3", 9080, {{"version", "v2"}}, false),
+      endpoint(kReviews, "10.0.0.4", 9080, {{"version", "v2"}}, false),
+  };
+  Compiled out = compile(c, eps);
+  const Snapshot& s = *out.snapshot;
+  CHECK(addresses(cluster(s, "outbound|9080||reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.1:9080"}));
+  CHECK(addresses(cluster(s, "outbound|9080|v1|reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.1:9080"}));
+  // Every endpoint of v2 is unhealthy: keep them all rather than fail every request.
+  CHECK(addresses(cluster(s, "outbound|9080|v2|reviews.default.svc.cluster.local")) ==
+        lines({"10.0.0.3:9080", "10.0.0.4:9080"}));
+  INFO(all_warnings(out));
+  CHECK(has_warning(out,
+                    "cluster outbound|9080|v2|reviews.default.svc.cluster.local: all 2 "
+                    "endpoints are unhealthy"));
+  CHECK_FALSE(has_warning(out, "outbound|9080|v1|"));
+  // No endpoint at all is not panic mode, and no warning: endpoints may be registered later.
+  Compiled empty = compile(c, {});
+  CHECK(cluster(*empty.snapshot, "outbound|9080||reviews.default.svc.cluster.local")
+            .endpoints.empty());
+  CHECK(empty.warnings.empty());
+}
+
+TEST_CASE("compiler: service-entry clusters, with named and target ports") {
+  config::Config c = load(R"(
+[[service_entry]]
+name = "db"
+hosts = ["db.internal.example.com", "db2.internal.example.com"]
+ports = [
+  { number = 5432, name = "pg", protocol = "tcp", target_port = 5433 },
+  { number = 9187, name = "metrics", protocol = "http" },
+]
+location = "mesh_internal"
+resolution = "static"
+endpoints = [
+  { address = "10.1.0.10", labels = { role = "primary" } },
+  { address = "10.1.0.11", ports = { pg = 6432 }, labels = { role = "replica" } },
+]
+
+[[destination_rule]]
+name = "db"
+host = "db.internal.example.com"
+subsets = [{ name = "primary", labels = { role = "primary" } }]
+
+[[service_entry]]
+name = "local"
+hosts = ["local.example.com"]
+ports = [{ number = 80, name = "http" }]
+resolution = "dns"
+endpoints = [{ address = "localhost" }]
+)");
+  // As the registry makes them: one per static endpoint and entry host.
+  std::vector<Endpoint> eps;
+  for (const char* host : {"db.internal.example.com", "db2.internal.example.com"}) {
+    eps.push_back(endpoint(host, "10.1.0.10", 0, {{"role", "primary"}}));
+    Endpoint replica = endpoint(host, "10.1.0.11", 0, {{"role", "replica"}});
+    replica.named_ports = {{"pg", 6432}};
+    eps.push_back(replica);
+  }
+  eps.push_back(endpoint("local.example.com", "localhost"));
+  Compiled out = compile(c, eps);
+  const Snapshot& s = *out.snapshot;
+  CHECK(cluster_names(s) == lines({
+                                "outbound|5432|primary|db.internal.example.com",
+                                "outbound|5432||db.internal.example.com",
+                                "outbound|5432||db2.internal.example.com",
+                                "outbound|80||local.example.com",
+                                "outbound|9187|primary|db.internal.example.com",
+                                "outbound|9187||db.internal.example.com",
+                                "outbound|9187||db2.internal.example.com",
+                            }));
+  // Named port first, then target_port, then the port number.
+  CHECK(addresses(cluster(s, "outbound|5432||db.internal.example.com")) ==
+        lines({"10.1.0.10:5433", "10.1.0.11:6432"}));
+  CHECK(addresses(cluster(s, "outbound|9187||db2.internal.example.com")) ==
+        lines({"10.1.0.10:9187", "10.1.0.11:9187"}));
+  CHECK(addresses(cluster(s, "outbound|5432|primary|db.internal.example.com")) ==
+        lines({"10.1.0.10:5433"}));
+  // resolution = "dns": the name is resolved here, on the control thread.
+  const ClusterSpec& local = cluster(s, "outbound|80||local.example.com");
+  REQUIRE(local.endpoints.size() == 1);
+  CHECK(local.endpoints[0].address.port() == 80);
+  std::string ip = local.endpoints[0].address.ip();
+  CHECK((ip == "127.0.0.1" || ip == "::1"));
+}
+
+TEST_CASE("compiler: a service wins over a service entry with the same host") {
+  config::Config c = load(R"(
+[[service]]
+name = "reviews"
+port = 9080
+
+[[service_entry]]
+name = "shadow"
+hosts = ["reviews.default.svc.cluster.local"]
+ports = [{ number = 9080, name = "http" }, { number = 81, name = "other" }]
+resolution = "static"
+endpoints = [{ address = "10.9.9.9" }]
+)");
+  Compiled out = compile(c, {endpoint(kReviews, "10.0.0.1", 9080)});
+  // The entry's port 81 gives no cluster: the host is the service's.
+  CHECK(cluster_names(*out.snapshot) ==
+        lines({"outbound|9080||reviews.default.svc.cluster.local"}));
+}
+
+TEST_CASE("compiler: load balancer, connect and idle timeouts from the rule and the mesh") {
+  config::Config c = load(R"(
+[mesh]
+connect_timeout = "3s"
+
+[[service]]
+name = "reviews"
+port = 9080
+
+[[service]]
+name = "ratings"
+port = 9080
+
+[[service]]
+name = "details"
+port = 9080
+
+[[destination_rule]]
+name = "reviews"
+host = "reviews"
+[destination_rule.traffic_policy]
+load_balancer = "least_request"
+connection_pool = { tcp = { connect_timeout = "250ms" }, http = { idle_timeout = "30s" } }
+[[destination_rule.subsets]]
+name = "v1"
+labels = { version = "v1" }
+traffic_policy = { load_balancer = "random" }
+[[destination_rule.subsets]]
+name = "v2"
+labels = { version = "v2" }
+traffic_policy = { connection_pool = { tcp = { connect_timeout = "1s" } } }
+
+[[destination_rule]]
+name = "ratings"
+host = "ratings"
+traffic_policy = { load_balancer = { consistent_hash = { http_header_name = "x-user" } } }
+)");
+  Compiled out = compile(c, {});
+  const Snapshot& s = *out.snapshot;
+  const ClusterSpec& base = cluster(s, "outbound|9080||reviews.default.svc.cluster.local");
+  CHECK(base.lb_policy == LbPolicy::LeastRequest);
+  CHECK(base.connect_timeout_ms == 250);
+  CHECK(base.idle_timeout_ms == 30'000);
+  // A subset's policy replaces the rule's field by field.
+  const ClusterSpec& v1 = cluster(s, "outbound|9080|v1|reviews.default.svc.cluster.local");
+  CHECK(v1.lb_policy == LbPolicy::Random);
+  CHECK(v1.connect_timeout_ms == 250);
+  const ClusterSpec& v2 = cluster(s, "outbound|9080|v2|reviews.default.svc.cluster.local");
+  CHECK(v2.lb_policy == LbPolicy::LeastRequest);
+  CHECK(v2.connect_timeout_ms == 1000);
+  CHECK(v2.idle_timeout_ms == 60'000);  // the subset's connection_pool has no http part
+  // consistent_hash: least request until the data plane hashes.
+  const ClusterSpec& ratings = cluster(s, "outbound|9080||ratings.default.svc.cluster.local");
+  CHECK(ratings.lb_policy == LbPolicy::LeastRequest);
+  CHECK(ratings.connect_timeout_ms == 3000);
+  // No rule: Istio's default balancer (least request), and the mesh's connect timeout.
+  const ClusterSpec& details = cluster(s, "outbound|9080||details.default.svc.cluster.local");
+  CHECK(details.lb_policy == LbPolicy::LeastRequest);
+  CHECK(details.connect_timeout_ms == 3000);
+  CHECK(details.idle_timeout_ms == ClusterSpec{}.idle_timeout_ms);
+  CHECK(details.response_timeout_ms == ClusterSpec{}.response_timeout_ms);
+  CHECK(details.max_idle_per_endpoint == ClusterSpec{}.max_idle_per_endpoint);
+
+  // The mesh default when [mesh] does not set it: 10s.
+  Compiled plain = compile(load("[[service]]\nname = \"a\"\nport = 80\n"), {});
+  CHECK(cluster(*plain.snapshot, "outbound|80||a.default.svc.cluster.local").connect_timeout_ms ==
+        10'000);
+}
+
+TEST_CASE("compiler: the rule in the host's namespace beats one elsewhere; exact beats wildcard") {
+  config::Config c = load(R"(
+[[service]]
+name = "reviews"
+namespace = "shop"
+port = 9080
+
+[[service_entry]]
+name = "ext"
+hosts = ["api.example.com"]
+ports = [{ number = 443, name = "tls", protocol = "tls" }]
+resolution = "dns"
+
+[[destination_rule]]
+name = "from-default"
+host = "reviews.shop"
+traffic_policy = { load_balancer = "random" }
+
+[[destination_rule]]
+name = "own"
+namespace = "shop"
+host = "reviews"
+traffic_policy = { load_balancer = "least_request" }
+
+[[destination_rule]]
+name = "own-again"
+namespace = "shop"
+host = "reviews.shop.svc.cluster.local"
+traffic_policy = { load_balancer = "random" }
+
+[[destination_rule]]
+name = "wild"
+host = "*.example.com"
+traffic_policy = { load_balancer = "random" }
+
+[[destination_rule]]
+name = "exact"
+namespace = "other"
+host = "api.example.com"
+traffic_policy = { load_balancer = "least_request" }
+)");
+  Compiled out = compile(c, {});
+  CHECK(cluster(*out.snapshot, "outbound|9080||reviews.shop.svc.cluster.local").lb_policy ==
+        LbPolicy::LeastRequest);
+  CHECK(cluster(*out.snapshot, "outbound|443||api.example.com").lb_policy ==
+        LbPolicy::LeastRequest);
+  // Two exact rules in one namespace: the first applies (Istio would merge them).
+  INFO(all_warnings(out));
+  CHECK(out.warnings == std::vector<std::string>{
+                            "destination_rule shop/own-again: ignored for host "
+                            "reviews.shop.svc.cluster.local: destination_rule shop/own applies"});
+}
+
+// ---------------------------------------------------------------------------------------
+// Gateways and routes
+
+constexpr const char* kBookinfo = R"(
+[[service]]
+name = "productpage"
+port = 9080
+
+[[service]]
+name = "reviews"
+port = 9080
+
+[[gateway]]
+name = "bookinfo-gateway"
+selector = { istio = "ingressgateway" }
+servers = [{ port = { number = 8080, name = "http", protocol = "HTTP" }, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "bookinfo"
+hosts = ["*"]
+gateways = ["bookinfo-gateway"]
+
+  [[virtual_service.http]]
+  match = [
+    { uri = { exact = "/productpage" } },
+    { uri = { prefix = "/static" } },
+    { uri = { exact = "/login" } },
+    { uri = { exact = "/logout" } },
+    { uri = { prefix = "/api/v1/products" } },
+  ]
+  route = [{ destination = { host = "productpage", port = 9080 } }]
+
+[[virtual_service]]
+name = "reviews"
+hosts = ["reviews"]
+
+  [[virtual_service.http]]
+  route = [{ destination = { host = "reviews" } }]
+)";
+
+TEST_CASE("compiler: Bookinfo's gateway: a listener, its route table, the productpage route") {
+  config::Config c = load(kBookinfo);
+  Compiled out = compile(c, {endpoint(kProductpage, "127.0.0.1", 9081)});
+  INFO(all_warnings(out));
+  CHECK(out.warnings.empty());
+  const Snapshot& s = *out.snapshot;
+
+  REQUIRE(s.listeners.size() == 1);
+  const ListenerSpec& l = s.listeners[0];
+  CHECK(l.name == "0.0.0.0_8080");
+  CHECK(l.address.to_string() == "0.0.0.0:8080");
+  CHECK(l.protocol == ListenerSpec::Protocol::Http);
+  CHECK(l.route_table == "http.8080");
+  CHECK(l.cluster.empty());
+
+  REQUIRE(s.route_tables.size() == 1);
+  const RouteTableSpec& t = table(s, "http.8080");
+  // Only the virtual service bound to the gateway: "reviews" is the mesh's.
+  REQUIRE(t.virtual_hosts.size() == 1);
+  const VirtualHostSpec& vh = t.virtual_hosts[0];
+  CHECK(vh.name == "*:8080");
+  CHECK(vh.domains == std::vector<std::string>{"*"});
+  REQUIRE(vh.routes.size() == 1);
+  const RouteSpec& r = vh.routes[0];
+  CHECK(r.name == "default/bookinfo/http[0]");
+  CHECK(r.action == RouteSpec::Action::Forward);
+  REQUIRE(r.matches.size() == 5);
+  REQUIRE(r.matches[0].path);
+  CHECK(r.matches[0].path->kind() == StringMatcher::Kind::Exact);
+  CHECK(r.matches[0].path->value() == "/productpage");
+  CHECK(r.matches[0].path->matches("/productpage"));
+  CHECK_FALSE(r.matches[0].path->matches("/productpage2"));
+  CHECK(r.matches[1].path->kind() == StringMatcher::Kind::Prefix);
+  CHECK(r.matches[1].path->value() == "/static");
+  CHECK(r.matches[4].path->value() == "/api/v1/products");
+  CHECK_FALSE(r.matches[0].method);
+  CHECK(r.matches[0].headers.empty());
+  CHECK(r.matches[0].port == 0);
+  REQUIRE(r.clusters.size() == 1);
+  CHECK(r.clusters[0].cluster == "outbound|9080||productpage.default.svc.cluster.local");
+  CHECK(r.clusters[0].weight == 100);
+  CHECK(r.timeout_ms == 0);
+  CHECK(s.find_cluster(r.clusters[0].cluster) != nullptr);
+}
+
+TEST_CASE("compiler: a destination without endpoints is warned about") {
+  config::Config c = load(kBookinfo);
+  Compiled out = compile(c, {});
+  INFO(all_warnings(out));
+  CHECK(out.warnings ==
+        std::vector<std::string>{"virtual_service default/bookinfo: destination productpage has no "
+                                 "endpoint (cluster outbound|9080||productpage.default.svc.cluster."
+                                 "local)"});
+}
+
+constexpr const char* kRouting = R"(
+[[service]]
+name = "reviews"
+port = 9080
+
+[[service]]
+name = "web"
+ports = [{ number = 80, name = "http" }, { number = 8000, name = "admin" }]
+
+[[destination_rule]]
+name = "reviews"
+host = "reviews"
+subsets = [
+  { name = "v1", labels = { version = "v1" } },
+  { name = "v3", labels = { version = "v3" } },
+]
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 8080, protocol = "http", hosts = ["shop.example.com", "*.api.example.com"] }]
+
+[[virtual_service]]
+name = "shop"
+hosts = ["Shop.Example.com"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  name = "split"
+  match = [{ uri = { prefix = "/reviews" } }]
+  route = [
+    { destination = { host = "reviews", subset = "v1" }, weight = 90 },
+    { destination = { host = "reviews", subset = "v3" }, weight = 10 },
+  ]
+  timeout = "2.5s"
+
+  [[virtual_service.http]]
+  match = [{ headers = { x-exact = { exact = "a" }, X-Prefix = { prefix = "b" }, x-regex = { regex = "c+d" }, x-present = {} }, without_headers = { x-block = { present = true }, x-not = { exact = "no" } }, query_params = { debug = { exact = "1" } }, method = { exact = "GET" }, authority = { prefix = "shop" }, scheme = { exact = "http" }, port = 8080 }]
+  route = [{ destination = { host = "web", port = 80 } }]
+
+  [[virtual_service.http]]
+  match = [{ uri = { exact = "/healthz" } }]
+  direct_response = { status = 204, body = "ok\n" }
+
+  [[virtual_service.http]]
+  match = [{ uri = { prefix = "/old" } }]
+  redirect = { uri = "/new", authority = "new.example.com", scheme = "https", port = 8443, redirect_code = 308 }
+
+  [[virtual_service.http]]
+  match = [{ uri = { prefix = "/Case" }, ignore_uri_case = true }]
+  route = [{ destination = { host = "web", port = 8000 } }]
+
+  [[virtual_service.http]]
+  match = [{ uri = { prefix = "/moved" } }]
+  redirect = { authority = "moved.example.com", derive_port = "from_protocol_default" }
+
+[[virtual_service]]
+name = "api"
+hosts = ["*"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  route = [{ destination = { host = "web", port = 80 } }]
+)";
+
+TEST_CASE("compiler: weighted subsets, timeouts, and virtual hosts from server hosts") {
+  config::Config c = load(kRouting);
+  Compiled out = compile(c, {});
+  const RouteTableSpec& t = table(*out.snapshot, "http.8080");
+  // "shop" (lower-cased) first; then "api"'s "*" meets each server host: the server's host
+  // is the more specific, so "*" answers only for what the server accepts.
+  REQUIRE(t.virtual_hosts.size() == 2);
+  CHECK(t.virtual_hosts[0].name == "shop.example.com:8080");
+  CHECK(t.virtual_hosts[0].domains == std::vector<std::string>{"shop.example.com"});
+  CHECK(t.virtual_hosts[1].name == "*.api.example.com:8080");
+  CHECK(t.virtual_hosts[1].domains == std::vector<std::string>{"*.api.example.com"});
+  // Routes of several virtual services for one host are appended in config order.
+  const auto& routes = t.virtual_hosts[0].routes;
+  REQUIRE(routes.size() == 7);
+  CHECK(routes[6].name == "default/api/http[0]");
+  CHECK(t.virtual_hosts[1].routes.size() == 1);
+
+  const RouteSpec& split = routes[0];
+  CHECK(split.name == "split");
+  CHECK(split.timeout_ms == 2500);
+  REQUIRE(split.clusters.size() == 2);
+  CHECK(split.clusters[0].cluster == "outbound|9080|v1|reviews.default.svc.cluster.local");
+  CHECK(split.clusters[0].weight == 90);
+  CHECK(split.clusters[1].cluster == "outbound|9080|v3|reviews.default.svc.cluster.local");
+  CHECK(split.clusters[1].weight == 10);
+  CHECK(routes[1].clusters.at(0).cluster == "outbound|80||web.default.svc.cluster.local");
+  CHECK(routes[4].clusters.at(0).cluster == "outbound|8000||web.default.svc.cluster.local");
+}
+
+TEST_CASE("compiler: header, query, method, authority, scheme and port matches") {
+  config::Config c = load(kRouting);
+  Compiled out = compile(c, {});
+  const RouteSpec& r = table(*out.snapshot, "http.8080").virtual_hosts.at(0).routes.at(1);
+  CHECK(r.name == "default/shop/http[1]");
+  REQUIRE(r.matches.size() == 1);
+  const RouteMatchSpec& m = r.matches[0];
+  CHECK_FALSE(m.path);
+  REQUIRE(m.method);
+  CHECK(m.method->kind() == StringMatcher::Kind::Exact);
+  CHECK(m.method->value() == "GET");
+  REQUIRE(m.authority);
+  CHECK(m.authority->kind() == StringMatcher::Kind::Prefix);
+  REQUIRE(m.scheme);
+  CHECK(m.scheme->value() == "http");
+  CHECK(m.port == 8080);
+
+  auto find = [&](std::string_view name) -> const HeaderMatcher& {
+    auto it = std::find_if(m.headers.begin(), m.headers.end(),
+                           [&](const HeaderMatcher& h) { return h.name == name; });
+    INFO("header " << name);
+    REQUIRE(it != m.headers.end());
+    return *it;
+  };
+  REQUIRE(m.headers.size() == 6);
+  CHECK(find("x-exact").match.kind() == StringMatcher::Kind::Exact);
+  CHECK(find("x-exact").match.value() == "a");
+  CHECK_FALSE(find("x-exact").invert);
+  CHECK(find("x-prefix").match.kind() == StringMatcher::Kind::Prefix);  // name lower-cased
+  CHECK(find("x-regex").match.kind() == StringMatcher::Kind::Regex);
+  CHECK(find("x-regex").match.matches("ccd"));
+  CHECK_FALSE(find("x-regex").match.matches("ccdx"));  // the whole value
+  CHECK(find("x-present").match.kind() == StringMatcher::Kind::Present);
+  CHECK_FALSE(find("x-present").invert);
+  CHECK(find("x-block").match.kind() == StringMatcher::Kind::Present);
+  CHECK(find("x-block").invert);
+  CHECK(find("x-not").match.value() == "no");
+  CHECK(find("x-not").invert);
+
+  REQUIRE(m.query_params.size() == 1);
+  CHECK(m.query_params[0].name == "debug");
+  CHECK(m.query_params[0].match.value() == "1");
+
+  // ignore_uri_case makes the path matcher case-insensitive.
+  const RouteSpec& ci = table(*out.snapshot, "http.8080").virtual_hosts.at(0).routes.at(4);
+  REQUIRE(ci.matches.at(0).path);
+  CHECK(ci.matches[0].path->ignore_case());
+  CHECK(ci.matches[0].path->matches("/case/x"));
+  CHECK(ci.matches[0].path->matches("/CASE"));
+}
+
+TEST_CASE("compiler: direct responses and redirects") {
+  config::Config c = load(kRouting);
+  Compiled out = compile(c, {});
+  const auto& routes = table(*out.snapshot, "http.8080").virtual_hosts.at(0).routes;
+
+  const RouteSpec& direct = routes.at(2);
+  CHECK(direct.action == RouteSpec::Action::DirectResponse);
+  CHECK(direct.direct_response.status == 204);
+  CHECK(direct.direct_response.body == "ok\n");
+  CHECK(direct.clusters.empty());
+
+  const RouteSpec& redirect = routes.at(3);
+  CHECK(redirect.action == RouteSpec::Action::Redirect);
+  CHECK(redirect.redirect.uri == "/new");
+  CHECK(redirect.redirect.authority == "new.example.com");
+  CHECK(redirect.redirect.scheme == "https");
+  CHECK(redirect.redirect.port == 8443);
+  CHECK(redirect.redirect.code == 308);
+  CHECK(redirect.clusters.empty());
+
+  const RouteSpec& moved = routes.at(5);
+  CHECK(moved.action == RouteSpec::Action::Redirect);
+  CHECK(moved.redirect.uri.empty());
+  CHECK(moved.redirect.authority == "moved.example.com");
+  CHECK(moved.redirect.code == 301);
+  CHECK(moved.redirect.port == 80);  // from_protocol_default, plain HTTP
+}
+
+TEST_CASE("compiler: two gateways on one port share a listener; unbound services stay out") {
+  config::Config c = load(R"(
+[[service]]
+name = "a"
+port = 80
+
+[[service]]
+name = "b"
+port = 80
+
+[[service]]
+name = "c"
+port = 80
+
+[[gateway]]
+name = "gw-a"
+servers = [{ port = 8080, hosts = ["a.example.com"] }]
+
+[[gateway]]
+name = "gw-b"
+namespace = "edge"
+servers = [{ port = 8080, hosts = ["b.example.com"] }, { port = 9090, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "a"
+hosts = ["a.example.com"]
+gateways = ["gw-a"]
+http = [{ route = [{ destination = { host = "a" } }] }]
+
+[[virtual_service]]
+name = "b"
+hosts = ["b.example.com"]
+gateways = ["edge/gw-b"]
+http = [{ route = [{ destination = { host = "b" } }] }]
+
+[[virtual_service]]
+name = "c"
+hosts = ["c.example.com", "a.example.com"]
+gateways = ["mesh"]
+http = [{ route = [{ destination = { host = "c" } }] }]
+)");
+  Compiled out = compile(c, {});
+  const Snapshot& s = *out.snapshot;
+  REQUIRE(s.listeners.size() == 2);
+  CHECK(s.listeners[0].name == "0.0.0.0_8080");
+  CHECK(s.listeners[0].route_table == "http.8080");
+  CHECK(s.listeners[1].name == "0.0.0.0_9090");
+  CHECK(s.listeners[1].route_table == "http.9090");
+  REQUIRE(s.route_tables.size() == 2);
+  CHECK(s.route_tables[0].name == "http.8080");
+  CHECK(s.route_tables[1].name == "http.9090");
+
+  const RouteTableSpec& t = s.route_tables[0];
+  REQUIRE(t.virtual_hosts.size() == 2);
+  CHECK(t.virtual_hosts[0].name == "a.example.com:8080");
+  CHECK(t.virtual_hosts[0].routes.at(0).clusters.at(0).cluster ==
+        "outbound|80||a.default.svc.cluster.local");
+  CHECK(t.virtual_hosts[1].name == "b.example.com:8080");
+  CHECK(t.virtual_hosts[1].routes.at(0).clusters.at(0).cluster ==
+        "outbound|80||b.default.svc.cluster.local");
+  // Both virtual hosts have only their own virtual service's route: "c" is the mesh's.
+  CHECK(t.virtual_hosts[0].routes.size() == 1);
+
+  // Port 9090 accepts any host, but only "b" is bound to gw-b; "a" is not.
+  const RouteTableSpec& t9090 = s.route_tables[1];
+  REQUIRE(t9090.virtual_hosts.size() == 1);
+  CHECK(t9090.virtual_hosts[0].name == "b.example.com:9090");
+}
+
+TEST_CASE("compiler: a listener with no virtual host keeps its empty table") {
+  config::Config c = load(R"(
+[[gateway]]
+name = "lonely"
+servers = [{ port = 8080, hosts = ["*"] }]
+)");
+  Compiled out = compile(c, {});
+  REQUIRE(out.snapshot->listeners.size() == 1);
+  const RouteTableSpec& t = table(*out.snapshot, out.snapshot->listeners[0].route_table);
+  CHECK(t.virtual_hosts.empty());
+}
+
+TEST_CASE("compiler: two bind addresses on one port get listeners and tables of their own") {
+  config::Config c = load(R"(
+[[service]]
+name = "a"
+port = 80
+
+[[gateway]]
+name = "inside"
+servers = [{ port = 8080, bind = "127.0.0.1", hosts = ["*"] }]
+
+[[gateway]]
+name = "outside"
+servers = [{ port = 8080, hosts = ["*"] }, { port = 7070, bind = "127.0.0.2", hosts = ["*"] }]
+
+[[virtual_service]]
+name = "a"
+hosts = ["*"]
+gateways = ["inside"]
+http = [{ route = [{ destination = { host = "a" } }] }]
+)");
+  Compiled out = compile(c, {}, CompileOptions{.default_bind = "127.0.0.3"});
+  const Snapshot& s = *out.snapshot;
+  // Ordered by port, then bind.
+  REQUIRE(s.listeners.size() == 3);
+  CHECK(s.listeners[0].name == "127.0.0.2_7070");
+  CHECK(s.listeners[0].route_table == "http.7070");
+  CHECK(s.listeners[1].name == "127.0.0.1_8080");
+  CHECK(s.listeners[1].address.to_string() == "127.0.0.1:8080");
+  CHECK(s.listeners[1].route_table == "http.127.0.0.1_8080");
+  CHECK(s.listeners[2].name == "127.0.0.3_8080");  // the default bind
+  CHECK(s.listeners[2].route_table == "http.127.0.0.3_8080");
+  CHECK(table(s, "http.127.0.0.1_8080").virtual_hosts.size() == 1);
+  CHECK(table(s, "http.127.0.0.3_8080").virtual_hosts.empty());
+}
+
+TEST_CASE("compiler: match-level gateways override the virtual service's") {
+  config::Config c = load(R"(
+[[service]]
+name = "a"
+port = 80
+
+[[gateway]]
+name = "public"
+servers = [{ port = 8080, hosts = ["*"] }]
+
+[[gateway]]
+name = "private"
+servers = [{ port = 9090, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "a"
+hosts = ["*"]
+gateways = ["public", "private"]
+
+  [[virtual_service.http]]
+  name = "admin"
+  match = [{ uri = { prefix = "/admin" }, gateways = ["private"] }]
+  route = [{ destination = { host = "a" } }]
+
+  [[virtual_service.http]]
+  name = "mixed"
+  match = [{ uri = { prefix = "/x" }, gateways = ["private"] }, { uri = { prefix = "/y" } }]
+  route = [{ destination = { host = "a" } }]
+
+  [[virtual_service.http]]
+  name = "rest"
+  route = [{ destination = { host = "a" } }]
+)");
+  Compiled out = compile(c, {});
+  const auto& pub = table(*out.snapshot, "http.8080").virtual_hosts.at(0).routes;
+  REQUIRE(pub.size() == 2);
+  CHECK(pub[0].name == "mixed");
+  REQUIRE(pub[0].matches.size() == 1);  // only the block that applies here
+  CHECK(pub[0].matches[0].path->value() == "/y");
+  CHECK(pub[1].name == "rest");
+  const auto& priv = table(*out.snapshot, "http.9090").virtual_hosts.at(0).routes;
+  REQUIRE(priv.size() == 3);
+  CHECK(priv[0].name == "admin");
+  CHECK(priv[1].matches.size() == 2);
+}
+
+TEST_CASE("compiler: server hosts with a namespace admit only that namespace's services") {
+  config::Config c = load(R"(
+[[service]]
+name = "a"
+port = 80
+
+[[service]]
+name = "a"
+namespace = "shop"
+port = 80
+
+[[gateway]]
+name = "gw"
+servers = [{ port = 8080, hosts = ["shop/*", "./own.example.com"] }]
+
+[[virtual_service]]
+name = "outsider"
+hosts = ["outsider.example.com", "own.example.com"]
+gateways = ["gw"]
+http = [{ route = [{ destination = { host = "a" } }] }]
+
+[[virtual_service]]
+name = "insider"
+namespace = "shop"
+hosts = ["insider.example.com"]
+gateways = ["default/gw"]
+http = [{ route = [{ destination = { host = "a" } }] }]
+)");
+  Compiled out = compile(c, {});
+  const RouteTableSpec& t = table(*out.snapshot, "http.8080");
+  REQUIRE(t.virtual_hosts.size() == 2);
+  CHECK(t.virtual_hosts[0].name == "own.example.com:8080");
+  CHECK(t.virtual_hosts[0].routes.at(0).clusters.at(0).cluster ==
+        "outbound|80||a.default.svc.cluster.local");
+  CHECK(t.virtual_hosts[1].name == "insider.example.com:8080");
+  CHECK(t.virtual_hosts[1].routes.at(0).clusters.at(0).cluster ==
+        "outbound|80||a.shop.svc.cluster.local");
+}
+
+TEST_CASE("compiler: https servers are served as HTTP for now; https_redirect redirects") {
+  config::Config c = load(R"(
+[[service]]
+name = "a"
+port = 80
+
+[[gateway]]
+name = "gw"
+[[gateway.servers]]
+port = { number = 8443, name = "https", protocol = "HTTPS" }
+hosts = ["*"]
+tls = { mode = "simple", server_certificate = "/etc/certs/shop.pem", private_key = "/etc/certs/shop-key.pem" }
+[[gateway.servers]]
+port = 8080
+protocol = "http"
+hosts = ["shop.example.com"]
+tls = { https_redirect = true }
+
+[[virtual_service]]
+name = "a"
+hosts = ["shop.example.com"]
+gateways = ["gw"]
+http = [{ route = [{ destination = { host = "a" } }] }]
+)");
+  Compiled out = compile(c, {});
+  const Snapshot& s = *out.snapshot;
+  REQUIRE(s.listeners.size() == 2);
+  CHECK(s.listeners[1].name == "0.0.0.0_8443");
+  CHECK(s.listeners[1].protocol == ListenerSpec::Protocol::Http);
+  INFO(all_warnings(out));
+  CHECK(has_warning(out,
+                    "gateway default/gw: servers[0]: https on port 8443 is served as plain "
+                    "HTTP for now"));
+  const auto& tls_routes = table(s, "http.8443").virtual_hosts.at(0).routes;
+  REQUIRE(tls_routes.size() == 1);
+  CHECK(tls_routes[0].action == RouteSpec::Action::Forward);
+
+  const auto& redirect = table(s, "http.8080").virtual_hosts.at(0).routes;
+  REQUIRE(redirect.size() == 1);
+  CHECK(redirect[0].action == RouteSpec::Action::Redirect);
+  CHECK(redirect[0].redirect.scheme == "https");
+  CHECK(redirect[0].redirect.code == 301);
+}
+
+TEST_CASE("compiler: tcp servers become TCP listeners to the first tcp route's cluster") {
+  config::Config c = load(R"(
+[[service]]
+name = "db"
+port = 5432
+protocol = "tcp"
+
+[[gateway]]
+name = "tcp-gw"
+servers = [{ port = 15432, protocol = "tcp", hosts = ["*"] }, { port = 15433, protocol = "tcp", hosts = ["*"] }]
+
+[[virtual_service]]
+name = "db"
+hosts = ["*"]
+gateways = ["tcp-gw"]
+
+  [[virtual_service.tcp]]
+  match = [{ port = 15432 }]
+  route = [{ destination = { host = "db" } }]
+)");
+  Compiled out = compile(c, {endpoint("db.default.svc.cluster.local", "10.0.0.5")});
+  const Snapshot& s = *out.snapshot;
+  // 15433 has no route (the only one matches port 15432): skipped, with a warning.
+  REQUIRE(s.listeners.size() == 1);
+  const ListenerSpec& l = s.listeners[0];
+  CHECK(l.name == "0.0.0.0_15432");
+  CHECK(l.protocol == ListenerSpec::Protocol::Tcp);
+  CHECK(l.cluster == "outbound|5432||db.default.svc.cluster.local");
+  CHECK(l.route_table.empty());
+  CHECK(s.route_tables.empty());
+  INFO(all_warnings(out));
+  CHECK(has_warning(out, "listener 0.0.0.0_15433: no virtual service has a tcp route"));
+  CHECK(addresses(cluster(s, l.cluster)) == lines({"10.0.0.5:5432"}));
+}
+
+// ---------------------------------------------------------------------------------------
+// Determinism
+
+TEST_CASE("compiler: the same input gives the same snapshot; a change gives another") {
+  config::Config c = load(kRouting);
+  std::vector<Endpoint> eps = {
+      endpoint(kReviews, "10.0.0.3", 9080, {{"version", "v3"}}),
+      endpoint(kReviews, "10.0.0.1", 9080, {{"version", "v1"}}),
+      endpoint(kReviews, "10.0.0.2", 9080, {{"version", "v1"}}),
+      endpoint("web.default.svc.cluster.local", "10.0.1.1"),
+  };
+  Compiled a = compile(c, eps);
+  Compiled b = compile(c, eps);
+  CHECK(a.snapshot->same_content(*b.snapshot));
+  CHECK(a.warnings == b.warnings);
+  // The registry's order does not matter.
+  std::reverse(eps.begin(), eps.end());
+  CHECK(a.snapshot->same_content(*compile(c, eps).snapshot));
+
+  // A weight.
+  config::Config changed = c;
+  changed.virtual_services[0].http[0].route[0].weight = 80;
+  changed.virtual_services[0].http[0].route[1].weight = 20;
+  CHECK_FALSE(a.snapshot->same_content(*compile(changed, eps).snapshot));
+  // An endpoint's health (eps[1] is reviews v1 10.0.0.2 now; v1 keeps 10.0.0.1).
+  eps[1].healthy = false;
+  CHECK_FALSE(a.snapshot->same_content(*compile(c, eps).snapshot));
+}
+
+}  // namespace
+}  // namespace meshbox::control
