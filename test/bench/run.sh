@@ -1082,8 +1082,15 @@ if not missing and not problems:
 w("")
 w("Raw per-run numbers: `test/bench/out/runs.csv` (wrk runs), `test/bench/out/memory.csv` "
   "(memory), wrk output in `test/bench/out/raw/`.")
+# test/bench/reload.sh keeps its own section between markers: carry it over.
+kept = ""
+if os.path.exists(out_path):
+    old = open(out_path).read()
+    begin, end = old.find("<!-- reload:begin -->"), old.find("<!-- reload:end -->")
+    if begin >= 0 and end > begin:
+        kept = "\n" + old[begin:end + len("<!-- reload:end -->")] + "\n"
 with open(out_path, "w") as fh:
-    fh.write("\n".join(L) + "\n")
+    fh.write("\n".join(L) + "\n" + kept)
 PY
 
 log "wrote ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
