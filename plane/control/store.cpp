@@ -1,6 +1,7 @@
 #include "plane/control/store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,6 +221,7 @@ EmbeddedStore::EmbeddedStore(loop::Loop& loop, std::string state_dir)
 
 EmbeddedStore::~EmbeddedStore() {
   *alive_ = false;
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(loop::Loop& loop,
@@ -227,6 +229,14 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(loop::Loop& loop,
   // Not make_unique: the constructor is private, for open() to be the only way in.
   std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(loop, state_dir));
   MB_TRY(make_dirs(state_dir));
+  // Two processes on one state dir would overwrite each other's store: the second is refused.
+  std::string lock = store->dir_ + "/lock";
+  store->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (store->lock_fd_ < 0) return io_error(lock, "cannot open", errno);
+  if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return make_error(Code::Unavailable, "state dir " + store->dir_ +
+                                             " is in use by another meshbox process (" + lock +
+                                             " is locked)");
   MB_TRY(store->load());
   return store;
 }

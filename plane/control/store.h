@@ -97,6 +97,7 @@ class EmbeddedStore final : public Store, NonCopyable {
   loop::Loop& loop_;
   std::string dir_;
   std::string path_;
+  int lock_fd_ = -1;  // STATE_DIR/lock, flock'ed: one process per state dir
   uint64_t revision_ = 0;
   std::vector<StoredResource> resources_;
   std::vector<std::function<void()>> watchers_;

@@ -190,6 +190,18 @@ TEST_CASE("run: apply, get and delete through the CLI change what the gateway se
   auto again = mesh.cli({"apply", "-f", dir.file("jason.toml")});
   CHECK(again.out.find("unchanged") != std::string::npos);
 
+  // A change that compiles to the same snapshot is stored but not pushed.
+  auto version_of = [&] {
+    auto ready = admin_json(mesh, "/ready");
+    return ready && ready->get("version") ? ready->get("version")->number : -1.0;
+  };
+  double version = version_of();
+  write(dir.file("mesh-log.toml"), "[mesh]\naccess_log_encoding = \"json\"\n");
+  auto log_change = mesh.cli({"apply", "-f", dir.file("mesh-log.toml"), "--wait"});
+  CHECK(log_change.status->ok());
+  CHECK(log_change.out.find("mesh//mesh configured") != std::string::npos);
+  CHECK(version_of() == version);
+
   auto routes = mesh.cli({"get", "routes"});
   INFO(routes.out);
   CHECK(routes.out.rfind("LISTENER", 0) == 0);
@@ -254,6 +266,22 @@ TEST_CASE("run: mutating admin calls need the token; the token file is 0600") {
   CHECK(post.status == 401);
   // Reads need no token.
   CHECK(curl_http({"http://" + mesh.admin() + "/config"}, Deadline(kTimeout)).status == 200);
+  // With the token, malformed bodies are answered 400, never a crash.
+  std::string bearer = "Authorization: Bearer " + token;
+  for (const std::string& body :
+       std::vector<std::string>{"{", "[]", "{\"files\": 3}", "{\"files\": [{\"name\": 1}]}",
+                                std::string(100'000, '[')}) {
+    auto bad = curl_http(
+        {"-X", "POST", "-H", bearer, "--data-binary", body, "http://" + mesh.admin() + "/config"},
+        Deadline(kTimeout));
+    CHECK(bad.status == 400);
+  }
+  auto bad_port = curl_http({"-X", "POST", "-H", bearer, "--data",
+                             "{\"service\":\"httpbin\",\"address\":\"127.0.0.1\",\"port\":0}",
+                             "http://" + mesh.admin() + "/endpoints"},
+                            Deadline(kTimeout));
+  CHECK(bad_port.status == 400);
+  CHECK(curl_http({"http://" + mesh.admin() + "/nope"}, Deadline(kTimeout)).status == 404);
   // Nothing was deleted; with the token it is.
   CHECK(get("127.0.0.1:" + std::to_string(port), "/").status == 200);
   auto ok = curl_http({"-X", "DELETE", "-H", "Authorization: Bearer " + token, url + "?wait=1"},
@@ -463,7 +491,11 @@ TEST_CASE("run: a change reaches every worker quickly (push latency)") {
              "round trip median "
           << end_to_end[10] << " ms");
   CHECK(stats->get("pushes")->number >= 20);
+#ifdef __SANITIZE_ADDRESS__
+  CHECK(p99 < 250);  // ASan slows every thread switch; the 100 ms target is the release build's
+#else
   CHECK(p99 < 100);
+#endif
 }
 
 TEST_CASE("run: SIGTERM drains an in-flight request and exits 0") {

@@ -93,8 +93,16 @@ TEST_CASE("store: open creates the state dir, mode 0700, parents too, and starts
     CHECK(store->revision() == 0);
     CHECK(store->resources().empty());
     CHECK(store->path() == dir + "/store.json");
-    CHECK(must_open(loop, dir + "//")->path() == dir + "/store.json");
     CHECK_FALSE(std::filesystem::exists(store->path()));  // nothing written yet
+
+    // One process per state dir: a second open is refused while the first holds it.
+    auto second = EmbeddedStore::open(loop, dir);
+    REQUIRE_FALSE(second.has_value());
+    CHECK(second.error().message() == "state dir " + dir +
+                                          " is in use by another meshbox process (" + dir +
+                                          "/lock is locked)");
+    store.reset();
+    CHECK(must_open(loop, dir + "//")->path() == dir + "/store.json");
 
     // An existing directory is used as it is, with its mode.
     ::chmod(dir.c_str(), 0750);
