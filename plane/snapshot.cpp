@@ -63,6 +63,35 @@ bool StringMatcher::matches(std::string_view text) const {
   return false;
 }
 
+struct RegexRewrite::Regex {
+  explicit Regex(const std::string& pattern) : re(pattern, options()) {}
+  static RE2::Options options() {
+    RE2::Options o;
+    o.set_log_errors(false);
+    return o;
+  }
+  RE2 re;
+};
+
+Result<RegexRewrite> RegexRewrite::make(std::string pattern, std::string substitution) {
+  auto re = std::make_shared<const Regex>(pattern);
+  if (!re->re.ok())
+    return Status(Code::InvalidArgument, "bad regex \"" + pattern + "\": " + re->re.error());
+  std::string why;
+  if (!re->re.CheckRewriteString(substitution, &why))
+    return Status(Code::InvalidArgument,
+                  "bad substitution \"" + substitution + "\" for \"" + pattern + "\": " + why);
+  RegexRewrite r;
+  r.pattern_ = std::move(pattern);
+  r.substitution_ = std::move(substitution);
+  r.regex_ = std::move(re);
+  return r;
+}
+
+bool RegexRewrite::apply(std::string& path) const {
+  return RE2::GlobalReplace(&path, regex_->re, substitution_) > 0;
+}
+
 const ClusterSpec* Snapshot::find_cluster(std::string_view name) const {
   for (const auto& c : clusters)
     if (c.name == name) return &c;

@@ -104,10 +104,88 @@ struct RouteMatchSpec {
   bool operator==(const RouteMatchSpec&) const = default;
 };
 
+/// One header and its value, for the header operations below.
+struct HeaderValueSpec {
+  std::string name;  // lower case
+  std::string value;
+  bool operator==(const HeaderValueSpec&) const = default;
+};
+
+/// Istio's HeaderOperations, compiled. Applied in Envoy's order: every `remove`, then every
+/// `set` (replaces all values of the header with one), then every `add` (one more header
+/// line, the others kept). Names are lower case and are never hop-by-hop, framing
+/// (content-length) or Host headers: those the proxy manages itself, and a Host change is an
+/// authority rewrite instead. Values are literal (no %VARIABLE% expansion) and hold no control
+/// characters.
+struct HeaderOpsSpec {
+  std::vector<std::string> remove;
+  std::vector<HeaderValueSpec> set;  // by name, as Istio sorts them
+  std::vector<HeaderValueSpec> add;  // by name
+  bool empty() const { return remove.empty() && set.empty() && add.empty(); }
+  bool operator==(const HeaderOpsSpec&) const = default;
+};
+
 struct WeightedCluster {
   std::string cluster;
   uint32_t weight = 100;
+  // The destination's own header operations (Istio's HTTPRouteDestination.headers), applied
+  // after the route's when this destination is picked.
+  // (`= {}`: brace-initialising only cluster and weight stays warning-free.)
+  HeaderOpsSpec request_headers = {};   // on the request sent upstream
+  HeaderOpsSpec response_headers = {};  // on the response sent downstream
+  /// A Host set by the destination's request headers; the route's rewrite authority wins
+  /// over it (as Istio builds it). "" = keep.
+  std::string authority = {};
   bool operator==(const WeightedCluster&) const = default;
+};
+
+/// Istio's uri_regex_rewrite, compiled once (RE2) when the snapshot is built: every match of
+/// the pattern in the path is replaced by the substitution, where \1…\9 name capture groups
+/// and \0 the whole match (Envoy's regex_rewrite). Immutable; usable from any thread.
+class RegexRewrite {
+ public:
+  /// Fails for a pattern that does not compile or a substitution naming a group the pattern
+  /// lacks.
+  static Result<RegexRewrite> make(std::string pattern, std::string substitution);
+  /// Rewrites `path` in place; false (and `path` untouched) if the pattern never matched.
+  bool apply(std::string& path) const;
+
+  const std::string& pattern() const { return pattern_; }
+  const std::string& substitution() const { return substitution_; }
+  bool operator==(const RegexRewrite& o) const {
+    return pattern_ == o.pattern_ && substitution_ == o.substitution_;
+  }
+
+ private:
+  struct Regex;
+  std::string pattern_;
+  std::string substitution_;
+  std::shared_ptr<const Regex> regex_;
+};
+
+/// Istio's HTTPRewrite, compiled: what a Forward route changes in the request it sends.
+struct RewriteSpec {
+  /// Replaces the part of the path that the matching block's prefix matched — a block with no
+  /// uri condition counts as prefix "/", as Istio compiles it — or the whole path after an
+  /// exact or regex uri match. The query string is kept. "" = keep the path.
+  std::string uri;
+  std::optional<RegexRewrite> uri_regex;  // instead of `uri`: path → substituted path
+  /// Replaces the Host header (rewrite.authority, else a Host set by the route's request
+  /// headers). "" = keep.
+  std::string authority;
+  bool operator==(const RewriteSpec&) const = default;
+};
+
+/// Istio's HTTPFaultInjection, compiled. Probabilities are in parts per million (Envoy's
+/// FractionalPercent, MILLION): Istio's percentage × 10'000. A fault that can never fire
+/// (percentage unset or 0, as in Istio) compiles to zeros. Delay and abort are drawn
+/// independently; with both, the request is delayed, then aborted.
+struct FaultSpec {
+  uint64_t delay_ms = 0;           // 0 = no delay
+  uint32_t delay_per_million = 0;  // 1'000'000 = every request
+  uint32_t abort_status = 0;       // 0 = no abort
+  uint32_t abort_per_million = 0;
+  bool operator==(const FaultSpec&) const = default;
 };
 
 struct RedirectSpec {
@@ -134,6 +212,11 @@ struct RouteSpec {
   RedirectSpec redirect;
   DirectResponseSpec direct_response;
   uint64_t timeout_ms = 0;  // request sent → response head; 0 = the cluster's
+  // Forward routes only:
+  HeaderOpsSpec request_headers;   // the route's own, applied before its destination's
+  HeaderOpsSpec response_headers;  // idem, on the response sent downstream
+  RewriteSpec rewrite;
+  FaultSpec fault;
   bool operator==(const RouteSpec&) const = default;
 };
 

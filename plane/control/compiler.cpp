@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -104,6 +105,48 @@ StringMatcher::Kind matcher_kind(config::StringMatch::Kind k) {
 
 Result<StringMatcher> make_matcher(const config::StringMatch& m, bool ignore_case = false) {
   return StringMatcher::make(matcher_kind(m.kind), m.value, ignore_case);
+}
+
+/// RFC 9110 §5.6.2 tchar.
+bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
+}
+
+/// Headers the proxy writes itself: hop-by-hop ones (RFC 9110 §7.6.1) and the framing.
+/// A header operation on them would break the message, so they are left out.
+bool is_managed_header(std::string_view lower_name) {
+  static constexpr std::string_view kManaged[] = {"connection",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "te",
+                                                  "trailer",
+                                                  "transfer-encoding",
+                                                  "upgrade",
+                                                  "content-length",
+                                                  "proxy-authenticate",
+                                                  "proxy-authorization"};
+  return std::find(std::begin(kManaged), std::end(kManaged), lower_name) != std::end(kManaged);
+}
+
+/// A value a header line can carry: no control character but HTAB (CR and LF above all,
+/// which would let a config value start a header of its own).
+bool is_header_value(std::string_view v) {
+  return std::none_of(v.begin(), v.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+/// Istio's percentage (0–100) in parts per million, as Envoy's FractionalPercent.
+uint32_t per_million(std::optional<double> percentage) {
+  if (!percentage || !(*percentage > 0)) return 0;  // unset: never (Istio)
+  if (*percentage >= 100) return 1'000'000;
+  return static_cast<uint32_t>(std::lround(*percentage * 10'000));
 }
 
 /// The parts of a traffic policy the compiler uses, after a subset's policy is laid over its
@@ -511,6 +554,130 @@ class Compiler {
     return table;
   }
 
+  /// Istio's HeaderOperations → HeaderOpsSpec. `where` names them in warnings
+  /// ("virtual_service NS/NAME: http[0].headers.request"). A Host (or ":authority") set or
+  /// added on a request becomes `*authority` (`set` winning over `add`), as Istio turns it
+  /// into a host rewrite; `authority` is null for responses.
+  HeaderOpsSpec header_ops(const config::HeaderOperations& in, const std::string& where,
+                           std::string* authority) {
+    HeaderOpsSpec out;
+    // Null: dropped with a warning.
+    auto name_of = [&](const std::string& raw, std::string_view op) -> std::optional<std::string> {
+      std::string name = lower(raw);
+      if (name == "host" || name == ":authority") {
+        if (authority && op != "remove") return name;
+        warn(fmt::format(
+            "{}.{}: header {}: {}; ignored", where, op, raw,
+            authority ? "the Host header cannot be removed" : "a response has no Host header"));
+        return std::nullopt;
+      }
+      if (!is_token(name)) {
+        warn(fmt::format("{}.{}: \"{}\" is not a header name; ignored", where, op, raw));
+        return std::nullopt;
+      }
+      if (is_managed_header(name)) {
+        warn(
+            fmt::format("{}.{}: header {} is managed by the proxy (framing or hop-by-hop); "
+                        "ignored",
+                        where, op, raw));
+        return std::nullopt;
+      }
+      return name;
+    };
+    std::string set_authority, add_authority;
+    auto values = [&](const std::map<std::string, std::string>& from, std::string_view op,
+                      std::vector<HeaderValueSpec>& to, std::string& host) {
+      for (const auto& [raw, value] : from) {
+        std::optional<std::string> name = name_of(raw, op);
+        if (!name) continue;
+        if (!is_header_value(value)) {
+          warn(fmt::format("{}.{}: header {}: the value has control characters; ignored", where, op,
+                           raw));
+          continue;
+        }
+        if (value.empty()) {
+          // Envoy adds no header with an empty value; say so rather than do nothing quietly.
+          warn(
+              fmt::format("{}.{}: header {}: an empty value adds nothing (write remove to "
+                          "delete a header); ignored",
+                          where, op, raw));
+          continue;
+        }
+        if (*name == "host" || *name == ":authority") {
+          host = value;
+          continue;
+        }
+        to.push_back({std::move(*name), value});
+      }
+      // By name after lower-casing, as Istio sorts them; stable, so config order among equals.
+      std::stable_sort(
+          to.begin(), to.end(),
+          [](const HeaderValueSpec& a, const HeaderValueSpec& b) { return a.name < b.name; });
+    };
+    for (const auto& raw : in.remove) {
+      std::optional<std::string> name = name_of(raw, "remove");
+      if (name && std::find(out.remove.begin(), out.remove.end(), *name) == out.remove.end())
+        out.remove.push_back(std::move(*name));
+    }
+    values(in.set, "set", out.set, set_authority);
+    values(in.add, "add", out.add, add_authority);
+    if (authority) *authority = !set_authority.empty() ? set_authority : add_authority;
+    return out;
+  }
+
+  /// The route-level parts of a Forward route: header operations, rewrite and fault. False
+  /// (with a warning) if the route cannot be served as written: then it is skipped.
+  bool forward_options(const config::VirtualService& vs, size_t i, const config::HttpRoute& r,
+                       RouteSpec& route) {
+    std::string where = fmt::format("virtual_service {}: http[{}]", qualified(vs), i);
+    std::string header_authority;
+    route.request_headers =
+        header_ops(r.headers.request, where + ".headers.request", &header_authority);
+    route.response_headers = header_ops(r.headers.response, where + ".headers.response", nullptr);
+    route.rewrite.authority = header_authority;
+    if (r.rewrite) {
+      const config::HttpRewrite& rw = *r.rewrite;
+      if (rw.uri_regex_rewrite) {
+        auto re = RegexRewrite::make(rw.uri_regex_rewrite->match, rw.uri_regex_rewrite->rewrite);
+        if (!re) {
+          // Forwarding the path unchanged would send it where it was not meant to go.
+          warn(fmt::format("{}.rewrite.uri_regex_rewrite: {}; route skipped", where,
+                           re.error().message()));
+          return false;
+        }
+        route.rewrite.uri_regex = std::move(*re);
+      } else {
+        route.rewrite.uri = rw.uri;
+      }
+      if (!rw.authority.empty()) route.rewrite.authority = rw.authority;  // beats the headers'
+    }
+    if (!is_header_value(route.rewrite.authority)) {
+      warn(fmt::format("{}: the rewritten authority has control characters; route skipped", where));
+      return false;
+    }
+    if (r.fault) {
+      const config::HttpFault& f = *r.fault;
+      if (f.delay) {
+        route.fault.delay_per_million = per_million(f.delay->percentage);
+        route.fault.delay_ms =
+            static_cast<uint64_t>(std::max<int64_t>(0, f.delay->fixed_delay.count()));
+        if (route.fault.delay_per_million == 0 || route.fault.delay_ms == 0)
+          route.fault.delay_ms = route.fault.delay_per_million = 0;
+      }
+      if (f.abort && f.abort->http_status == 0) {
+        warn(
+            fmt::format("{}.fault.abort: grpc_status aborts need HTTP/2, which meshbox does not "
+                        "speak yet; abort ignored",
+                        where));
+      } else if (f.abort) {
+        route.fault.abort_per_million = per_million(f.abort->percentage);
+        route.fault.abort_status = route.fault.abort_per_million ? f.abort->http_status : 0;
+        if (route.fault.abort_status == 0) route.fault.abort_per_million = 0;
+      }
+    }
+    return true;
+  }
+
   std::vector<RouteSpec> http_routes(const config::VirtualService& vs,
                                      const std::vector<const ServerRef*>& servers, uint32_t port) {
     std::vector<RouteSpec> out;
@@ -549,18 +716,40 @@ class Compiler {
           route.redirect.port = rd.scheme == "https" ? 443 : 80;
       } else {
         route.action = RouteSpec::Action::Forward;
-        for (const auto& d : r.route) {
-          uint32_t weight = r.route.size() == 1
-                                ? 100
-                                : static_cast<uint32_t>(std::max<int64_t>(0, d.weight.value_or(0)));
+        if (!forward_options(vs, i, r, route)) continue;
+        for (size_t d = 0; d < r.route.size(); ++d) {
+          const config::RouteDestination& dst = r.route[d];
+          uint32_t weight =
+              r.route.size() == 1
+                  ? 100
+                  : static_cast<uint32_t>(std::max<int64_t>(0, dst.weight.value_or(0)));
           // A 0 % destination gets no traffic; Istio leaves it out of the weighted clusters.
           if (weight == 0) continue;
-          route.clusters.push_back({destination_cluster(vs, d.destination), weight});
+          WeightedCluster wc;
+          wc.cluster = destination_cluster(vs, dst.destination);
+          wc.weight = weight;
+          std::string where =
+              fmt::format("virtual_service {}: http[{}].route[{}].headers", qualified(vs), i, d);
+          wc.request_headers = header_ops(dst.headers.request, where + ".request", &wc.authority);
+          wc.response_headers = header_ops(dst.headers.response, where + ".response", nullptr);
+          route.clusters.push_back(std::move(wc));
+        }
+      }
+      if (route.action != RouteSpec::Action::Forward) {
+        const config::HeaderRules& h = r.headers;
+        bool headers = !h.request.set.empty() || !h.request.add.empty() ||
+                       !h.request.remove.empty() || !h.response.set.empty() ||
+                       !h.response.add.empty() || !h.response.remove.empty();
+        if (headers || r.fault || r.rewrite) {
+          warn(
+              fmt::format("virtual_service {}: http[{}]: headers, rewrite and fault apply to "
+                          "routes with destinations only for now; ignored on a {}",
+                          qualified(vs), i, r.redirect ? "redirect" : "direct_response"));
         }
       }
       if (r.timeout) route.timeout_ms = static_cast<uint64_t>(r.timeout->count());
-      // TODO(compiler): rewrite, retries, fault, mirror (+ mirror_percentage), headers and
-      // cors_policy: the next issue; the snapshot has no fields for them yet.
+      // TODO(compiler): retries, mirror (+ mirror_percentage) and cors_policy: the snapshot
+      // has no fields for them yet.
       out.push_back(std::move(route));
     }
     return out;

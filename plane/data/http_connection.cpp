@@ -109,7 +109,8 @@ HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
       listener_(listener),
       down_(std::move(conn)),
       parser_(http::Parser::Kind::Request, *this, listener.http.limits),
-      timer_(worker.loop(), [this] { on_timeout(); }) {
+      timer_(worker.loop(), [this] { on_timeout(); }),
+      delay_timer_(worker.loop(), [this] { on_delay_done(); }) {
   client_ip_ = down_->peer().ip();
   down_->set_callbacks(this);
   down_->read_start();
@@ -217,7 +218,8 @@ void HttpConnection::on_flushed() {
 void HttpConnection::on_request_head(http::RequestHead& head) {
   in_stream_ = true;
   request_done_ = response_started_ = downstream_chunked_ = upstream_keep_alive_ = false;
-  retried_ = false;
+  retried_ = delaying_ = abort_after_delay_ = false;
+  delayed_body_.clear();
   head_to_down_.clear();
   method_ = head.method;
   version_minor_ = head.version_minor;
@@ -232,6 +234,20 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
     return start_connect_tunnel();
   }
   if (head.upgrade) close_after_ = true;  // unless the upstream switches protocols
+
+  // The route's fault, before anything goes upstream (Envoy's fault filter runs before its
+  // router). Delay and abort are drawn independently; with both, the abort answers once the
+  // delay is over.
+  const FaultSpec& fault = route_->fault;
+  bool delay = fault.delay_ms > 0 && roll(fault.delay_per_million, worker_.random());
+  if (fault.abort_status > 0 && roll(fault.abort_per_million, worker_.random())) {
+    if (delay) {
+      abort_after_delay_ = true;
+      return start_delay();
+    }
+    LocalReply lr = fault_abort_reply(static_cast<int>(fault.abort_status));
+    return reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::FaultInjected);
+  }
 
   http::HeaderMap& h = head.headers;
   if (const std::string* expect = h.get("expect")) {
@@ -257,6 +273,7 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
     worker_.random().uuid4(id);
     h.add("x-request-id", std::string_view(id, sizeof id));
   }
+  rewrite_request(head);
   if (!h.has("host")) {
     // HTTP/1.0 without Host: name the cluster's host (outbound|PORT|SUBSET|HOST).
     std::string_view name = cluster_->spec().name;
@@ -271,13 +288,81 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
 
   upstream_head_.clear();
   http::append_request_head(head, upstream_head_);
+  if (delay) return start_delay();
   send_upstream_head();
+}
+
+void HttpConnection::rewrite_request(http::RequestHead& head) {
+  const RouteSpec& r = *route_;
+  if (!r.rewrite.uri.empty() || r.rewrite.uri_regex) {
+    RouteInput in = RouteInput::from(head, listener_.address.port());
+    if (rewrite_path(r.rewrite, match_, in.path, target_)) {
+      if (!in.query.empty()) target_.append("?").append(in.query);
+      head.target.swap(target_);  // target_ keeps the old storage for the next request
+    }
+  }
+  // Envoy's order: the route's operations, then the destination's (which may override them).
+  http::HeaderMap& h = head.headers;
+  apply_header_ops(r.request_headers, h);
+  if (destination_) apply_header_ops(destination_->request_headers, h);
+  if (!r.rewrite.authority.empty()) {
+    h.set("host", r.rewrite.authority);
+  } else if (destination_ && !destination_->authority.empty()) {
+    h.set("host", destination_->authority);
+  }
+}
+
+void HttpConnection::start_delay() {
+  // Reading stops so that a body does not pile up here; what this read already holds is kept
+  // in delayed_body_. timer_ is left as it is: the request's timeouts still run.
+  delaying_ = true;
+  down_->read_stop();
+  delay_timer_.start(route_->fault.delay_ms);
+  MB_LOG_EVERY(5, Debug, "http", "{} {}: delayed {} ms ({})", method_, client_ip_,
+               route_->fault.delay_ms, flag_name(ResponseFlag::DelayInjected));
+}
+
+void HttpConnection::on_delay_done() {
+  if (!delaying_ || closing_) return;
+  delaying_ = false;
+  if (abort_after_delay_) {
+    delayed_body_.clear();
+    LocalReply lr = fault_abort_reply(static_cast<int>(route_->fault.abort_status));
+    if (request_done_)
+      return local_reply(lr.status, lr.body, ResponseFlag::FaultInjected, close_after_);
+    reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::FaultInjected);
+    return resume_reading();
+  }
+  send_upstream_head();
+  if (!up_) return;  // no endpoint: answered already
+  // What arrived while delayed goes first, with the head; then as on_body and
+  // on_message_complete would have done.
+  while (!delayed_body_.empty()) {
+    iovec piece;
+    delayed_body_.peek(&piece, 1);
+    send(up_->tcp(), take_upstream_head(), static_cast<const char*>(piece.iov_base), piece.iov_len,
+         upstream_chunked_, false);
+    delayed_body_.drain(piece.iov_len);
+  }
+  if (request_done_) {
+    send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
+    if (!response_started_) arm(Wait::Response, response_timeout_ms_);
+  } else {
+    flush_upstream_head();
+  }
+  resume_reading();
+}
+
+void HttpConnection::resume_reading() {
+  if (!closing_ && held_.size() <= kMaxHeldBytes) down_->read_start();
 }
 
 void HttpConnection::send_upstream_head() {
   pool_ = cluster_->pick(worker_.random());
   if (!pool_) {
-    parser_.stop();
+    // The rest of the request is not wanted; once it is complete (a replay, or after a fault
+    // delay) the parser must go on with the next one.
+    if (!request_done_) parser_.stop();
     return fail_stream({ResponseFlag::NoHealthyUpstream, ErrorSource::Upstream, false, ""});
   }
   up_ = pool_->acquire(this);
@@ -297,6 +382,7 @@ void HttpConnection::flush_upstream_head() {
 }
 
 void HttpConnection::on_body(const char* data, size_t len) {
+  if (delaying_) return delayed_body_.append(data, len);
   if (!up_) return;  // the stream already failed; the rest of the body is discarded
   send(up_->tcp(), take_upstream_head(), data, len, upstream_chunked_, false);
   if (up_->tcp().above_high_watermark()) down_->read_stop();
@@ -319,13 +405,18 @@ void HttpConnection::on_upstream_drained() {
 }
 
 bool HttpConnection::route(http::RequestHead& head) {
+  // Before the old snapshot may go: these point into it.
+  route_ = nullptr;
+  match_ = nullptr;
+  destination_ = nullptr;
   stream_snapshot_ = worker_.snapshot();
   cluster_.reset();
   pending_reply_.reset();
   const RouteTableSpec* table = stream_snapshot_->find_route_table(listener_.route_table);
   RouteInput in = RouteInput::from(head, listener_.address.port());
   const VirtualHostSpec* vhost = table ? find_virtual_host(*table, in.host) : nullptr;
-  const RouteSpec* r = vhost ? find_route(*vhost, in) : nullptr;
+  RouteHit hit = vhost ? find_route(*vhost, in) : RouteHit{};
+  const RouteSpec* r = hit.route;
   if (!r) {
     LocalReply lr =
         local_reply_for({ResponseFlag::NoRouteFound, ErrorSource::Downstream, false, ""});
@@ -373,6 +464,9 @@ bool HttpConnection::route(http::RequestHead& head) {
     return false;
   }
   response_timeout_ms_ = r->timeout_ms ? r->timeout_ms : cluster_->spec().response_timeout_ms;
+  route_ = r;
+  match_ = hit.match;
+  destination_ = wc;
   return true;
 }
 
@@ -404,6 +498,10 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
   if (head.status == 101)
     if (const std::string* u = h.get("upgrade")) upgrade = *u;
   strip_hop_by_hop(h);
+  if (route_) {
+    apply_header_ops(route_->response_headers, h);
+    if (destination_) apply_header_ops(destination_->response_headers, h);
+  }
   switch (head.framing) {
     case http::Framing::Chunked:
     case http::Framing::UntilClose:
@@ -512,7 +610,7 @@ void HttpConnection::finish_stream() {
     parser_.resume();
     process_held();
   }
-  if (!closing_ && !parser_paused_) down_->read_start();
+  if (!closing_ && !parser_paused_ && !delaying_) down_->read_start();
 }
 
 // ---- CONNECT ----------------------------------------------------------------------------------
@@ -613,6 +711,8 @@ void HttpConnection::drain() {
 void HttpConnection::close_after_flush() {
   if (closing_) return;
   closing_ = true;
+  delaying_ = false;
+  delay_timer_.stop();
   down_->read_stop();
   release_upstream(false);
   // Bounded: a client that never reads gets the connection closed anyway.
@@ -630,6 +730,8 @@ void HttpConnection::close() {
   if (closed_) return;
   closed_ = closing_ = true;
   timer_.stop();
+  delaying_ = false;
+  delay_timer_.stop();
   release_upstream(false);
   connect_.reset();
   down_.reset();

@@ -6,9 +6,12 @@
 //
 // Proxy rules (RFC 9110 §7.6, RFC 9112): hop-by-hop headers and every header named in
 // Connection are removed both ways; X-Forwarded-For and X-Forwarded-Proto are appended;
-// x-request-id is added when absent; Host is kept. Failures become local replies
-// (local_reply.h); a response that fails after its head was sent ends with a reset, so a
-// truncated response never looks complete.
+// x-request-id is added when absent; Host is kept unless the route rewrites the authority.
+// The route's rewrite (path, authority) and header operations change the request sent
+// upstream, its response header operations the response sent back. A route's fault may abort
+// the request (a local reply, flag FI) or delay it (flag DI) before it goes upstream.
+// Failures become local replies (local_reply.h); a response that fails after its head was
+// sent ends with a reset, so a truncated response never looks complete.
 #pragma once
 
 #include <optional>
@@ -76,6 +79,10 @@ class HttpConnection : public ActiveConnection,
   void flush_upstream_head();
   std::string_view take_upstream_head();
   bool route(http::RequestHead& head);
+  void rewrite_request(http::RequestHead& head);
+  void start_delay();
+  void on_delay_done();
+  void resume_reading();
   void reply_when_complete(int status, std::string body, ResponseFlag flag,
                            std::string extra_headers = {});
   void start_connect_tunnel();
@@ -102,7 +109,20 @@ class HttpConnection : public ActiveConnection,
   // routed with until it ends, whatever the worker applies meanwhile.
   SnapshotConstPtr stream_snapshot_;
   ClusterStatePtr cluster_;
+  // The request's route, the match block that held and the destination picked; they point
+  // into stream_snapshot_. Null when the request has no Forward route.
+  const RouteSpec* route_ = nullptr;
+  const RouteMatchSpec* match_ = nullptr;
+  const WeightedCluster* destination_ = nullptr;
   uint64_t response_timeout_ms_ = 0;
+  // A fault delay: its own timer, so that timer_ keeps measuring the request's timeouts
+  // meanwhile. The client is not read while delayed; the body bytes already read and parsed
+  // (at most a read plus held_, so bounded) wait in delayed_body_.
+  loop::Timer delay_timer_;
+  Buffer delayed_body_;
+  bool delaying_ = false;
+  bool abort_after_delay_ = false;  // the fault's abort fired too: it answers once delayed
+  std::string target_;              // a rewritten request target (keeps its storage)
   // A local answer (no route, direct response, redirect) to a request whose body is still
   // arriving: sent once the request is complete, so the connection can stay open.
   struct PendingReply {

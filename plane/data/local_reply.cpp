@@ -32,6 +32,10 @@ std::string_view flag_name(ResponseFlag flag) {
       return "NR";
     case ResponseFlag::NoClusterFound:
       return "NC";
+    case ResponseFlag::DelayInjected:
+      return "DI";
+    case ResponseFlag::FaultInjected:
+      return "FI";
   }
   return "-";
 }
@@ -63,6 +67,10 @@ LocalReply local_reply_for(const ProxyError& e) {
     default:
       return {500, "internal error\n"};
   }
+}
+
+LocalReply fault_abort_reply(int status) {
+  return {status, "fault filter abort\n"};
 }
 
 void append_local_reply(int status, std::string_view body, bool close, std::string& out,

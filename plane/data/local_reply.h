@@ -22,6 +22,8 @@ enum class ResponseFlag {
   Overflow,                         // UO
   NoRouteFound,                     // NR
   NoClusterFound,                   // NC: the route names a cluster the snapshot lacks
+  DelayInjected,                    // DI: a route's fault delayed the request
+  FaultInjected,                    // FI: a route's fault aborted the request
 };
 
 enum class ErrorSource { Downstream, Upstream, Internal };
@@ -41,6 +43,8 @@ struct LocalReply {
   std::string_view body;  // ends with a newline
 };
 LocalReply local_reply_for(const ProxyError& error);
+/// A route's fault abort (flag FI): the configured status and Envoy's fault filter body.
+LocalReply fault_abort_reply(int status);
 
 /// Appends a complete response: status line, Content-Type, Content-Length, Connection, and
 /// `extra_headers` (preformatted "name: value\r\n" lines, e.g. a redirect's location).

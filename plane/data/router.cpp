@@ -118,13 +118,13 @@ bool matches(const RouteMatchSpec& m, const RouteInput& in) {
   return true;
 }
 
-const RouteSpec* find_route(const VirtualHostSpec& vhost, const RouteInput& in) {
+RouteHit find_route(const VirtualHostSpec& vhost, const RouteInput& in) {
   for (const auto& r : vhost.routes) {
-    if (r.matches.empty()) return &r;
+    if (r.matches.empty()) return {&r, nullptr};
     for (const auto& m : r.matches)
-      if (matches(m, in)) return &r;
+      if (matches(m, in)) return {&r, &m};
   }
-  return nullptr;
+  return {};
 }
 
 const WeightedCluster* pick_cluster(const RouteSpec& route, Random& random) {
@@ -140,6 +140,45 @@ const WeightedCluster* pick_cluster(const RouteSpec& route, Random& random) {
     r -= c.weight;
   }
   return &route.clusters.back();
+}
+
+bool rewrite_path(const RewriteSpec& rewrite, const RouteMatchSpec* match, std::string_view path,
+                  std::string& out) {
+  if (rewrite.uri_regex) {
+    std::string p(path);
+    if (!rewrite.uri_regex->apply(p)) return false;
+    out = std::move(p);
+    return true;
+  }
+  if (rewrite.uri.empty()) return false;
+  // Envoy's prefix_rewrite, which is what Istio compiles rewrite.uri to: the matched prefix
+  // is swapped; an exact or regex match "matched" the whole path; a block without a uri
+  // condition is Istio's prefix "/".
+  size_t matched = 1;
+  if (match && match->path) {
+    matched = match->path->kind() == StringMatcher::Kind::Prefix ? match->path->value().size()
+                                                                 : path.size();
+  }
+  if (matched > path.size()) return false;  // cannot happen for a path the block matched
+  if (matched == 1 && !path.starts_with('/')) return false;  // "*" (OPTIONS): no "/" to swap
+  out.assign(rewrite.uri);
+  out.append(path.substr(matched));
+  return true;
+}
+
+void apply_header_ops(const HeaderOpsSpec& ops, http::HeaderMap& headers) {
+  for (const auto& name : ops.remove)
+    headers.remove(name);
+  for (const auto& h : ops.set)
+    headers.set(h.name, h.value);
+  for (const auto& h : ops.add)
+    headers.add(h.name, h.value);
+}
+
+bool roll(uint32_t per_million, Random& random) {
+  if (per_million == 0) return false;
+  if (per_million >= 1'000'000) return true;
+  return random.below(1'000'000) < per_million;
 }
 
 }  // namespace meshbox::data

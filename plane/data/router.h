@@ -1,8 +1,11 @@
 // Router: picks what serves a request from a snapshot's route table — the virtual host by the
-// Host header, the first route whose match blocks hold, then a cluster by weight. Pure
-// functions over immutable snapshot data: no allocation on the request path.
+// Host header, the first route whose match blocks hold, then a cluster by weight — and what
+// the route changes in the request (path rewrite, header operations) and whether a fault
+// fires. Pure functions over immutable snapshot data: routing allocates nothing; a rewrite
+// or a header operation allocates only for what it writes.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "core/base/random.h"
@@ -33,11 +36,30 @@ const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::strin
 /// True if every condition of one match block holds.
 bool matches(const RouteMatchSpec& m, const RouteInput& in);
 
+/// A route found for a request, and which of its match blocks held: a rewrite of the path
+/// depends on it.
+struct RouteHit {
+  const RouteSpec* route = nullptr;       // null: no route matched
+  const RouteMatchSpec* match = nullptr;  // null for a route without match blocks
+};
+
 /// The first route of `vhost` one of whose match blocks holds (a route without match blocks
-/// matches everything). Null if none.
-const RouteSpec* find_route(const VirtualHostSpec& vhost, const RouteInput& in);
+/// matches everything), with the first block that held.
+RouteHit find_route(const VirtualHostSpec& vhost, const RouteInput& in);
 
 /// A cluster of a Forward route, by weight. Null if the route has none.
 const WeightedCluster* pick_cluster(const RouteSpec& route, Random& random);
+
+/// The path a Forward route sends upstream instead of `path` (which has no query string),
+/// written to `out`; false, and `out` untouched, if the route leaves the path alone. `match`
+/// is the block that held (RouteHit::match).
+bool rewrite_path(const RewriteSpec& rewrite, const RouteMatchSpec* match, std::string_view path,
+                  std::string& out);
+
+/// Applies one set of header operations (remove, then set, then add) to `headers`.
+void apply_header_ops(const HeaderOpsSpec& ops, http::HeaderMap& headers);
+
+/// True with probability per_million / 1'000'000; draws no number for 0 or 1'000'000.
+bool roll(uint32_t per_million, Random& random);
 
 }  // namespace meshbox::data

@@ -1,8 +1,9 @@
 // Tests for plane/control/compiler.h: config (decoded and validated from inline TOML) plus
 // hand-made registry endpoints → Snapshot. Clusters per service port and subset, health and
 // panic mode, service entries, gateway listeners and their route tables (matches, weights,
-// redirects, direct responses, merging, binding), TCP servers, traffic policies, and
-// determinism. No sockets, no network: the only name resolved is "localhost".
+// redirects, direct responses, header operations, rewrites, faults, merging, binding), TCP
+// servers, traffic policies, and determinism. No sockets, no network: the only name resolved is
+// "localhost".
 #include "plane/control/compiler.h"
 
 #include <doctest/doctest.h>
@@ -940,6 +941,253 @@ gateways = ["tcp-gw"]
   INFO(all_warnings(out));
   CHECK(has_warning(out, "listener 0.0.0.0_15433: no virtual service has a tcp route"));
   CHECK(addresses(cluster(s, l.cluster)) == lines({"10.0.0.5:5432"}));
+}
+
+// ---------------------------------------------------------------------------------------
+// Header operations, rewrites and faults
+
+constexpr const char* kRouteOptions = R"(
+[[service]]
+name = "web"
+port = 80
+
+[[destination_rule]]
+name = "web"
+host = "web"
+subsets = [{ name = "v1", labels = { version = "v1" } }, { name = "v2", labels = { version = "v2" } }]
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 8080, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "web"
+hosts = ["*"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  name = "ops"
+  match = [{ uri = { prefix = "/api/v1" } }]
+  headers = { request = { set = { X-B = "2", x-a = "1" }, add = { x-via = "meshbox" }, remove = ["X-Debug", "x-debug"] }, response = { set = { x-served = "yes" }, remove = ["server"] } }
+  rewrite = { uri = "/", authority = "api.internal" }
+  fault = { delay = { fixed_delay = "250ms", percentage = 12.5 }, abort = { http_status = 503, percentage = { value = 0.0001 } } }
+  route = [
+    { destination = { host = "web", subset = "v1" }, weight = 70, headers = { request = { add = { x-dest = "v1" } }, response = { add = { x-dest = "v1" } } } },
+    { destination = { host = "web", subset = "v2" }, weight = 30, headers = { request = { set = { host = "v2.internal" } } } },
+  ]
+
+  [[virtual_service.http]]
+  name = "regex"
+  match = [{ uri = { prefix = "/regex" } }]
+  rewrite = { uri_regex_rewrite = { match = "^/regex/(.*)$", rewrite = "/\\1" } }
+  headers = { request = { set = { host = "from-headers" } } }
+  route = [{ destination = { host = "web" } }]
+
+  [[virtual_service.http]]
+  name = "never"
+  match = [{ uri = { prefix = "/never" } }]
+  fault = { delay = { fixed_delay = "1s" }, abort = { http_status = 500, percentage = 0 } }
+  route = [{ destination = { host = "web" } }]
+
+  [[virtual_service.http]]
+  name = "always"
+  match = [{ uri = { prefix = "/always" } }]
+  fault = { abort = { http_status = 418, percentage = 100 } }
+  route = [{ destination = { host = "web" } }]
+
+  [[virtual_service.http]]
+  name = "plain"
+  route = [{ destination = { host = "web" } }]
+)";
+
+const RouteSpec& route_named(const Snapshot& s, std::string_view name) {
+  for (const auto& vh : table(s, "http.8080").virtual_hosts)
+    for (const auto& r : vh.routes)
+      if (r.name == name) return r;
+  INFO("route " << name);
+  FAIL("no such route");
+  static RouteSpec none;
+  return none;
+}
+
+std::string ops_text(const HeaderOpsSpec& ops) {
+  std::vector<std::string> out;
+  for (const auto& n : ops.remove)
+    out.push_back("remove " + n);
+  for (const auto& h : ops.set)
+    out.push_back("set " + h.name + ": " + h.value);
+  for (const auto& h : ops.add)
+    out.push_back("add " + h.name + ": " + h.value);
+  return lines(out);
+}
+
+TEST_CASE("compiler: header operations of routes and destinations, lower case and sorted") {
+  config::Config c = load(kRouteOptions);
+  Compiled out = compile(c, {});
+  INFO(all_warnings(out));
+  CHECK_FALSE(has_warning(out, "ignored"));  // (no endpoints: only those are warned about)
+  CHECK_FALSE(has_warning(out, "skipped"));
+  const RouteSpec& r = route_named(*out.snapshot, "ops");
+  CHECK(ops_text(r.request_headers) ==
+        lines({"remove x-debug", "set x-a: 1", "set x-b: 2", "add x-via: meshbox"}));
+  CHECK(ops_text(r.response_headers) == lines({"remove server", "set x-served: yes"}));
+  REQUIRE(r.clusters.size() == 2);
+  CHECK(r.clusters[0].cluster == "outbound|80|v1|web.default.svc.cluster.local");
+  CHECK(r.clusters[0].weight == 70);
+  CHECK(ops_text(r.clusters[0].request_headers) == lines({"add x-dest: v1"}));
+  CHECK(ops_text(r.clusters[0].response_headers) == lines({"add x-dest: v1"}));
+  CHECK(r.clusters[0].authority.empty());
+  // A Host set by a destination's headers is an authority rewrite, not a header operation.
+  CHECK(r.clusters[1].request_headers.empty());
+  CHECK(r.clusters[1].authority == "v2.internal");
+  CHECK(route_named(*out.snapshot, "plain").request_headers.empty());
+  CHECK(route_named(*out.snapshot, "plain").clusters.at(0).response_headers.empty());
+}
+
+TEST_CASE("compiler: rewrites: uri, authority (beating a Host header op), regex") {
+  config::Config c = load(kRouteOptions);
+  Compiled out = compile(c, {});
+  const RouteSpec& r = route_named(*out.snapshot, "ops");
+  CHECK(r.rewrite.uri == "/");
+  CHECK_FALSE(r.rewrite.uri_regex);
+  CHECK(r.rewrite.authority == "api.internal");
+
+  const RouteSpec& re = route_named(*out.snapshot, "regex");
+  CHECK(re.rewrite.uri.empty());
+  REQUIRE(re.rewrite.uri_regex);
+  CHECK(re.rewrite.uri_regex->pattern() == "^/regex/(.*)$");
+  CHECK(re.rewrite.uri_regex->substitution() == "/\\1");
+  std::string path = "/regex/a/b";
+  CHECK(re.rewrite.uri_regex->apply(path));
+  CHECK(path == "/a/b");
+  path = "/other";
+  CHECK_FALSE(re.rewrite.uri_regex->apply(path));
+  CHECK(path == "/other");
+  // Without rewrite.authority, a Host set by the route's headers is the authority.
+  CHECK(re.rewrite.authority == "from-headers");
+  CHECK(re.request_headers.empty());
+  CHECK(route_named(*out.snapshot, "plain").rewrite == RewriteSpec{});
+}
+
+TEST_CASE("compiler: faults in parts per million; an unset or 0 % fault compiles to nothing") {
+  config::Config c = load(kRouteOptions);
+  Compiled out = compile(c, {});
+  const FaultSpec& f = route_named(*out.snapshot, "ops").fault;
+  CHECK(f.delay_ms == 250);
+  CHECK(f.delay_per_million == 125'000);
+  CHECK(f.abort_status == 503);
+  CHECK(f.abort_per_million == 1);  // 0.0001 %
+  CHECK(route_named(*out.snapshot, "never").fault == FaultSpec{});
+  const FaultSpec& always = route_named(*out.snapshot, "always").fault;
+  CHECK(always.delay_ms == 0);
+  CHECK(always.abort_status == 418);
+  CHECK(always.abort_per_million == 1'000'000);
+  CHECK(route_named(*out.snapshot, "plain").fault == FaultSpec{});
+}
+
+TEST_CASE("compiler: header operations the proxy cannot honour are dropped with a warning") {
+  config::Config c = load(R"(
+[[service]]
+name = "web"
+port = 80
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 8080, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "web"
+hosts = ["*"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  name = "bad"
+  headers = { request = { set = { "bad name" = "x", content-length = "5", x-crlf = "a\r\nx-evil: 1", x-empty = "", x-ok = "fine" }, remove = ["Host", "Transfer-Encoding", ":path"] }, response = { add = { host = "h", connection = "close" } } }
+  fault = { abort = { grpc_status = "UNAVAILABLE", percentage = 100 } }
+  route = [{ destination = { host = "web" } }]
+
+  [[virtual_service.http]]
+  name = "teapot"
+  match = [{ uri = { exact = "/teapot" } }]
+  direct_response = { status = 418 }
+  headers = { response = { set = { x-tea = "1" } } }
+)");
+  Compiled out = compile(c, {});
+  INFO(all_warnings(out));
+  const RouteSpec& r = route_named(*out.snapshot, "bad");
+  CHECK(ops_text(r.request_headers) == lines({"set x-ok: fine"}));
+  CHECK(r.response_headers.empty());
+  CHECK(r.rewrite.authority.empty());
+  CHECK(r.fault == FaultSpec{});
+  const std::string where = "virtual_service default/web: http[0].headers.";
+  CHECK(has_warning(out, where + "request.set: \"bad name\" is not a header name; ignored"));
+  CHECK(has_warning(out, where + "request.set: header content-length is managed by the proxy"));
+  CHECK(has_warning(out, where + "request.set: header x-crlf: the value has control characters"));
+  CHECK(has_warning(out, where + "request.set: header x-empty: an empty value adds nothing"));
+  CHECK(has_warning(out, where + "request.remove: header Host: the Host header cannot be removed"));
+  CHECK(has_warning(out, where + "request.remove: header Transfer-Encoding is managed"));
+  CHECK(has_warning(out, where + "request.remove: \":path\" is not a header name"));
+  CHECK(has_warning(out, where + "response.add: header host: a response has no Host header"));
+  CHECK(has_warning(out, where + "response.add: header connection is managed"));
+  CHECK(has_warning(out, "http[0].fault.abort: grpc_status aborts need HTTP/2"));
+  CHECK(has_warning(out,
+                    "http[1]: headers, rewrite and fault apply to routes with destinations "
+                    "only for now; ignored on a direct_response"));
+}
+
+TEST_CASE("compiler: a regex rewrite RE2 rejects skips its route") {
+  config::Config c = load(R"(
+[[service]]
+name = "web"
+port = 80
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 8080, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "web"
+hosts = ["*"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  match = [{ uri = { prefix = "/r" } }]
+  rewrite = { uri_regex_rewrite = { match = "^/r/(.*)$", rewrite = "/\\2" } }
+  route = [{ destination = { host = "web" } }]
+
+  [[virtual_service.http]]
+  route = [{ destination = { host = "web" } }]
+)");
+  Compiled out = compile(c, {});
+  INFO(all_warnings(out));
+  CHECK(has_warning(out,
+                    "virtual_service default/web: http[0].rewrite.uri_regex_rewrite: bad "
+                    "substitution"));
+  CHECK(has_warning(out, "route skipped"));
+  const auto& routes = table(*out.snapshot, "http.8080").virtual_hosts.at(0).routes;
+  REQUIRE(routes.size() == 1);
+  CHECK(routes[0].name == "default/web/http[1]");
+}
+
+TEST_CASE("compiler: a change of a header operation, rewrite or fault gives another snapshot") {
+  config::Config c = load(kRouteOptions);
+  Compiled a = compile(c, {});
+  CHECK(a.snapshot->same_content(*compile(c, {}).snapshot));
+  auto differs = [&](auto change) {
+    config::Config x = c;
+    change(x.virtual_services[0].http[0]);
+    return !a.snapshot->same_content(*compile(x, {}).snapshot);
+  };
+  CHECK(differs([](config::HttpRoute& r) { r.headers.request.add["x-via"] = "other"; }));
+  CHECK(differs([](config::HttpRoute& r) { r.headers.response.remove.push_back("x-more"); }));
+  CHECK(differs([](config::HttpRoute& r) { r.route[0].headers.response.set["x-d"] = "1"; }));
+  CHECK(differs([](config::HttpRoute& r) { r.rewrite->uri = "/v2"; }));
+  CHECK(differs([](config::HttpRoute& r) { r.rewrite->authority = "other.internal"; }));
+  CHECK(differs([](config::HttpRoute& r) { r.fault->delay->percentage = 12.6; }));
+  CHECK(differs([](config::HttpRoute& r) { r.fault->abort->http_status = 500; }));
+  config::Config x = c;
+  x.virtual_services[0].http[1].rewrite->uri_regex_rewrite->rewrite = "/x/\\1";
+  CHECK_FALSE(a.snapshot->same_content(*compile(x, {}).snapshot));
 }
 
 // ---------------------------------------------------------------------------------------
