@@ -1,6 +1,11 @@
 #include "cli/args.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
+#include <thread>
+
+#include "core/base/log.h"
 
 namespace meshbox::cli {
 
@@ -80,6 +85,33 @@ Result<uint64_t> parse_size(const std::string& text) {
   if (unit == "GiB" || unit == "G") return n << 30;
   return make_error(Code::InvalidArgument,
                     "bad size '" + text + "': expected bytes or a number with KiB, MiB or GiB");
+}
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-h" || a == "--help") return true;
+  }
+  return false;
+}
+
+Status apply_log_level(const Args& args) {
+  auto level = args.get("log-level");
+  if (!level) return Status::ok();
+  auto l = log::parse_level(*level);
+  if (!l) return Status(Code::InvalidArgument, "bad --log-level '" + *level + "'");
+  log::set_level(*l);
+  return Status::ok();
+}
+
+Result<int> workers_flag(const Args& args) {
+  auto w = args.get("workers");
+  if (!w) return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  char* end = nullptr;
+  long v = std::strtol(w->c_str(), &end, 10);
+  if (end == w->c_str() || *end || v < 1 || v > 256)
+    return Status(Code::InvalidArgument, "--workers must be 1..256");
+  return static_cast<int>(v);
 }
 
 }  // namespace meshbox::cli

@@ -31,6 +31,13 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+/// True if argv[2..] holds -h or --help (checked before parsing, so help always wins).
+bool wants_help(int argc, char** argv);
+/// Applies --log-level if given; an error message if its value is bad.
+Status apply_log_level(const Args& args);
+/// --workers (1..256), else the number of cores.
+Result<int> workers_flag(const Args& args);
+
 /// "250ms", "5s", "2m", "1h" → milliseconds.
 Result<uint64_t> parse_duration_ms(const std::string& text);
 /// "65536", "64KiB", "10MiB", "1GiB" → bytes.

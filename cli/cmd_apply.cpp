@@ -90,14 +90,6 @@ struct Argv {
   char** argv() { return ptrs.data(); }
 };
 
-bool wants_help(int argc, char** argv) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") return true;
-  }
-  return false;
-}
-
 int usage_error(std::string_view cmd, const std::string& message) {
   fmt::print(stderr, "meshbox {0}: {1}\nrun 'meshbox {0} --help' for usage\n", cmd, message);
   return 2;

@@ -1,6 +1,5 @@
 // meshbox proxy: a standalone HTTP/1.1 reverse proxy or L4 TCP proxy in front of one or more
 // upstream addresses (round robin), on the same workers the mesh uses.
-#include <thread>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -56,12 +55,9 @@ int usage_error(const std::string& message) {
 }  // namespace
 
 int cmd_proxy(int argc, char** argv) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
+  if (wants_help(argc, argv)) {
+    fmt::print("{}", kUsage);
+    return 0;
   }
   auto args = Args::parse(argc, argv, 2, kFlags);
   if (!args) return usage_error(args.error().message());
@@ -70,11 +66,7 @@ int cmd_proxy(int argc, char** argv) {
   if (!args->has("listen")) return usage_error("--listen is required");
   if (!args->has("to")) return usage_error("--to is required");
 
-  if (auto level = args->get("log-level")) {
-    auto l = log::parse_level(*level);
-    if (!l) return usage_error("bad --log-level '" + *level + "'");
-    log::set_level(*l);
-  }
+  if (Status s = apply_log_level(*args); !s.is_ok()) return usage_error(s.message());
 
   auto snap = std::make_shared<Snapshot>();
   snap->version = 1;
@@ -110,14 +102,9 @@ int cmd_proxy(int argc, char** argv) {
   }
 
   ServeOptions opts;
-  opts.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (auto w = args->get("workers")) {
-    char* end = nullptr;
-    long v = std::strtol(w->c_str(), &end, 10);
-    if (end == w->c_str() || *end || v < 1 || v > 256)
-      return usage_error("--workers must be 1..256");
-    opts.workers = static_cast<int>(v);
-  }
+  auto workers = workers_flag(*args);
+  if (!workers) return usage_error(workers.error().message());
+  opts.workers = *workers;
   if (auto f = args->get("ready-file")) opts.ready_file = *f;
 
   struct DurationFlag {

@@ -2,7 +2,6 @@
 // admin API) and the proxy workers serving the config's gateways. SIGHUP or a change of the
 // files under PATH reloads; SIGTERM/SIGINT drains and exits 0.
 #include <csignal>
-#include <thread>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -51,34 +50,22 @@ int usage_error(const std::string& message) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      fmt::print("{}", kUsage);
-      return 0;
-    }
+  if (wants_help(argc, argv)) {
+    fmt::print("{}", kUsage);
+    return 0;
   }
   auto args = Args::parse(argc, argv, 2, kFlags);
   if (!args) return usage_error(args.error().message());
-  if (auto level = args->get("log-level")) {
-    auto l = log::parse_level(*level);
-    if (!l) return usage_error("bad --log-level '" + *level + "'");
-    log::set_level(*l);
-  }
+  if (Status s = apply_log_level(*args); !s.is_ok()) return usage_error(s.message());
   control::ControlOptions copts;
   copts.config_paths = args->positional();
   if (auto v = args->get("state-dir")) copts.state_dir = *v;
   if (auto v = args->get("admin")) copts.admin_address = *v;
   if (auto v = args->get("bind")) copts.default_bind = *v;
   copts.watch_files = !args->has("no-watch");
-  int workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (auto w = args->get("workers")) {
-    char* end = nullptr;
-    long v = std::strtol(w->c_str(), &end, 10);
-    if (end == w->c_str() || *end || v < 1 || v > 256)
-      return usage_error("--workers must be 1..256");
-    workers = static_cast<int>(v);
-  }
+  auto workers_or = workers_flag(*args);
+  if (!workers_or) return usage_error(workers_or.error().message());
+  int workers = *workers_or;
   uint64_t drain_timeout_ms = 10'000;
   if (auto v = args->get("drain-timeout")) {
     auto ms = parse_duration_ms(*v);

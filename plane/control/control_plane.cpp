@@ -683,44 +683,19 @@ std::string ControlPlane::services_json() const {
     }
     w.end_array();
   };
-  for (const auto& s : config_->services) {
-    std::string host = hosts.fqdn(s);
+  auto row = [&](std::string_view kind, const config::Resource& r, const std::string& host,
+                 const std::vector<config::Port>& port_list) {
     w.begin_object();
-    w.key("kind");
-    w.value("service");
-    w.key("name");
-    w.value(s.name);
-    w.key("namespace");
-    w.value(s.ns);
-    w.key("host");
-    w.value(host);
-    ports(s.ports);
-    w.key("endpoints");
-    w.value(static_cast<uint64_t>(count(host, false)));
-    w.key("healthy");
-    w.value(static_cast<uint64_t>(count(host, true)));
+    w.field("kind", kind).field("name", r.name).field("namespace", r.ns).field("host", host);
+    ports(port_list);
+    w.field("endpoints", count(host, false)).field("healthy", count(host, true));
     w.end_object();
-  }
-  for (const auto& se : config_->service_entries) {
-    for (const auto& h : se.hosts) {
-      std::string host = hosts.resolve(h, se.ns);
-      w.begin_object();
-      w.key("kind");
-      w.value("service_entry");
-      w.key("name");
-      w.value(se.name);
-      w.key("namespace");
-      w.value(se.ns);
-      w.key("host");
-      w.value(host);
-      ports(se.ports);
-      w.key("endpoints");
-      w.value(static_cast<uint64_t>(count(host, false)));
-      w.key("healthy");
-      w.value(static_cast<uint64_t>(count(host, true)));
-      w.end_object();
-    }
-  }
+  };
+  for (const auto& s : config_->services)
+    row("service", s, hosts.fqdn(s), s.ports);
+  for (const auto& se : config_->service_entries)
+    for (const auto& h : se.hosts)
+      row("service_entry", se, hosts.resolve(h, se.ns), se.ports);
   w.end_array();
   return w.take();
 }
