@@ -353,6 +353,40 @@ TEST_CASE("routes: an abort at 50 % aborts about half of 400 requests") {
   CHECK(f.b1.stats().requests_total == before + passed + 1);
 }
 
+// ---------------------------------------------------------------------------------------
+// Weights
+
+TEST_CASE("routes: a 90/10 split lands within 3 points over 2,000 requests") {
+  RoutesFixture f(R"(
+  [[virtual_service.http]]
+  route = [
+    { destination = { host = "httpbin", subset = "v1" }, weight = 90 },
+    { destination = { host = "httpbin", subset = "v2" }, weight = 10 },
+  ]
+)");
+  constexpr int kRequests = 2000;
+  int to_v1 = 0, to_v2 = 0;
+  HttpClient c = HttpClient::connect(f.gw(), Deadline(kTimeout));
+  REQUIRE(c.valid());
+  for (int i = 0; i < kRequests; ++i) {
+    REQUIRE(c.send("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", Deadline(kTimeout)));
+    HttpResponse r = c.read_response(Deadline(kTimeout));
+    REQUIRE(r.complete);
+    REQUIRE(r.status == 200);
+    const std::string* b = r.header("x-backend-name");
+    REQUIRE(b);
+    (*b == "b1" ? to_v1 : to_v2)++;
+  }
+  // v1 ~ Binomial(2000, 0.9): mean 1800, sd sqrt(2000 x 0.09) = 13.4. Three points (60
+  // requests) is 4.5 sd: a correct split fails about once in 150,000 runs; 87/13 or 93/7 fails
+  // most of the time.
+  double share = 100.0 * to_v1 / kRequests;
+  MESSAGE("90/10 split over " << kRequests << " requests: v1 " << share << " %, v2 "
+                              << 100.0 * to_v2 / kRequests << " %");
+  CHECK(to_v1 + to_v2 == kRequests);
+  CHECK(std::abs(share - 90.0) <= 3.0);
+}
+
 TEST_CASE("routes: a fixed delay at 100 % delays the request; at 0 % never") {
   RoutesFixture f(R"(
   [[virtual_service.http]]
