@@ -1,8 +1,6 @@
 // meshbox apply / delete / get: the CLI side of the admin API of a running `meshbox run`.
 // The admin address and token come from the state dir (admin.address, admin.token), which
 // `meshbox run` writes; --admin overrides the address.
-#include <dirent.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -15,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/table.h"
 #include "core/base/json.h"
+#include "plane/config/decode.h"
 #include "plane/config/error.h"
 
 namespace meshbox::cli {
@@ -164,24 +163,6 @@ void print_findings(const json::Value& list) {
   }
 }
 
-std::vector<std::string> toml_files(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {path};
-  std::vector<std::string> out;
-  // The same rule as the server's: *.toml, not hidden, not recursive, in name order.
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.empty() || n[0] == '.' || n.size() < 6 || n.compare(n.size() - 5, 5, ".toml") != 0)
-        continue;
-      out.push_back(path + (path.back() == '/' ? "" : "/") + n);
-    }
-    ::closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::string str_of(const json::Value& v, const char* key) {
   const json::Value* x = v.get(key);
   if (!x) return "";
@@ -228,7 +209,13 @@ int cmd_apply(int argc_in, char** argv_in) {
   w.begin_array();
   size_t nfiles = 0;
   for (const auto& p : paths) {
-    for (const auto& f : toml_files(p)) {
+    // The same rule as the server's (config::list_config_files).
+    auto files = config::list_config_files(p);
+    if (!files) {
+      fmt::print(stderr, "meshbox apply: {}: {}\n", p, files.error().message());
+      return 1;
+    }
+    for (const auto& f : *files) {
       std::ifstream in(f, std::ios::binary);
       if (!in) {
         fmt::print(stderr, "meshbox apply: cannot read {}\n", f);

@@ -47,7 +47,7 @@ Runtime::Runtime(loop::Loop& control, int workers, std::function<void(const Stat
   applied_.assign(static_cast<size_t>(workers), 0);
   for (int w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<data::Worker>(
-        w, publisher_, [this](int id, uint64_t version, const Status& status) {
+        w, publisher_, shared_clusters_, [this](int id, uint64_t version, const Status& status) {
           // On the worker's thread: report to the control loop.
           mailbox_.post([this, id, version, status] { on_applied(id, version, status); });
         }));

@@ -54,6 +54,7 @@ class Runtime : public control::SnapshotSink {
   loop::Mailbox mailbox_;
   std::function<void(const Status&)> on_failure_;
   SnapshotPublisher publisher_;
+  data::SharedClusters shared_clusters_;  // before workers_: they hold references to it
   std::vector<std::unique_ptr<data::Worker>> workers_;
   std::vector<uint64_t> applied_;  // per worker
   uint64_t applied_min_ = 0;

@@ -39,11 +39,58 @@ struct EndpointSpec {
   bool operator==(const EndpointSpec&) const = default;
 };
 
+/// Istio's ConsistentHashLB, compiled: what a request hashes on to pick its endpoint on a
+/// ring (Envoy's ring hash), so the same key keeps reaching the same endpoint and removing
+/// one of N endpoints moves about 1/N of the keys.
+struct HashPolicySpec {
+  enum class Kind { None, Header, Cookie, SourceIp, QueryParam };
+  Kind kind = Kind::None;
+  std::string name;  // Header: lower-case header name; Cookie, QueryParam: the name
+  // Cookie: a request without the cookie gets one (a random value) in its response, with
+  // this Path ("" = none) and Max-Age (0 = a session cookie), so its next requests stick.
+  std::string cookie_path;
+  uint64_t cookie_ttl_ms = 0;
+  uint32_t ring_size = 1024;  // minimum entries on the ring (Istio's minimum_ring_size)
+  bool operator==(const HashPolicySpec&) const = default;
+};
+
+/// Envoy's circuit-breaker thresholds (from Istio's connection_pool), process-wide per
+/// cluster: shared by every worker. At a limit a request fails fast with 503 UO; only
+/// max_pending_requests requests ever wait for a connection.
+struct CircuitBreakerSpec {
+  static constexpr uint32_t kUnlimited = UINT32_MAX;  // Istio's default for each
+  uint32_t max_connections = kUnlimited;              // open upstream connections
+  uint32_t max_pending_requests = kUnlimited;         // requests waiting for a connection
+  uint32_t max_requests = kUnlimited;                 // requests in flight
+  uint32_t max_retries = kUnlimited;                  // retries in flight
+  uint32_t max_requests_per_connection = 0;           // 0 = unlimited (keep-alive reuse)
+  bool operator==(const CircuitBreakerSpec&) const = default;
+};
+
+/// Istio's OutlierDetection, compiled (Envoy's outlier detector): an endpoint that fails
+/// this many times in a row is ejected — taken out of load balancing — for base ejection
+/// time × the number of times it was ejected (capped at 300 s); never more than
+/// max_ejection_percent of the cluster's endpoints at once (one can always be ejected).
+/// Failures: 5xx responses and connect failures, resets and timeouts (locally originated
+/// errors count as 503, as in Envoy); gateway errors are 502, 503, 504 and those local ones.
+struct OutlierSpec {
+  uint32_t consecutive_5xx = 0;             // 0 = not counted
+  uint32_t consecutive_gateway_errors = 0;  // 0 = not counted
+  uint64_t interval_ms = 10'000;  // an ejection count decays by one per interval un-ejected
+  uint64_t base_ejection_time_ms = 30'000;
+  uint32_t max_ejection_percent = 10;
+  bool enabled() const { return consecutive_5xx > 0 || consecutive_gateway_errors > 0; }
+  bool operator==(const OutlierSpec&) const = default;
+};
+
 /// An upstream: a set of endpoints and how to talk to them.
 struct ClusterSpec {
   std::string name;
   std::vector<EndpointSpec> endpoints;  // healthy ones only (the compiler drops the rest)
   LbPolicy lb_policy = LbPolicy::RoundRobin;
+  HashPolicySpec hash;  // kind != None: a ring hash instead of lb_policy
+  CircuitBreakerSpec limits;
+  OutlierSpec outlier;
   uint64_t connect_timeout_ms = 5'000;
   uint64_t response_timeout_ms = 15'000;  // request sent → response head (Envoy's route default)
   uint64_t idle_timeout_ms = 60'000;  // a pooled connection unused, or a body stalled, this long
@@ -203,6 +250,53 @@ struct DirectResponseSpec {
   bool operator==(const DirectResponseSpec&) const = default;
 };
 
+/// Istio's HTTPRetry, compiled to Envoy's retry policy. A try is retried when its failure is
+/// one of `retry_on` and the request can be replayed: its body was small enough to keep
+/// (RetrySpec::kMaxReplayBody) and no byte of the response reached the client. Retries wait
+/// Envoy's backoff (25 ms base, exponential, jittered, at most 250 ms), prefer another
+/// endpoint than the ones tried, and stay within the cluster's retry budget: no more retries
+/// in flight than max(3, 20 % of the requests in flight) and max_retries.
+struct RetrySpec {
+  enum On : uint32_t {
+    k5xx = 1 << 0,             // any 5xx response, connect failure, reset or per-try timeout
+    kGatewayError = 1 << 1,    // 502, 503, 504, connect failure, reset, per-try timeout
+    kConnectFailure = 1 << 2,  // refused, unreachable, connect timeout
+    kReset = 1 << 3,           // the connection closed or reset before a response head
+    kRetriable4xx = 1 << 4,    // 409
+    kStatusCodes = 1 << 5,     // a status in `status_codes`
+  };
+  static constexpr size_t kMaxReplayBody = 64 * 1024;
+  uint32_t attempts = 0;            // retries after the first try; 0 = never retried
+  uint64_t per_try_timeout_ms = 0;  // 0 = only the route's timeout
+  uint32_t on = 0;                  // of On
+  std::vector<uint32_t> status_codes;
+  bool operator==(const RetrySpec&) const = default;
+};
+
+/// Istio's mirror: a copy of each request (of mirror_percentage of them) sent to another
+/// cluster, fire and forget: its answer is thrown away and it never slows or fails the
+/// request it copies. The copy's Host gets a "-shadow" suffix.
+struct MirrorSpec {
+  std::string cluster;  // "" = no mirror
+  uint32_t per_million = 1'000'000;
+  bool operator==(const MirrorSpec&) const = default;
+};
+
+/// Istio's CorsPolicy (Envoy's CORS filter): a preflight (OPTIONS with Origin and
+/// Access-Control-Request-Method) from an allowed origin is answered by the proxy; other
+/// requests from an allowed origin get Access-Control-Allow-Origin (and -Credentials,
+/// -Expose-Headers) on their response. Origins that are not allowed get no CORS headers.
+struct CorsSpec {
+  bool enabled = false;
+  std::vector<StringMatcher> allow_origins;
+  std::string allow_methods;   // "GET, POST" as sent; "" = none
+  std::string allow_headers;   // idem
+  std::string expose_headers;  // idem
+  std::string max_age;         // seconds, as sent; "" = none
+  bool allow_credentials = false;
+  bool operator==(const CorsSpec&) const = default;
+};
+
 struct RouteSpec {
   enum class Action { Forward, Redirect, DirectResponse };
   std::string name;  // "VS_NAMESPACE/VS_NAME/http[INDEX]" (or the route's own name)
@@ -217,6 +311,9 @@ struct RouteSpec {
   HeaderOpsSpec response_headers;  // idem, on the response sent downstream
   RewriteSpec rewrite;
   FaultSpec fault;
+  RetrySpec retry;
+  MirrorSpec mirror;
+  CorsSpec cors;
   bool operator==(const RouteSpec&) const = default;
 };
 
@@ -252,13 +349,45 @@ struct HttpListenerOptions {
   }
 };
 
+/// One destination of an L4 route (Envoy's TcpProxy weighted cluster).
+struct L4ClusterWeight {
+  std::string cluster;
+  uint32_t weight = 100;
+  bool operator==(const L4ClusterWeight&) const = default;
+};
+
+/// Istio's TCPRoute or TLSRoute, compiled for one listener. The compiler has already applied
+/// the conditions a gateway knows before any byte arrives (port, gateways, source labels: a
+/// listener is one port of known gateways), so only the SNI is left to match at run time.
+struct L4RouteSpec {
+  std::string name;  // "NS/VS_NAME/tcp[INDEX]" or "NS/VS_NAME/tls[INDEX]"
+  /// SNI patterns, lower case: "name", "*.suffix", or "*" (any ClientHello, with or without a
+  /// server name). Empty: every connection (a TCP listener's route).
+  std::vector<std::string> sni_hosts;
+  std::vector<L4ClusterWeight> clusters;  // picked per connection by weight (they sum to 100)
+  bool operator==(const L4RouteSpec&) const = default;
+};
+
 struct ListenerSpec {
   enum class Protocol { Http, Tcp };
   std::string name;
   loop::Address address;  // a concrete port by the time a worker sees it (never 0)
   Protocol protocol = Protocol::Http;
   std::string route_table;  // Http: the route table serving it
-  std::string cluster;      // Tcp: where its connections go
+  /// Tcp: where a connection goes. Without tls_inspector, the first route. With it, the route
+  /// whose sni_hosts match the ClientHello most specifically (an exact name, then the longest
+  /// "*.suffix", then "*", as Envoy ranks server_names); the compiler never gives two routes
+  /// the same pattern.
+  std::vector<L4RouteSpec> l4_routes;
+  std::string cluster;  // Tcp without l4_routes (`meshbox proxy --tcp`): every connection
+  /// Tcp: read the ClientHello before routing, without terminating TLS (Envoy's tls_inspector),
+  /// then pass it and everything after it through. A connection that is not TLS, whose
+  /// ClientHello is malformed or over 16 KiB, that no route matches, or that has not sent a
+  /// whole ClientHello after tls_inspect_timeout_ms is reset.
+  bool tls_inspector = false;
+  /// As long as an HTTP listener's header timeout: a client has as long for its ClientHello as
+  /// for a request head (Envoy's listener_filters_timeout is 15 s).
+  uint64_t tls_inspect_timeout_ms = 10'000;
   HttpListenerOptions http;
   uint64_t tcp_idle_timeout_ms = 3'600'000;  // Envoy's TCP proxy default: 1 h
   bool operator==(const ListenerSpec&) const = default;

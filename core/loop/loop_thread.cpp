@@ -20,9 +20,19 @@ void LoopThread::start() {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
     loop_->run();
-    mailbox_.reset();
+    {
+      std::lock_guard lock(post_mu_);
+      mailbox_.reset();  // try_post() sees it gone
+    }
     close_status_ = loop_->close();
   });
+}
+
+bool LoopThread::try_post(Mailbox::Task task) {
+  std::lock_guard lock(post_mu_);
+  if (!mailbox_) return false;
+  mailbox_->post(std::move(task));
+  return true;
 }
 
 void LoopThread::release() {

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,10 @@ class LoopThread : NonCopyable {
   /// Thread-safe. Runs `task` on this thread's loop. Only until join() returns: the mailbox
   /// goes with the thread.
   void post(Mailbox::Task task) { mailbox_->post(std::move(task)); }
+  /// Thread-safe, at any time until destruction: posts `task` if the loop still runs, else
+  /// drops it and returns false. For threads that cannot know whether this one has ended
+  /// (workers waking each other).
+  bool try_post(Mailbox::Task task);
   /// Thread-safe. Lets the loop end once its own handles are closed (owners close them).
   void release();
   /// Waits for the thread to end. Returns the loop's close status (an error names leaks).
@@ -33,6 +38,7 @@ class LoopThread : NonCopyable {
  private:
   std::string name_;
   std::unique_ptr<Loop> loop_;
+  std::mutex post_mu_;  // guards mailbox_ going away, for try_post()
   std::unique_ptr<Mailbox> mailbox_;
   std::thread thread_;
   Status close_status_;

@@ -1649,19 +1649,17 @@ Decoded decode_path(const std::string& path) {
   return d;
 }
 
-void decode_path_into(const std::string& path, Config& config, std::vector<ConfigError>& errors) {
+Result<std::vector<std::string>> list_config_files(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) {
-    file_error(errors, path, "no such file or directory");
-    return;
+  if (!fs::exists(st)) {
+    if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+      return Status(Code::Io, "cannot read: " + ec.message());
+    return Status(Code::NotFound, "no such file or directory");
   }
-  if (!fs::is_directory(st)) {
-    decode_file(path, config, errors);
-    return;
-  }
-  std::vector<fs::path> files;
+  if (!fs::is_directory(st)) return std::vector<std::string>{path};
+  std::vector<std::string> files;
   fs::directory_iterator it(path, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     const fs::path& p = it->path();
@@ -1669,18 +1667,19 @@ void decode_path_into(const std::string& path, Config& config, std::vector<Confi
     if (name.empty() || name[0] == '.' || p.extension() != ".toml") continue;
     std::error_code type_ec;
     if (!fs::is_regular_file(it->status(type_ec))) continue;  // follows symlinks
-    files.push_back(p);
+    files.push_back(p.string());
   }
-  if (ec) {
-    file_error(errors, path, "cannot read directory: " + ec.message());
-    return;
-  }
-  if (files.empty()) {
-    file_error(errors, path, "no .toml files in this directory");
-    return;
-  }
+  if (ec) return Status(Code::Io, "cannot read directory: " + ec.message());
+  // Names differ only after the shared "PATH/" prefix: string order is name order.
   std::sort(files.begin(), files.end());
-  for (const auto& f : files)
+  return files;
+}
+
+void decode_path_into(const std::string& path, Config& config, std::vector<ConfigError>& errors) {
+  auto files = list_config_files(path);
+  if (!files) return file_error(errors, path, files.error().message());
+  if (files->empty()) return file_error(errors, path, std::string(kNoTomlFiles));
+  for (const auto& f : *files)
     decode_file(f, config, errors);
 }
 

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/result.h"
 #include "plane/config/error.h"
 #include "plane/config/resources.h"
 
@@ -33,6 +34,17 @@ struct Decoded {
 /// Reads `path`, a .toml file or a directory of them (see above). A path that cannot be
 /// read, or a directory without .toml files, is an error in the result.
 Decoded decode_path(const std::string& path);
+
+/// The files `path` stands for, in the order decode_path reads them: `path` itself if it is
+/// not a directory, else the directory's regular files (symbolic links followed) whose names
+/// end in ".toml" and do not start with '.', not recursive, sorted by name, each as
+/// "PATH/NAME". The one rule for every reader of a config path (decode_path, `meshbox run`
+/// and its file watch, `meshbox apply`). A directory without such files gives an empty list:
+/// the caller says whether that is an error (kNoTomlFiles). Fails with NotFound ("no such
+/// file or directory") or Io ("cannot read directory: REASON"); messages do not name `path`.
+Result<std::vector<std::string>> list_config_files(const std::string& path);
+/// What to say about a directory without .toml files.
+inline constexpr std::string_view kNoTomlFiles = "no .toml files in this directory";
 
 /// Like decode_path(), adding to an existing config: several paths make one config.
 void decode_path_into(const std::string& path, Config& config, std::vector<ConfigError>& errors);

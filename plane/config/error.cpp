@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/base/json.h"
+
 namespace meshbox::config {
 
 namespace {
@@ -40,88 +42,23 @@ std::string format(const ConfigError& e) {
   return out;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not one.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-  if (n == 3 && c == 0xe0 && byte(i + 1) < 0xa0) return 0;   // overlong
-  if (n == 3 && c == 0xed && byte(i + 1) >= 0xa0) return 0;  // surrogate
-  if (n == 4 && c == 0xf0 && byte(i + 1) < 0x90) return 0;   // overlong
-  if (n == 4 && c == 0xf4 && byte(i + 1) >= 0x90) return 0;  // above U+10FFFF
-  return n;
-}
-
-// JSON string: quotes, backslashes and control characters escaped; valid UTF-8 passes
-// through; a byte that is not part of valid UTF-8 (a file name can hold anything) becomes
-// U+FFFD, so the output is always valid JSON.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
-}
-
-}  // namespace
-
 std::string to_json(const std::vector<ConfigError>& errors) {
   std::string out = "[";
   for (size_t i = 0; i < errors.size(); ++i) {
     const ConfigError& e = errors[i];
     out += i == 0 ? "\n  {" : ",\n  {";
     out += "\"severity\": ";
-    append_json_string(out, e.severity == Severity::Error ? "error" : "warning");
+    json::append_string(out, e.severity == Severity::Error ? "error" : "warning");
     out += ", \"file\": ";
-    append_json_string(out, e.file);
+    json::append_string(out, e.file);
     out += fmt::format(", \"line\": {}, \"column\": {}, \"kind\": ", e.line, e.column);
-    append_json_string(out, e.kind);
+    json::append_string(out, e.kind);
     out += ", \"name\": ";
-    append_json_string(out, e.name);
+    json::append_string(out, e.name);
     out += ", \"field\": ";
-    append_json_string(out, e.field);
+    json::append_string(out, e.field);
     out += ", \"message\": ";
-    append_json_string(out, e.message);
+    json::append_string(out, e.message);
     out += "}";
   }
   out += errors.empty() ? "]" : "\n]";

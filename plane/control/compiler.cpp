@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -15,9 +16,11 @@
 #include <utility>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "core/loop/address.h"
 #include "plane/config/host_index.h"
+#include "plane/control/dns.h"
 
 namespace meshbox::control {
 
@@ -155,16 +158,24 @@ uint32_t per_million(std::optional<double> percentage) {
 struct Policy {
   const config::LoadBalancer* load_balancer = nullptr;
   const config::ConnectionPool* connection_pool = nullptr;
+  const config::OutlierDetection* outlier_detection = nullptr;
 };
 
-/// `tp` may be null. A pointer, not an optional: the result points into it, so it must not be
-/// a temporary.
-Policy overlay(Policy base, const config::TrafficPolicy* tp) {
+/// `tp` laid over `base` for a cluster of `port`: the policy's own fields, then its
+/// port_level_settings for that port (Istio: a port's settings beat the policy's). `tp` may
+/// be null. A pointer, not an optional: the result points into it, so it must not be a
+/// temporary.
+Policy overlay(Policy base, const config::TrafficPolicy* tp, uint32_t port) {
   if (!tp) return base;
   if (tp->load_balancer) base.load_balancer = &*tp->load_balancer;
   if (tp->connection_pool) base.connection_pool = &*tp->connection_pool;
-  // port_level_settings are ignored for now: a cluster is per port, so they could apply
-  // here, but nothing in the snapshot needs them until TLS origination and circuit breaking.
+  if (tp->outlier_detection) base.outlier_detection = &*tp->outlier_detection;
+  for (const auto& pl : tp->port_level_settings) {
+    if (pl.port != port) continue;
+    if (pl.load_balancer) base.load_balancer = &*pl.load_balancer;
+    if (pl.connection_pool) base.connection_pool = &*pl.connection_pool;
+    if (pl.outlier_detection) base.outlier_detection = &*pl.outlier_detection;
+  }
   return base;
 }
 
@@ -181,7 +192,9 @@ struct ListenerBuild {
   std::string bind;
   uint32_t port = 0;
   bool tcp = false;  // tcp/tls servers: a Tcp listener; http/https: an Http one
-  config::Protocol protocol = config::Protocol::Http;  // of its first server
+  // Of its first server; on a Tcp listener, of all of them (tcp: one route for every
+  // connection; tls: routes by SNI).
+  config::Protocol protocol = config::Protocol::Http;
   std::vector<ServerRef> servers;
 };
 
@@ -264,23 +277,54 @@ class Compiler {
   void compile_host(const std::string& host, const std::string& ns,
                     const std::vector<config::Port>& ports) {
     const config::DestinationRule* dr = find_rule(host, ns);
-    Policy base = overlay({}, dr && dr->traffic_policy ? &*dr->traffic_policy : nullptr);
     auto it = endpoints_by_host_.find(host);
     const std::vector<const Endpoint*> none;
     const auto& eps = it == endpoints_by_host_.end() ? none : it->second;
     for (const auto& port : ports) {
+      Policy base =
+          overlay({}, dr && dr->traffic_policy ? &*dr->traffic_policy : nullptr, port.number);
       add_cluster(cluster_name(port.number, "", host), port, eps, nullptr, base);
       if (!dr) continue;
       for (const auto& subset : dr->subsets) {
         if (subset.name.empty()) continue;
-        add_cluster(cluster_name(port.number, subset.name, host), port, eps, &subset.labels,
-                    overlay(base, subset.traffic_policy ? &*subset.traffic_policy : nullptr));
+        add_cluster(
+            cluster_name(port.number, subset.name, host), port, eps, &subset.labels,
+            overlay(base, subset.traffic_policy ? &*subset.traffic_policy : nullptr, port.number));
       }
     }
   }
 
-  /// The socket address of an endpoint on a port, resolving a host name (service entries
-  /// with resolution dns) once per compile. Null (and a warning) if it cannot be had.
+  static HashPolicySpec hash_policy(const config::ConsistentHash& ch) {
+    HashPolicySpec h;
+    switch (ch.kind) {
+      case config::ConsistentHash::Kind::HttpHeaderName:
+        h.kind = HashPolicySpec::Kind::Header;
+        h.name = lower(ch.http_header_name);
+        break;
+      case config::ConsistentHash::Kind::HttpCookie:
+        h.kind = HashPolicySpec::Kind::Cookie;
+        h.name = ch.http_cookie.name;
+        h.cookie_path = ch.http_cookie.path;
+        if (ch.http_cookie.ttl)
+          h.cookie_ttl_ms =
+              static_cast<uint64_t>(std::max<int64_t>(0, ch.http_cookie.ttl->count()));
+        break;
+      case config::ConsistentHash::Kind::UseSourceIp:
+        h.kind = HashPolicySpec::Kind::SourceIp;
+        break;
+      case config::ConsistentHash::Kind::HttpQueryParameterName:
+        h.kind = HashPolicySpec::Kind::QueryParam;
+        h.name = ch.http_query_parameter_name;
+        break;
+    }
+    if (ch.minimum_ring_size > 0)
+      h.ring_size = static_cast<uint32_t>(std::min<uint64_t>(ch.minimum_ring_size, 1u << 23));
+    return h;
+  }
+
+  /// The socket address of an endpoint on a port. Null (and a warning) if it cannot be had.
+  /// Never blocks: host names (service entries with resolution dns) are the registry's to
+  /// resolve, asynchronously; one without an answer yet is dropped until it has one.
   const loop::Address* endpoint_address(const Endpoint& ep, uint32_t port) {
     std::string text = host_port(ep.address, port);
     auto [it, inserted] = addresses_.try_emplace(text);
@@ -289,10 +333,12 @@ class Compiler {
       warn(fmt::format("endpoint {} ({}): no port for it; dropped", text, ep.source));
       return nullptr;
     }
-    auto parsed = loop::Address::parse(text);
+    auto parsed = dns::parse_ip(ep.address, static_cast<uint16_t>(port));
     if (!parsed) {
+      bool dns = ep.resolution == config::Resolution::Dns ||
+                 ep.resolution == config::Resolution::DnsRoundRobin;
       warn(fmt::format("endpoint {} of {} ({}): {}; dropped", text, ep.host, ep.source,
-                       parsed.error().message()));
+                       dns ? "the name is not resolved yet" : "not an IP address"));
       return nullptr;
     }
     it->second = *parsed;
@@ -345,22 +391,45 @@ class Compiler {
           cluster.lb_policy = LbPolicy::Random;
           break;
         case config::LbPolicy::LeastRequest:
-          cluster.lb_policy = LbPolicy::LeastRequest;
-          break;
         case config::LbPolicy::Unspecified:
-          // Also consistent_hash: the data plane has no hash ring yet, so it balances by
-          // least request (sessions are not sticky) until it does.
           cluster.lb_policy = LbPolicy::LeastRequest;
           break;
       }
+      if (lb->consistent_hash) cluster.hash = hash_policy(*lb->consistent_hash);
     }
     const config::ConnectionPool* pool = policy.connection_pool;
     cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
-    if (pool && pool->tcp && pool->tcp->connect_timeout)
-      cluster.connect_timeout_ms = static_cast<uint64_t>(pool->tcp->connect_timeout->count());
-    // 0 means "never" in Istio; the pool has no such setting, so it keeps its default.
-    if (pool && pool->http && pool->http->idle_timeout && pool->http->idle_timeout->count() > 0)
-      cluster.idle_timeout_ms = static_cast<uint64_t>(pool->http->idle_timeout->count());
+    if (pool && pool->tcp) {
+      const auto& tcp = *pool->tcp;
+      if (tcp.connect_timeout)
+        cluster.connect_timeout_ms = static_cast<uint64_t>(tcp.connect_timeout->count());
+      if (tcp.max_connections) cluster.limits.max_connections = *tcp.max_connections;
+    }
+    if (pool && pool->http) {
+      const auto& http = *pool->http;
+      // 0 means "never" in Istio; the pool has no such setting, so it keeps its default.
+      if (http.idle_timeout && http.idle_timeout->count() > 0)
+        cluster.idle_timeout_ms = static_cast<uint64_t>(http.idle_timeout->count());
+      if (http.http1_max_pending_requests)
+        cluster.limits.max_pending_requests = *http.http1_max_pending_requests;
+      if (http.http2_max_requests) cluster.limits.max_requests = *http.http2_max_requests;
+      if (http.max_retries) cluster.limits.max_retries = *http.max_retries;
+      if (http.max_requests_per_connection)
+        cluster.limits.max_requests_per_connection = *http.max_requests_per_connection;
+    }
+    if (const config::OutlierDetection* od = policy.outlier_detection) {
+      // Istio: consecutive_5xx_errors defaults to 5 and 0 turns it off; gateway errors are
+      // counted only when set.
+      cluster.outlier.consecutive_5xx = od->consecutive_5xx_errors.value_or(5);
+      cluster.outlier.consecutive_gateway_errors = od->consecutive_gateway_errors.value_or(0);
+      if (od->interval && od->interval->count() > 0)
+        cluster.outlier.interval_ms = static_cast<uint64_t>(od->interval->count());
+      if (od->base_ejection_time && od->base_ejection_time->count() > 0)
+        cluster.outlier.base_ejection_time_ms =
+            static_cast<uint64_t>(od->base_ejection_time->count());
+      if (od->max_ejection_percent)
+        cluster.outlier.max_ejection_percent = std::min<uint32_t>(100, *od->max_ejection_percent);
+    }
 
     clusters_.try_emplace(cluster.name, std::move(cluster));
   }
@@ -374,22 +443,23 @@ class Compiler {
         const config::Server& s = g.servers[i];
         if (s.port.number == 0) continue;
         std::string bind = s.bind.empty() ? options_.default_bind : s.bind;
-        bool tcp =
-            s.port.protocol == config::Protocol::Tcp || s.port.protocol == config::Protocol::Tls;
+        // Istio routes an https server in passthrough mode as a tls one: by SNI.
+        config::Protocol protocol = passthrough(s) ? config::Protocol::Tls : s.port.protocol;
+        bool tcp = protocol == config::Protocol::Tcp || protocol == config::Protocol::Tls;
         auto [it, created] = builds.try_emplace({s.port.number, bind});
         ListenerBuild& b = it->second;
         if (created) {
           b.bind = bind;
           b.port = s.port.number;
           b.tcp = tcp;
-          b.protocol = s.port.protocol;
-        } else if (b.tcp != tcp) {
+          b.protocol = protocol;
+        } else if (b.tcp != tcp || (tcp && b.protocol != protocol)) {
           // Validation rejects two protocols on one port; never serve a server wrongly.
           warn(fmt::format("gateway {}: servers[{}]: port {} already serves {}; server skipped",
                            qualified(g), i, s.port.number, config::to_string(b.protocol)));
           continue;
         }
-        if (s.port.protocol == config::Protocol::Https) {
+        if (s.port.protocol == config::Protocol::Https && !passthrough(s)) {
           warn(
               fmt::format("gateway {}: servers[{}]: https on port {} is served as plain HTTP "
                           "for now; TLS termination comes later",
@@ -421,12 +491,13 @@ class Compiler {
       listener.address = *addr;
       if (b.tcp) {
         listener.protocol = ListenerSpec::Protocol::Tcp;
-        listener.cluster = tcp_cluster(b);
-        if (listener.cluster.empty()) {
-          warn(
-              fmt::format("listener {}: no virtual service has a tcp route for gateway {} on "
-                          "port {}; listener skipped",
-                          listener.name, b.servers.front().key, b.port));
+        listener.tls_inspector = b.protocol == config::Protocol::Tls;
+        listener.l4_routes = l4_routes(listener.name, b);
+        if (listener.l4_routes.empty()) {
+          warn(fmt::format(
+              "listener {}: no virtual service has a {} route for gateway {} on "
+              "port {}; listener skipped",
+              listener.name, config::to_string(b.protocol), b.servers.front().key, b.port));
           continue;
         }
       } else {
@@ -748,11 +819,102 @@ class Compiler {
         }
       }
       if (r.timeout) route.timeout_ms = static_cast<uint64_t>(r.timeout->count());
-      // TODO(compiler): retries, mirror (+ mirror_percentage) and cors_policy: the snapshot
-      // has no fields for them yet.
+      if (route.action == RouteSpec::Action::Forward) {
+        route.retry = retry_spec(r.retries);
+        if (r.mirror) {
+          route.mirror.per_million =
+              r.mirror_percentage ? per_million(r.mirror_percentage) : 1'000'000;
+          if (route.mirror.per_million > 0)
+            route.mirror.cluster = destination_cluster(vs, *r.mirror);
+        }
+      }
+      if (r.cors_policy && !cors_spec(*r.cors_policy, route.cors)) {
+        warn(
+            fmt::format("virtual_service {}: http[{}].cors_policy: an origin regex does not "
+                        "compile; cors_policy ignored",
+                        qualified(vs), i));
+      }
       out.push_back(std::move(route));
     }
     return out;
+  }
+
+  /// Istio's retries; unset, Istio's default: 2 retries on connect failure and 503
+  /// (Envoy's connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,
+  /// the last three meaning nothing to HTTP/1.1 but a 503). attempts = 0 turns them off.
+  static RetrySpec retry_spec(const std::optional<config::HttpRetry>& retries) {
+    RetrySpec out;
+    if (!retries) {
+      out.attempts = 2;
+      out.on = RetrySpec::kConnectFailure | RetrySpec::kStatusCodes;
+      out.status_codes = {503};
+      return out;
+    }
+    out.attempts = retries->attempts;
+    if (retries->per_try_timeout)
+      out.per_try_timeout_ms = static_cast<uint64_t>(retries->per_try_timeout->count());
+    std::string_view list = retries->retry_on;
+    if (list.empty()) list = "connect-failure,refused-stream,unavailable,cancelled,503";
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view item = list.substr(0, comma);
+      while (!item.empty() && item.front() == ' ')
+        item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ')
+        item.remove_suffix(1);
+      uint32_t code = 0;
+      auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), code);
+      if (ec == std::errc() && end == item.data() + item.size() && code >= 100 && code <= 599) {
+        out.on |= RetrySpec::kStatusCodes;
+        if (std::find(out.status_codes.begin(), out.status_codes.end(), code) ==
+            out.status_codes.end())
+          out.status_codes.push_back(code);
+      } else if (item == "5xx") {
+        out.on |= RetrySpec::k5xx;
+      } else if (item == "gateway-error") {
+        out.on |= RetrySpec::kGatewayError;
+      } else if (item == "connect-failure") {
+        out.on |= RetrySpec::kConnectFailure;
+      } else if (item == "reset" || item == "reset-before-request") {
+        out.on |= RetrySpec::kReset;
+      } else if (item == "retriable-4xx") {
+        out.on |= RetrySpec::kRetriable4xx;
+      } else if (item == "unavailable" || item == "retriable-status-codes") {
+        // gRPC's unavailable, over HTTP/1.1, is a 503; retriable-status-codes names the
+        // codes listed with it.
+        if (item == "unavailable") {
+          out.on |= RetrySpec::kStatusCodes;
+          if (std::find(out.status_codes.begin(), out.status_codes.end(), 503u) ==
+              out.status_codes.end())
+            out.status_codes.push_back(503);
+        }
+      }
+      // refused-stream, cancelled, deadline-exceeded…: HTTP/2 and gRPC conditions that an
+      // HTTP/1.1 exchange never shows.
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+    std::sort(out.status_codes.begin(), out.status_codes.end());
+    return out;
+  }
+
+  /// Istio's CorsPolicy → `out`; false if an origin's regex does not compile (validation
+  /// rejects those).
+  static bool cors_spec(const config::CorsPolicy& p, CorsSpec& out) {
+    CorsSpec c;
+    c.enabled = true;
+    for (const auto& o : p.allow_origins) {
+      auto m = make_matcher(o);
+      if (!m) return false;
+      c.allow_origins.push_back(std::move(*m));
+    }
+    c.allow_methods = fmt::format("{}", fmt::join(p.allow_methods, ","));
+    c.allow_headers = fmt::format("{}", fmt::join(p.allow_headers, ","));
+    c.expose_headers = fmt::format("{}", fmt::join(p.expose_headers, ","));
+    if (p.max_age) c.max_age = std::to_string(p.max_age->count() / 1000);
+    c.allow_credentials = p.allow_credentials.value_or(false);
+    out = std::move(c);
+    return true;
   }
 
   static Result<RouteMatchSpec> route_match(const config::HttpMatch& m) {
@@ -830,44 +992,199 @@ class Compiler {
     return fqdn;
   }
 
-  /// A TCP listener's cluster: the first destination of the first tcp route (for a tls
-  /// server, its tls routes come first) of the first virtual service bound to one of its
-  /// gateways. "" if there is none.
-  std::string tcp_cluster(const ListenerBuild& b) {
-    std::string chosen;
-    size_t candidates = 0;
-    for (const auto& vs : c_.virtual_services) {
-      std::vector<const ServerRef*> servers = bound_servers(vs, b);
-      if (servers.empty() || domains(vs, servers).empty()) continue;
-      std::vector<const config::L4Route*> routes;
-      if (b.protocol == config::Protocol::Tls)
-        for (const auto& r : vs.tls)
-          routes.push_back(&r);
-      for (const auto& r : vs.tcp)
-        routes.push_back(&r);
-      for (const config::L4Route* r : routes) {
-        bool applies =
-            r->match.empty() || std::any_of(r->match.begin(), r->match.end(), [&](const auto& m) {
-              return match_applies(m, vs, servers, b.port);
-            });
-        if (!applies || r->route.empty()) continue;
-        if (++candidates > 1) continue;
-        if (r->route.size() > 1) {
-          warn(
-              fmt::format("virtual_service {}: a tcp route with several destinations sends "
-                          "everything to the first for now; weighted TCP routes come later",
-                          qualified(vs)));
-        }
-        chosen = destination_cluster(vs, r->route.front().destination);
+  // ---- tcp and tls routes ---------------------------------------------------------------
+
+  /// A server whose TLS connections pass through untouched, routed by SNI: tls with mode
+  /// passthrough or no mode (Istio's default), or https with mode passthrough.
+  static bool passthrough(const config::Server& s) {
+    using Mode = config::ServerTls::Mode;
+    if (s.port.protocol == config::Protocol::Https)
+      return s.tls && s.tls->mode && *s.tls->mode == Mode::Passthrough;
+    return s.port.protocol == config::Protocol::Tls &&
+           (!s.tls || !s.tls->mode || *s.tls->mode == Mode::Passthrough);
+  }
+
+  /// The servers of `b` whose gateway `vs` is bound to, among `among`.
+  static std::vector<const ServerRef*> bound_servers_among(
+      const config::VirtualService& vs, const ListenerBuild& b,
+      const std::vector<const ServerRef*>& among) {
+    std::vector<const ServerRef*> out = bound_servers(vs, b);
+    std::erase_if(out, [&](const ServerRef* sr) {
+      return std::find(among.begin(), among.end(), sr) == among.end();
+    });
+    return out;
+  }
+
+  /// An L4 route's destinations as weighted clusters (Istio leaves 0 % ones out).
+  L4RouteSpec l4_route(const config::VirtualService& vs, std::string_view kind, size_t i,
+                       const config::L4Route& r) {
+    L4RouteSpec route;
+    route.name = fmt::format("{}/{}/{}[{}]", vs.ns, vs.name, kind, i);
+    for (const auto& dst : r.route) {
+      uint32_t weight = r.route.size() == 1
+                            ? 100
+                            : static_cast<uint32_t>(std::max<int64_t>(0, dst.weight.value_or(0)));
+      if (weight == 0) continue;
+      route.clusters.push_back({destination_cluster(vs, dst.destination), weight});
+    }
+    for (size_t m = 0; m < r.match.size(); ++m) {
+      if (!r.match[m].destination_subnets.empty()) {
+        // A gateway's connections are all for its own address; Istio ignores them there too.
+        warn(
+            fmt::format("virtual_service {}: {}[{}].match[{}].destination_subnets: not applied "
+                        "at gateways (as in Istio)",
+                        qualified(vs), kind, i, m));
       }
     }
-    if (candidates > 1) {
-      warn(
-          fmt::format("listener {}_{}: {} tcp/tls routes apply; only the first is used for now "
-                      "(SNI and match-based TCP routing come later)",
-                      b.bind, b.port, candidates));
+    return route;
+  }
+
+  /// Istio's gateway TCP routing: the first tcp route, of the first virtual service bound to
+  /// one of `on` (servers of `b`) that serves one of their hosts, whose match applies (port,
+  /// gateways, source). Later applicable routes of other virtual services are warned about.
+  std::optional<L4RouteSpec> first_tcp_route(const std::string& listener, const ListenerBuild& b,
+                                             const std::vector<const ServerRef*>& on) {
+    std::optional<L4RouteSpec> chosen;
+    for (const auto& vs : c_.virtual_services) {
+      std::vector<const ServerRef*> servers = bound_servers_among(vs, b, on);
+      if (servers.empty()) continue;
+      std::vector<const ServerRef*> admitted;  // the servers that serve one of its hosts
+      for (const Domain& d : domains(vs, servers))
+        for (const ServerRef* sr : d.servers)
+          if (std::find(admitted.begin(), admitted.end(), sr) == admitted.end())
+            admitted.push_back(sr);
+      if (admitted.empty()) continue;
+      for (size_t i = 0; i < vs.tcp.size(); ++i) {
+        const config::L4Route& r = vs.tcp[i];
+        bool applies =
+            r.match.empty() || std::any_of(r.match.begin(), r.match.end(), [&](const auto& m) {
+              return match_applies(m, vs, admitted, b.port);
+            });
+        if (!applies || r.route.empty()) continue;
+        if (chosen) {
+          warn(
+              fmt::format("virtual_service {}: tcp[{}] is not used on listener {}: {} comes "
+                          "first",
+                          qualified(vs), i, listener, chosen->name));
+        } else {
+          chosen = l4_route(vs, "tcp", i, r);
+        }
+        break;  // in one virtual service too, the first applicable route is the one
+      }
+      if (b.protocol == config::Protocol::Tcp && !vs.tls.empty()) {
+        warn(
+            fmt::format("virtual_service {}: tls routes apply on tls servers only; ignored on "
+                        "tcp listener {}",
+                        qualified(vs), listener));
+      }
     }
+    if (chosen && chosen->clusters.empty()) chosen.reset();
     return chosen;
+  }
+
+  /// Claims SNI pattern `sni` on a listener for `route`; false (with a warning) if an
+  /// earlier route has it. `claimed`: pattern → route name.
+  bool claim_sni(std::map<std::string, std::string>& claimed, const std::string& sni,
+                 const std::string& route, const std::string& listener) {
+    auto [it, fresh] = claimed.try_emplace(sni, route);
+    if (fresh || it->second == route) return fresh;
+    warn(fmt::format("{}: SNI host {} on listener {} is already routed by {}; ignored here", route,
+                     sni, listener, it->second));
+    return false;
+  }
+
+  /// Istio's TLS passthrough routing: every tls route of a virtual service bound to one of
+  /// the passthrough servers of `b`, each with the SNI hosts of its matches that apply there,
+  /// narrowed to the hosts the servers and the virtual service share (a match for
+  /// "*.example.com" on a server for "shop.example.com" routes "shop.example.com"). An SNI
+  /// host another route has already claimed is skipped with a warning, as Istio does.
+  void tls_routes(const std::string& listener, const ListenerBuild& b,
+                  std::map<std::string, std::string>& claimed, std::vector<L4RouteSpec>& out) {
+    std::vector<const ServerRef*> pass;
+    for (const auto& sr : b.servers)
+      if (passthrough(*sr.server)) pass.push_back(&sr);
+    if (pass.empty()) return;
+    for (const auto& vs : c_.virtual_services) {
+      std::vector<const ServerRef*> servers = bound_servers_among(vs, b, pass);
+      if (servers.empty()) continue;
+      std::vector<Domain> doms = domains(vs, servers);
+      if (doms.empty()) continue;
+      if (vs.tls.empty() && !vs.tcp.empty()) {
+        warn(
+            fmt::format("virtual_service {}: tcp routes do not apply on tls passthrough "
+                        "listener {}: passthrough TLS is routed by tls routes (sni_hosts)",
+                        qualified(vs), listener));
+      }
+      for (size_t i = 0; i < vs.tls.size(); ++i) {
+        const config::L4Route& r = vs.tls[i];
+        std::string name = fmt::format("{}/{}/tls[{}]", vs.ns, vs.name, i);
+        std::vector<std::string> snis;
+        for (size_t m = 0; m < r.match.size(); ++m) {
+          const config::L4Match& match = r.match[m];
+          for (const std::string& sni_host : match.sni_hosts) {
+            std::string sni = lower(sni_host);
+            bool applied = false, served = false;
+            for (const Domain& d : doms) {
+              if (!match_applies(match, vs, d.servers, b.port)) continue;
+              applied = true;
+              std::string x = intersect_hosts(sni, d.name);
+              if (x.empty()) continue;
+              served = true;
+              if (std::find(snis.begin(), snis.end(), x) == snis.end()) snis.push_back(x);
+            }
+            if (applied && !served) {
+              warn(
+                  fmt::format("virtual_service {}: tls[{}].match[{}]: SNI host {} is not "
+                              "among the hosts of listener {}; ignored",
+                              qualified(vs), i, m, sni_host, listener));
+            }
+          }
+        }
+        if (snis.empty() || r.route.empty()) continue;
+        std::vector<std::string> mine;
+        for (const auto& sni : snis)
+          if (claim_sni(claimed, sni, name, listener)) mine.push_back(sni);
+        if (mine.empty()) continue;
+        L4RouteSpec route = l4_route(vs, "tls", i, r);
+        if (route.clusters.empty()) continue;
+        route.sni_hosts = std::move(mine);
+        out.push_back(std::move(route));
+      }
+    }
+  }
+
+  /// A Tcp listener's routes. A tcp listener has one: Istio's first applicable tcp route. A
+  /// tls listener reads the ClientHello and routes by SNI: the tls routes of its passthrough
+  /// servers; and for each server with another mode (TLS termination, which meshbox does not
+  /// do yet: the bytes pass through as they are), its first applicable tcp route under the
+  /// server's own hosts, as Istio routes after terminating.
+  std::vector<L4RouteSpec> l4_routes(const std::string& listener, const ListenerBuild& b) {
+    std::vector<L4RouteSpec> out;
+    if (b.protocol != config::Protocol::Tls) {
+      std::vector<const ServerRef*> all;
+      for (const auto& sr : b.servers)
+        all.push_back(&sr);
+      if (auto route = first_tcp_route(listener, b, all)) out.push_back(std::move(*route));
+      return out;
+    }
+    std::map<std::string, std::string> claimed;  // SNI pattern → route name
+    tls_routes(listener, b, claimed, out);
+    for (const auto& sr : b.servers) {
+      if (passthrough(*sr.server)) continue;
+      std::optional<L4RouteSpec> route = first_tcp_route(listener, b, {&sr});
+      if (!route) continue;
+      std::vector<std::string> mine;
+      for (const auto& host : sr.server->hosts) {
+        std::string h = lower(host.substr(host.find('/') + 1));  // without "NAMESPACE/"
+        if (std::find(mine.begin(), mine.end(), h) == mine.end() &&
+            claim_sni(claimed, h, route->name, listener))
+          mine.push_back(h);
+      }
+      if (mine.empty()) continue;
+      route->sni_hosts = std::move(mine);
+      out.push_back(std::move(*route));
+    }
+    return out;
   }
 
   const config::Config& c_;

@@ -8,8 +8,9 @@
 //     those gateways, or, for tcp and tls servers, a TCP listener to one cluster.
 // Sidecar listeners ("mesh" in a virtual service's gateways) are not compiled yet.
 //
-// A pure function: no state, no clock. It may block on DNS (a service entry with resolution
-// dns names its endpoints by host name), so call it on the control loop, never on a worker.
+// A pure function: no state, no clock, no I/O. Host names of service entries with resolution
+// dns are resolved by the registry (asynchronously, re-resolved on TTL); the compiler only
+// reads the IPs it lists, and skips a name not resolved yet with a warning.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,5 @@
 #include "plane/control/control_plane.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "core/base/log.h"
 #include "core/base/random.h"
 #include "core/loop/timer.h"
+#include "plane/config/decode.h"
 #include "plane/config/host_index.h"
 #include "plane/control/compiler.h"
 #include "plane/control/http_server.h"
@@ -35,27 +35,11 @@ std::string resource_key(std::string_view kind, std::string_view ns, std::string
   return fmt::format("{}/{}/{}", kind, ns, name);
 }
 
-// The .toml files a path stands for, as decode_path reads them: the file itself, or a
-// directory's *.toml files (not hidden, not recursive) in name order.
+// The .toml files a path stands for (config::list_config_files, as decode_path reads them),
+// with errors that name the path.
 Result<std::vector<std::string>> config_files(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return Status(Code::NotFound, path + ": " + std::strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return std::vector<std::string>{path};
-  DIR* dir = ::opendir(path.c_str());
-  if (!dir) return Status(Code::Io, path + ": " + std::strerror(errno));
-  std::vector<std::string> files;
-  while (dirent* e = ::readdir(dir)) {
-    std::string name = e->d_name;
-    if (name.empty() || name[0] == '.' || name.size() < 6 ||
-        name.compare(name.size() - 5, 5, ".toml") != 0)
-      continue;
-    std::string full = path + (path.back() == '/' ? "" : "/") + name;
-    struct stat fst {};
-    if (::stat(full.c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) files.push_back(full);
-  }
-  ::closedir(dir);
-  std::sort(files.begin(), files.end());
+  auto files = config::list_config_files(path);
+  if (!files) return Status(files.error().code(), path + ": " + files.error().message());
   return files;
 }
 
@@ -92,10 +76,7 @@ HttpResponse json_response(int status, std::string body) {
 
 HttpResponse error_response(int status, std::string_view message) {
   json::Writer w;
-  w.begin_object();
-  w.key("error");
-  w.value(message);
-  w.end_object();
+  w.begin_object().field("error", message).end_object();
   return json_response(status, w.take());
 }
 
@@ -211,7 +192,13 @@ Status ControlPlane::start() {
   auto store = EmbeddedStore::open(loop_, options_.state_dir);
   if (!store) return store.error();
   store_ = std::move(*store);
-  registry_ = std::make_unique<Registry>(loop_, [this] { recompile(); });
+  // A resolv.conf in the state dir replaces the system's for service entries' DNS names
+  // (docs/mesh.md): a mesh whose names live elsewhere than the host's, and tests, use it.
+  dns::ResolverOptions dns;
+  if (std::string local = options_.state_dir + "/resolv.conf"; ::access(local.c_str(), F_OK) == 0)
+    dns.resolv_conf = local;
+  registry_ = std::make_unique<Registry>(
+      loop_, [this] { recompile(); }, std::move(dns));
   store_->watch([this] { on_store_change(); });
   on_store_change();  // what the store had from the last run
 
@@ -222,7 +209,8 @@ Status ControlPlane::start() {
     for (const auto& path : options_.config_paths) {
       auto files = config_files(path);
       if (!files) return files.error();
-      if (files->empty()) return Status(Code::NotFound, path + ": no .toml file in the directory");
+      if (files->empty())
+        return Status(Code::NotFound, path + ": " + std::string(config::kNoTomlFiles));
       for (const auto& f : *files) {
         auto text = read_file(f);
         if (!text) return text.error();
@@ -456,16 +444,12 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
     uint64_t version = cur ? cur->version : 0;
     bool ready = version > 0 && sink_.applied_version() >= version;
     json::Writer w;
-    w.begin_object();
-    w.key("ready");
-    w.value(ready);
-    w.key("version");
-    w.value(version);
-    w.key("applied_version");
-    w.value(sink_.applied_version());
-    w.key("revision");
-    w.value(config_revision_);
-    w.end_object();
+    w.begin_object()
+        .field("ready", ready)
+        .field("version", version)
+        .field("applied_version", sink_.applied_version())
+        .field("revision", config_revision_)
+        .end_object();
     return respond(json_response(ready ? 200 : 503, w.take()));
   }
   if (get && p == "/config") {
@@ -482,32 +466,21 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
       for (const auto& r : config::list_resources(*config_))
         sources[resource_key(r.kind, r.ns, r.name)] = r.source;
     json::Writer w;
-    w.begin_object();
-    w.key("revision");
-    w.value(store_->revision());
-    w.key("resources");
-    w.begin_array();
+    w.begin_object().field("revision", store_->revision()).key("resources").begin_array();
     for (const auto& res : store_->resources()) {
-      w.begin_object();
-      w.key("kind");
-      w.value(res.kind);
-      w.key("namespace");
-      w.value(res.ns);
-      w.key("name");
-      w.value(res.name);
-      w.key("origin");
-      w.value(res.origin);
-      w.key("revision");
-      w.value(res.revision);
+      w.begin_object()
+          .field("kind", res.kind)
+          .field("namespace", res.ns)
+          .field("name", res.name)
+          .field("origin", res.origin)
+          .field("revision", res.revision);
       auto it = sources.find(resource_key(res.kind, res.ns, res.name));
       if (it != sources.end() && !it->second->json.empty()) {
-        w.key("spec");
-        w.raw(it->second->json);
+        w.key("spec").raw(it->second->json);
       }
       w.end_object();
     }
-    w.end_array();
-    w.end_object();
+    w.end_array().end_object();
     return respond(json_response(200, w.take()));
   }
   if (m == "POST" && p == "/config") return apply(req, std::move(respond));
@@ -539,7 +512,9 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
     uint32_t port_number = static_cast<uint32_t>(std::strtoul(port->c_str(), nullptr, 10));
     if (!registry_->deregister_endpoint(*host, *address, port_number))
       return respond(error_response(404, "no such registered endpoint"));
-    return respond(json_response(200, "{\"deregistered\":true}"));
+    json::Writer w;
+    w.begin_object().field("deregistered", true).end_object();
+    return respond(json_response(200, w.take()));
   }
   if (get || mutating) return respond(error_response(404, "no such admin endpoint: " + p));
   respond(error_response(405, "method not allowed"));
@@ -570,30 +545,22 @@ void ControlPlane::finish_change(const ChangeResult& r, bool wait, const Respond
   if (!r.ok) {
     if (!r.error.empty()) return respond(error_response(500, r.error));
     json::Writer w;
-    w.begin_object();
-    w.key("errors");
-    w.raw(config::to_json(r.findings));
-    w.end_object();
+    w.begin_object().key("errors").raw(config::to_json(r.findings)).end_object();
     return respond(json_response(400, w.take()));
   }
   SnapshotConstPtr cur = sink_.current();
   uint64_t version = cur ? cur->version : 0;
   json::Writer w;
-  w.begin_object();
-  w.key("revision");
-  w.value(r.revision);
-  w.key("version");
-  w.value(version);
-  w.key("changed");
-  w.begin_array();
+  w.begin_object()
+      .field("revision", r.revision)
+      .field("version", version)
+      .key("changed")
+      .begin_array();
   for (const auto& k : r.changed)
     w.value(k);
-  w.end_array();
-  w.key("warnings");
-  w.raw(config::to_json(r.findings));
+  w.end_array().key("warnings").raw(config::to_json(r.findings));
   if (!last_publish_error_.empty()) {
-    w.key("publish_error");
-    w.value(last_publish_error_);
+    w.field("publish_error", last_publish_error_);
   }
   w.end_object();
   std::string body = w.take();
@@ -647,10 +614,7 @@ void ControlPlane::register_endpoint(HttpRequest& req, Respond respond) {
   if (!s.is_ok()) return respond(error_response(400, s.message()));
   // Registration changes reach the workers through the registry's change callback.
   json::Writer w;
-  w.begin_object();
-  w.key("registered");
-  w.value(key);
-  w.end_object();
+  w.begin_object().field("registered", key).end_object();
   respond(json_response(200, w.take()));
 }
 
@@ -669,27 +633,25 @@ std::string ControlPlane::services_json() const {
     return n;
   };
   auto ports = [&](const std::vector<config::Port>& list) {
-    w.key("ports");
-    w.begin_array();
+    w.key("ports").begin_array();
     for (const auto& port : list) {
-      w.begin_object();
-      w.key("number");
-      w.value(static_cast<uint64_t>(port.number));
-      w.key("name");
-      w.value(port.name);
-      w.key("protocol");
-      w.value(config::to_string(port.protocol));
-      w.end_object();
+      w.begin_object()
+          .field("number", port.number)
+          .field("name", port.name)
+          .field("protocol", config::to_string(port.protocol))
+          .end_object();
     }
     w.end_array();
   };
   auto row = [&](std::string_view kind, const config::Resource& r, const std::string& host,
                  const std::vector<config::Port>& port_list) {
-    w.begin_object();
-    w.field("kind", kind).field("name", r.name).field("namespace", r.ns).field("host", host);
+    w.begin_object()
+        .field("kind", kind)
+        .field("name", r.name)
+        .field("namespace", r.ns)
+        .field("host", host);
     ports(port_list);
-    w.field("endpoints", count(host, false)).field("healthy", count(host, true));
-    w.end_object();
+    w.field("endpoints", count(host, false)).field("healthy", count(host, true)).end_object();
   };
   for (const auto& s : config_->services)
     row("service", s, hosts.fqdn(s), s.ports);
@@ -704,32 +666,22 @@ std::string ControlPlane::endpoints_json() const {
   json::Writer w;
   w.begin_array();
   for (const auto& e : registry_->endpoints()) {
-    w.begin_object();
-    w.key("host");
-    w.value(e.host);
-    w.key("namespace");
-    w.value(e.ns);
-    w.key("address");
-    w.value(e.address);
-    w.key("port");
-    w.value(static_cast<uint64_t>(e.port));
-    w.key("labels");
-    w.begin_object();
-    for (const auto& [k, v] : e.labels) {
-      w.key(k);
-      w.value(v);
-    }
+    w.begin_object()
+        .field("host", e.host)
+        .field("namespace", e.ns)
+        .field("address", e.address)
+        .field("port", e.port);
+    w.key("labels").begin_object();
+    for (const auto& [k, v] : e.labels)
+      w.field(k, v);
     w.end_object();
-    w.key("locality");
-    w.value(e.locality);
-    w.key("weight");
-    w.value(static_cast<uint64_t>(e.weight));
-    w.key("healthy");
-    w.value(e.healthy);
-    w.key("health_checked");
-    w.value(e.health_check.has_value());
-    w.key("source");
-    w.value(e.source);
+    w.field("locality", e.locality)
+        .field("weight", e.weight)
+        .field("healthy", e.healthy)
+        .field("health_checked", e.health_check.has_value())
+        .field("source", e.source);
+    // The name a dns service entry's address was resolved from.
+    if (!e.hostname.empty()) w.field("hostname", e.hostname);
     w.end_object();
   }
   w.end_array();
@@ -742,19 +694,15 @@ std::string ControlPlane::clusters_json() const {
   SnapshotConstPtr snap = sink_.current();
   if (snap) {
     for (const auto& c : snap->clusters) {
-      w.begin_object();
-      w.key("name");
-      w.value(c.name);
-      w.key("lb_policy");
-      w.value(lb_name(c.lb_policy));
-      w.key("connect_timeout_ms");
-      w.value(c.connect_timeout_ms);
-      w.key("endpoints");
-      w.begin_array();
+      w.begin_object()
+          .field("name", c.name)
+          .field("lb_policy", lb_name(c.lb_policy))
+          .field("connect_timeout_ms", c.connect_timeout_ms)
+          .key("endpoints")
+          .begin_array();
       for (const auto& e : c.endpoints)
         w.value(e.address.to_string());
-      w.end_array();
-      w.end_object();
+      w.end_array().end_object();
     }
   }
   w.end_array();
@@ -768,40 +716,29 @@ std::string ControlPlane::routes_json() const {
   if (snap) {
     for (const auto& l : snap->listeners) {
       if (l.protocol == ListenerSpec::Protocol::Tcp) {
-        w.begin_object();
-        w.key("listener");
-        w.value(l.name);
-        w.key("address");
-        w.value(l.address.to_string());
-        w.key("virtual_host");
-        w.value("");
-        w.key("route");
-        w.value("tcp");
-        w.key("match");
-        w.value("*");
-        w.key("action");
-        w.value(l.cluster);
-        w.end_object();
+        w.begin_object()
+            .field("listener", l.name)
+            .field("address", l.address.to_string())
+            .field("virtual_host", "")
+            .field("route", "tcp")
+            .field("match", "*")
+            .field("action", l.cluster)
+            .end_object();
         continue;
       }
       const RouteTableSpec* table = snap->find_route_table(l.route_table);
       if (!table) continue;
       for (const auto& vh : table->virtual_hosts) {
         for (const auto& r : vh.routes) {
-          w.begin_object();
-          w.key("listener");
-          w.value(l.name);
-          w.key("address");
-          w.value(l.address.to_string());
-          w.key("virtual_host");
-          w.value(vh.name);
-          w.key("route");
-          w.value(r.name);
+          w.begin_object()
+              .field("listener", l.name)
+              .field("address", l.address.to_string())
+              .field("virtual_host", vh.name)
+              .field("route", r.name);
           std::string match;
           for (const auto& mb : r.matches)
             match += (match.empty() ? "" : " | ") + describe(mb);
-          w.key("match");
-          w.value(match.empty() ? "*" : match);
+          w.field("match", match.empty() ? "*" : match);
           std::string action;
           switch (r.action) {
             case RouteSpec::Action::Forward:
@@ -815,9 +752,7 @@ std::string ControlPlane::routes_json() const {
               action = fmt::format("direct_response {}", r.direct_response.status);
               break;
           }
-          w.key("action");
-          w.value(action);
-          w.end_object();
+          w.field("action", action).end_object();
         }
       }
     }
@@ -835,16 +770,12 @@ std::string ControlPlane::push_stats_json() const {
     return ms[std::min(i, ms.size() - 1)];
   };
   json::Writer w;
-  w.begin_object();
-  w.key("pushes");
-  w.value(static_cast<uint64_t>(ms.size()));
-  w.key("p50_ms");
-  w.value(pct(0.50));
-  w.key("p99_ms");
-  w.value(pct(0.99));
-  w.key("max_ms");
-  w.value(ms.empty() ? 0.0 : ms.back());
-  w.end_object();
+  w.begin_object()
+      .field("pushes", ms.size())
+      .field("p50_ms", pct(0.50))
+      .field("p99_ms", pct(0.99))
+      .field("max_ms", ms.empty() ? 0.0 : ms.back())
+      .end_object();
   return w.take();
 }
 

@@ -1,7 +1,5 @@
 #include "plane/control/registry.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <set>
 #include <utility>
@@ -30,19 +28,14 @@ constexpr uint32_t kDefaultUnhealthyThreshold = 3;
 /// are not probed anyway).
 std::optional<loop::Address> ip_address(const std::string& ip, uint32_t port) {
   if (port == 0 || port > 65535) return std::nullopt;
-  sockaddr_storage ss{};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-  } else if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-  } else {
-    return std::nullopt;
-  }
-  return loop::Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+  return dns::parse_ip(ip, static_cast<uint16_t>(port));
+}
+
+/// A service-entry endpoint whose address is a name for the registry to resolve.
+bool needs_dns(const Endpoint& ep) {
+  return (ep.resolution == config::Resolution::Dns ||
+          ep.resolution == config::Resolution::DnsRoundRobin) &&
+         !ep.address.empty() && !dns::is_ip(ep.address);
 }
 
 bool same_check(const config::HealthCheck& a, const config::HealthCheck& b) {
@@ -61,6 +54,7 @@ bool same_endpoint(const Endpoint& a, const Endpoint& b) {
   return a.host == b.host && a.ns == b.ns && a.address == b.address && a.port == b.port &&
          a.named_ports == b.named_ports && a.labels == b.labels && a.locality == b.locality &&
          a.weight == b.weight && a.source == b.source && a.healthy == b.healthy &&
+         a.resolution == b.resolution && a.hostname == b.hostname &&
          same_check(a.health_check, b.health_check);
 }
 
@@ -156,12 +150,13 @@ std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
         Endpoint ep;
         ep.host = host;
         ep.ns = se.ns;
-        ep.address = host;  // resolved on the control thread by the compiler, never here
+        ep.address = host;  // resolved by the Registry, on the control loop
         ep.source = source;
+        ep.resolution = se.resolution;
         out.push_back(std::move(ep));
         continue;
       }
-      // static (or none) endpoints are IPs; dns endpoints are names the compiler resolves.
+      // static (or none) endpoints are IPs; dns endpoints may be names the Registry resolves.
       for (const auto& e : se.endpoints) {
         Endpoint ep;
         ep.host = host;
@@ -172,6 +167,7 @@ std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
         ep.locality = e.locality;
         ep.weight = e.weight == 0 ? 1 : e.weight;
         ep.source = source;
+        ep.resolution = se.resolution;
         out.push_back(std::move(ep));
       }
     }
@@ -357,22 +353,171 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
 };
 
 // ---------------------------------------------------------------------------------------
+// DnsName: one host name of dns / dns_round_robin service entries, looked up at once and
+// again whenever its answer expires. One lookup at a time; one timer for the next.
+//
+// Timing follows what Istio asks of Envoy for DNS clusters (respect_dns_ttl): an answer is
+// used for its TTL, clamped to [kDnsMinRefreshMs, kDnsMaxRefreshMs]. The floor (1 s, below
+// Envoy's 5 s dns_min_refresh_rate) keeps a TTL of 0 from turning into a query loop while a
+// short TTL is still honoured closely; the cap re-checks a name with a day-long TTL every
+// 5 minutes. An answer without a TTL (no address, no SOA) is kept kDnsDefaultRefreshMs
+// (Envoy's dns_refresh_rate default); a hosts-file name kDnsHostsRefreshMs. A failed lookup
+// keeps the last good addresses (as Envoy does) and is retried after 1 s, 2 s, 4 s … up to
+// kDnsMaxRetryMs; failures are logged once when they start, then at most once a minute, and
+// the recovery once. NXDOMAIN and "no such record" are answers: the name has no address.
+class Registry::DnsName {
+ public:
+  DnsName(Registry& registry, std::string name)
+      : registry_(registry), name_(std::move(name)), timer_(registry.loop_, [this] { lookup(); }) {
+    timer_.start(0);  // never inside set_config_endpoints
+  }
+
+  /// False until the first answer (the endpoint keeps its name meanwhile).
+  bool resolved() const { return resolved_; }
+  /// Every address of the last good answer: A first, then AAAA.
+  const std::vector<std::string>& addresses() const { return addresses_; }
+  /// dns_round_robin's one address (Envoy's LOGICAL_DNS uses the first of each answer):
+  /// the current one for as long as the answers still hold it, so that a server rotating its
+  /// answers does not move the endpoint (and drain its pools) at every refresh; else the
+  /// first. Empty when the name has no address.
+  const std::string& logical() const { return logical_; }
+
+ private:
+  void lookup() {
+    query_ =
+        registry_.resolver_.resolve(name_, [this](dns::Resolution r) { on_result(std::move(r)); });
+  }
+
+  void on_result(dns::Resolution r) {
+    // Runs inside the query's callback, which allows destroying it.
+    query_.reset();
+    uint64_t now = registry_.loop_.now_ms();
+    if (!r.status.is_ok()) {
+      ++failures_;
+      uint64_t retry = std::min<uint64_t>(kDnsMaxRetryMs,
+                                          uint64_t{1000} << std::min<uint32_t>(failures_ - 1, 15));
+      if (failures_ == 1 || now >= last_failure_log_ms_ + 60'000) {
+        last_failure_log_ms_ = now;
+        MB_WARN(kLog, "cannot resolve {} ({} failure(s) in a row; {}); retrying in {} ms", name_,
+                failures_,
+                resolved_ ? fmt::format("keeping {}", describe(addresses_))
+                          : std::string("no address yet"),
+                retry);
+      }
+      timer_.start(retry);
+      return;
+    }
+    if (failures_ > 0) MB_INFO(kLog, "resolved {} again after {} failure(s)", name_, failures_);
+    failures_ = 0;
+    uint64_t refresh = kDnsDefaultRefreshMs;
+    if (r.from_hosts) {
+      refresh = kDnsHostsRefreshMs;
+    } else if (r.ttl_s) {
+      refresh = std::clamp<uint64_t>(uint64_t{*r.ttl_s} * 1000, kDnsMinRefreshMs, kDnsMaxRefreshMs);
+    }
+    // Order aside: a server that rotates its answers changes nothing (but see logical()).
+    auto sorted = [](std::vector<std::string> v) {
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    bool changed = !resolved_ || sorted(r.addresses) != sorted(addresses_);
+    if (changed) {
+      MB_INFO(kLog, "{} is {} ({}, refreshed every {} ms)", name_, describe(r.addresses),
+              r.from_hosts ? "hosts file" : "DNS", refresh);
+    } else {
+      MB_DEBUG(kLog, "{} is still {}; next lookup in {} ms", name_, describe(r.addresses), refresh);
+    }
+    resolved_ = true;
+    addresses_ = std::move(r.addresses);
+    if (std::find(addresses_.begin(), addresses_.end(), logical_) == addresses_.end())
+      logical_ = addresses_.empty() ? std::string() : addresses_.front();
+    timer_.start(refresh);
+    // Last: rebuild may be followed by OnChange, but never from here (it is coalesced).
+    if (changed) registry_.on_dns_change();
+  }
+
+  static std::string describe(const std::vector<std::string>& addresses) {
+    if (addresses.empty()) return "without address";
+    std::string out;
+    for (const auto& a : addresses)
+      out += (out.empty() ? "" : ", ") + a;
+    return out;
+  }
+
+  Registry& registry_;
+  std::string name_;
+  loop::Timer timer_;
+  dns::DnsQueryPtr query_;
+  bool resolved_ = false;
+  std::vector<std::string> addresses_;
+  std::string logical_;
+  uint32_t failures_ = 0;
+  uint64_t last_failure_log_ms_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------
 // Registry
 
-Registry::Registry(loop::Loop& loop, OnChange on_change)
-    : loop_(loop), on_change_(std::move(on_change)), notify_timer_(loop, [this] {
-        change_pending_ = false;
-        if (!on_change_) return;
-        // OnChange may destroy this Registry, and with it on_change_: run a copy, and touch
-        // nothing after it.
-        OnChange cb = on_change_;
-        cb();
-      }) {}
+Registry::Registry(loop::Loop& loop, OnChange on_change, dns::ResolverOptions dns)
+    : loop_(loop),
+      on_change_(std::move(on_change)),
+      notify_timer_(loop,
+                    [this] {
+                      change_pending_ = false;
+                      if (!on_change_) return;
+                      // OnChange may destroy this Registry, and with it on_change_: run a
+                      // copy, and touch nothing after it.
+                      OnChange cb = on_change_;
+                      cb();
+                    }),
+      resolver_(loop, std::move(dns)) {}
 
 Registry::~Registry() = default;
 
 void Registry::set_config_endpoints(std::vector<Endpoint> endpoints) {
   config_endpoints_ = sorted_unique(std::move(endpoints));
+  // Names no endpoint needs any more stop (their lookups are cancelled); new ones start.
+  std::map<std::string, std::unique_ptr<DnsName>> names;
+  for (const auto& ep : config_endpoints_) {
+    if (!needs_dns(ep) || names.count(ep.address)) continue;
+    auto old = dns_names_.find(ep.address);
+    if (old != dns_names_.end()) {
+      names.emplace(ep.address, std::move(old->second));
+    } else {
+      names.emplace(ep.address, std::make_unique<DnsName>(*this, ep.address));
+    }
+  }
+  dns_names_ = std::move(names);
+  if (rebuild()) changed();
+}
+
+std::vector<Endpoint> Registry::resolved_config_endpoints() const {
+  std::vector<Endpoint> out;
+  out.reserve(config_endpoints_.size());
+  for (const auto& ep : config_endpoints_) {
+    auto it = needs_dns(ep) ? dns_names_.find(ep.address) : dns_names_.end();
+    if (it == dns_names_.end() || !it->second->resolved()) {
+      out.push_back(ep);  // an IP, or a name without an answer yet
+      continue;
+    }
+    const DnsName& name = *it->second;
+    auto add = [&](const std::string& ip) {
+      Endpoint r = ep;
+      r.address = ip;
+      r.hostname = ep.address;
+      out.push_back(std::move(r));
+    };
+    if (ep.resolution == config::Resolution::DnsRoundRobin) {
+      if (!name.logical().empty()) add(name.logical());
+    } else {
+      for (const auto& ip : name.addresses())
+        add(ip);
+    }
+  }
+  return out;
+}
+
+void Registry::on_dns_change() {
   if (rebuild()) changed();
 }
 
@@ -411,7 +556,7 @@ bool Registry::deregister_endpoint(std::string_view host, std::string_view addre
 }
 
 bool Registry::rebuild() {
-  std::vector<Endpoint> merged = config_endpoints_;
+  std::vector<Endpoint> merged = resolved_config_endpoints();
   std::set<std::string> keys;
   for (const auto& ep : merged)
     keys.insert(ep.key());

@@ -4,8 +4,11 @@
 // uses; kept in memory until deregistered). Endpoints with a health check are probed actively
 // (HTTP GET of a path that must answer 2xx or 3xx, as Kubernetes probes do, or a TCP connect)
 // on the control loop; crossing the unhealthy threshold takes an endpoint out, the healthy
-// threshold brings it back. Every change calls the owner's OnChange once per loop iteration
-// (coalesced), never from inside the call that made the change.
+// threshold brings it back. Service entries with resolution dns or dns_round_robin name their
+// endpoints by host name: the registry resolves each name on the control loop (dns.h), again
+// whenever its TTL runs out, and lists the addresses as endpoints (see DnsName in
+// registry.cpp for the timing rules). Every change calls the owner's OnChange once per loop
+// iteration (coalesced), never from inside the call that made the change.
 // Loop thread only (the control loop).
 #pragma once
 
@@ -23,19 +26,29 @@
 #include "core/loop/loop.h"
 #include "core/loop/timer.h"
 #include "plane/config/resources.h"
+#include "plane/control/dns.h"
 
 namespace meshbox::control {
 
 struct Endpoint {
-  std::string host;     // the service's FQDN (reviews.default.svc.cluster.local) or an entry host
-  std::string ns;       // namespace of the service / entry / registration
-  std::string address;  // an IP (a name for service entries with resolution = "dns")
-  uint32_t port = 0;    // 0 = the service port it is reached on
+  std::string host;  // the service's FQDN (reviews.default.svc.cluster.local) or an entry host
+  std::string ns;    // namespace of the service / entry / registration
+  /// An IP; for service entries with resolution dns or dns_round_robin, possibly a host name.
+  /// The registry lists a name's addresses in its place once resolved (the name itself until
+  /// the first answer; the compiler skips it with a warning).
+  std::string address;
+  uint32_t port = 0;                            // 0 = the service port it is reached on
   std::map<std::string, uint32_t> named_ports;  // service entries: port name → endpoint port
   config::Labels labels;
   std::string locality;  // "region/zone/subzone"
   uint32_t weight = 1;
   std::string source;  // "workload/NS/NAME", "service_entry/NS/NAME" or "api"
+  /// Service entries: dns (every address of a name, as Envoy's STRICT_DNS) or
+  /// dns_round_robin (one address at a time, as LOGICAL_DNS) make `address` a name to
+  /// resolve; None and Static leave it as it is.
+  config::Resolution resolution = config::Resolution::None;
+  /// The host name `address` was resolved from; empty if it was not resolved.
+  std::string hostname;
   std::optional<config::HealthCheck> health_check;
   /// false once active checks failed unhealthy_threshold times in a row. Kept by the
   /// registry: the value passed in to set_config_endpoints / register_endpoint is ignored.
@@ -50,7 +63,7 @@ struct Endpoint {
 
 /// Endpoints of the config: one per workload with a port (its service's host), one per
 /// static endpoint of a service entry (for every host of the entry), one per host of a
-/// "dns" entry without endpoints (address = the host name, resolved later by the compiler).
+/// "dns" entry without endpoints (address = the host name, resolved later by the registry).
 /// Sorted by key(); of endpoints with the same key the first in config order is kept.
 std::vector<Endpoint> endpoints_from_config(const config::Config& config);
 
@@ -58,13 +71,15 @@ class Registry : NonCopyable {
  public:
   /// Called on the loop after endpoints or their health changed; may destroy the Registry.
   using OnChange = std::function<void()>;
-  Registry(loop::Loop& loop, OnChange on_change);
-  /// Stops every probe (closing its connection) and drops a pending OnChange.
+  /// `dns`: where the resolver finds its nameservers and hosts file.
+  Registry(loop::Loop& loop, OnChange on_change, dns::ResolverOptions dns = {});
+  /// Stops every probe and DNS lookup (closing their sockets) and drops a pending OnChange.
   ~Registry();
 
   /// Replaces the endpoints whose source is a workload or a service entry. Endpoints that
   /// are still there (same key and health check) keep their health and their probe state.
-  /// No OnChange when nothing changed.
+  /// Names to resolve that were already known keep their addresses; new ones are looked up
+  /// on the next loop iteration. No OnChange when nothing changed.
   void set_config_endpoints(std::vector<Endpoint> endpoints);
   /// An endpoint from the admin API (source "api"); replaces one with the same key.
   /// Fails if the host is empty, the address is not an IP, the port is 0 or above 65535,
@@ -78,8 +93,20 @@ class Registry : NonCopyable {
   /// Every endpoint, sorted by key().
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
 
+  /// The DNS refresh rules (docs/mesh.md): an answer is used for its TTL, but at least
+  /// kDnsMinRefreshMs and at most kDnsMaxRefreshMs; an answer without TTL (no address and no
+  /// SOA) for kDnsDefaultRefreshMs; a name from the hosts file is looked up again every
+  /// kDnsHostsRefreshMs. A failed lookup keeps the last good addresses and is retried after
+  /// 1 s, doubling up to kDnsMaxRetryMs.
+  static constexpr uint64_t kDnsMinRefreshMs = 1'000;
+  static constexpr uint64_t kDnsMaxRefreshMs = 300'000;
+  static constexpr uint64_t kDnsDefaultRefreshMs = 5'000;
+  static constexpr uint64_t kDnsHostsRefreshMs = 30'000;
+  static constexpr uint64_t kDnsMaxRetryMs = 30'000;
+
  private:
   class Prober;
+  class DnsName;
   /// Merges config and API endpoints into endpoints_, keeps the probers of endpoints whose
   /// key and health check are unchanged, starts new ones. True if endpoints_ changed.
   bool rebuild();
@@ -87,6 +114,10 @@ class Registry : NonCopyable {
   void changed();
   /// A prober crossed a threshold.
   void set_health(const std::string& key, bool healthy);
+  /// Config endpoints with every resolved name replaced by its addresses.
+  std::vector<Endpoint> resolved_config_endpoints() const;
+  /// A name got new addresses.
+  void on_dns_change();
 
   loop::Loop& loop_;
   OnChange on_change_;
@@ -97,6 +128,8 @@ class Registry : NonCopyable {
   std::vector<Endpoint> api_endpoints_;
   std::vector<Endpoint> endpoints_;                         // both, sorted, with current health
   std::map<std::string, std::unique_ptr<Prober>> probers_;  // by key()
+  dns::Resolver resolver_;
+  std::map<std::string, std::unique_ptr<DnsName>> dns_names_;  // by name (as in the config)
   bool change_pending_ = false;
 };
 

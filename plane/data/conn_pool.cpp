@@ -1,8 +1,28 @@
 #include "plane/data/conn_pool.h"
 
 #include "core/base/log.h"
+#include "core/http/serializer.h"
 
 namespace meshbox::data {
+
+void send(loop::TcpConn& conn, std::string_view head, const char* data, size_t len, bool chunked,
+          bool last) {
+  iovec parts[5];
+  size_t n = 0;
+  char size_line[24];
+  if (!head.empty()) parts[n++] = {const_cast<char*>(head.data()), head.size()};
+  if (len > 0) {
+    if (chunked) {
+      int w = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+      parts[n++] = {size_line, static_cast<size_t>(w)};
+    }
+    parts[n++] = {const_cast<char*>(data), len};
+    if (chunked) parts[n++] = {const_cast<char*>("\r\n"), 2};
+  }
+  if (last && chunked)
+    parts[n++] = {const_cast<char*>(http::kLastChunk.data()), http::kLastChunk.size()};
+  if (n > 0) conn.writev(parts, n);
+}
 
 UpstreamConn::UpstreamConn(ConnPool& pool, loop::TcpConnPtr conn)
     : pool_(pool),
@@ -98,8 +118,9 @@ void UpstreamConn::fail(UpstreamFailure why) {
   if (client_) client_->on_upstream_failure(why, got_bytes_);
 }
 
-ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings)
-    : loop_(loop), endpoint_(endpoint), settings_(settings) {}
+ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
+                   SharedClusterPtr shared)
+    : loop_(loop), endpoint_(endpoint), settings_(settings), shared_(std::move(shared)) {}
 
 ConnPool::~ConnPool() {
   close_idle();
@@ -112,6 +133,7 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
     --idle_count_;
     c->timer_.stop();
   } else {
+    if (!shared_->try_open_connection(settings_.max_connections)) return nullptr;
     c = new UpstreamConn(*this, loop::TcpConn::create(loop_));
     Status s = c->conn_->connect(endpoint_);
     // An immediate failure is reported from the loop, never from inside acquire().
@@ -128,7 +150,9 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
 
 void ConnPool::release(UpstreamConn* c, bool reusable) {
   c->client_ = nullptr;
-  if (!reusable || !c->reusable_ || !c->conn_ || !c->connected_ ||
+  bool worn_out = settings_.max_requests_per_connection > 0 &&
+                  c->requests_ >= settings_.max_requests_per_connection;
+  if (!reusable || !c->reusable_ || !c->conn_ || !c->connected_ || worn_out ||
       idle_count_ >= settings_.max_idle) {
     return destroy(c);
   }
@@ -150,6 +174,7 @@ void ConnPool::destroy(UpstreamConn* c) {
     --idle_count_;
   else if (c->state_ != UpstreamConn::State::Closed)
     --busy_count_;
+  if (c->state_ != UpstreamConn::State::Closed) shared_->close_connection();
   c->unlink();
   c->state_ = UpstreamConn::State::Closed;
   c->client_ = nullptr;

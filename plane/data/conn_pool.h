@@ -15,23 +15,33 @@
 #include "core/http/parser.h"
 #include "core/loop/tcp_conn.h"
 #include "core/loop/timer.h"
+#include "plane/data/shared_cluster.h"
 #include "plane/snapshot.h"
 
 namespace meshbox::data {
 
 class ConnPool;
 
-/// What a pool takes from its cluster. Pools are shared by every cluster of the snapshot
-/// that has the endpoint with the same settings, and survive snapshot changes that keep them.
+/// What a pool takes from its cluster. A pool belongs to one cluster (Envoy's per-cluster,
+/// per-host pools: the cluster's connection limit counts its connections) and survives
+/// snapshot changes that keep the cluster, the endpoint and these settings.
 struct PoolSettings {
   uint64_t connect_timeout_ms = 5'000;
   uint64_t idle_timeout_ms = 60'000;
   uint32_t max_idle = 1'024;
+  uint32_t max_connections = CircuitBreakerSpec::kUnlimited;  // the cluster's, all workers
+  uint32_t max_requests_per_connection = 0;                   // 0 = unlimited
   static PoolSettings of(const ClusterSpec& c) {
-    return {c.connect_timeout_ms, c.idle_timeout_ms, c.max_idle_per_endpoint};
+    return {c.connect_timeout_ms, c.idle_timeout_ms, c.max_idle_per_endpoint,
+            c.limits.max_connections, c.limits.max_requests_per_connection};
   }
   bool operator==(const PoolSettings&) const = default;
 };
+
+/// Writes `head` (may be empty), a piece of body (chunk-framed if `chunked`) and, if `last`,
+/// the end of a chunked body — in one system call.
+void send(loop::TcpConn& conn, std::string_view head, const char* data, size_t len, bool chunked,
+          bool last);
 
 /// Why an upstream exchange failed.
 enum class UpstreamFailure {
@@ -111,10 +121,13 @@ class UpstreamConn : public LinkedNode,
 /// All upstream connections of one worker to one endpoint.
 class ConnPool {
  public:
-  ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings);
+  /// `shared` counts the connections of the pool's cluster across workers.
+  ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
+           SharedClusterPtr shared);
   ~ConnPool();
 
-  /// An idle connection if there is one, else a new one (connecting). Never null: connect
+  /// An idle connection if there is one, else a new one (connecting) — unless the cluster is
+  /// at its connection limit: then null, and the caller waits or fails fast (UO). Connect
   /// errors arrive through the client's on_upstream_failure. The request counts as issued.
   UpstreamConn* acquire(UpstreamClient* client);
   /// The client is done with `conn`. `reusable`: the exchange ended cleanly on both sides.
@@ -128,6 +141,7 @@ class ConnPool {
   const loop::Address& endpoint() const { return endpoint_; }
   loop::Loop& loop() { return loop_; }
   const PoolSettings& settings() const { return settings_; }
+  SharedCluster& shared() { return *shared_; }
 
  private:
   friend class UpstreamConn;
@@ -136,6 +150,7 @@ class ConnPool {
   loop::Loop& loop_;
   loop::Address endpoint_;
   PoolSettings settings_;
+  SharedClusterPtr shared_;
   LinkedList<UpstreamConn> idle_;  // most recently used at the back (LIFO keeps them warm)
   LinkedList<UpstreamConn> busy_;  // connecting or busy
   size_t idle_count_ = 0;

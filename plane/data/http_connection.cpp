@@ -2,7 +2,9 @@
 
 #include "core/base/log.h"
 #include "core/http/serializer.h"
+#include "plane/data/load_balancer.h"
 #include "plane/data/router.h"
+#include "plane/data/shadow.h"
 #include "plane/data/tunnel.h"
 
 namespace meshbox::data {
@@ -79,27 +81,6 @@ void append_to_list(http::HeaderMap& headers, std::string_view name, std::string
   headers.add(name, value);
 }
 
-/// Writes `head` (may be empty), a piece of body (chunk-framed if `chunked`) and, if `last`,
-/// the end of a chunked body — in one system call.
-void send(loop::TcpConn& conn, std::string_view head, const char* data, size_t len, bool chunked,
-          bool last) {
-  iovec parts[5];
-  size_t n = 0;
-  char size_line[24];
-  if (!head.empty()) parts[n++] = {const_cast<char*>(head.data()), head.size()};
-  if (len > 0) {
-    if (chunked) {
-      int w = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-      parts[n++] = {size_line, static_cast<size_t>(w)};
-    }
-    parts[n++] = {const_cast<char*>(data), len};
-    if (chunked) parts[n++] = {const_cast<char*>("\r\n"), 2};
-  }
-  if (last && chunked)
-    parts[n++] = {const_cast<char*>(http::kLastChunk.data()), http::kLastChunk.size()};
-  if (n > 0) conn.writev(parts, n);
-}
-
 }  // namespace
 
 HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
@@ -110,7 +91,12 @@ HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
       down_(std::move(conn)),
       parser_(http::Parser::Kind::Request, *this, listener.http.limits),
       timer_(worker.loop(), [this] { on_timeout(); }),
-      delay_timer_(worker.loop(), [this] { on_delay_done(); }) {
+      delay_timer_(worker.loop(), [this] { on_delay_done(); }),
+      retry_timer_(worker.loop(), [this] {
+        start_try();
+        flush_upstream_head();
+      }) {
+  waiter_.owner = this;
   client_ip_ = down_->peer().ip();
   down_->set_callbacks(this);
   down_->read_start();
@@ -219,7 +205,10 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   in_stream_ = true;
   request_done_ = response_started_ = downstream_chunked_ = upstream_keep_alive_ = false;
   retried_ = delaying_ = abort_after_delay_ = false;
-  delayed_body_.clear();
+  tried_.clear();
+  endpoint_ = SIZE_MAX;
+  retries_done_ = 0;
+  deadline_ms_ = 0;
   head_to_down_.clear();
   method_ = head.method;
   version_minor_ = head.version_minor;
@@ -228,6 +217,7 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   close_after_ = !head.keep_alive || worker_.draining();
   arm(Wait::RequestBody, listener_.http.idle_timeout_ms);
   if (!route(head)) return;
+  replayable_ = route_->retry.attempts > 0;
 
   if (head.method == "CONNECT") {
     connect_tunnel_ = true;
@@ -288,8 +278,30 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
 
   upstream_head_.clear();
   http::append_request_head(head, upstream_head_);
+  if (!route_->mirror.cluster.empty() && upgrade.empty() &&
+      roll(route_->mirror.per_million, worker_.random()))
+    start_shadow(head);
   if (delay) return start_delay();
-  send_upstream_head();
+  start_try();
+}
+
+void HttpConnection::start_shadow(http::RequestHead& head) {
+  ClusterStatePtr mirror = worker_.cluster(route_->mirror.cluster);
+  http::HeaderEntry* host = head.headers.find("host");
+  if (!mirror || !host) return;
+  // Envoy's shadow host: "-shadow" after the host name, before any port.
+  std::string original = host->value;
+  size_t colon = original.rfind(':');
+  bool has_port = colon != std::string::npos && original.find(']', colon) == std::string::npos;
+  host->value = has_port ? original.substr(0, colon) + "-shadow" + original.substr(colon)
+                         : original + "-shadow";
+  std::string& out = worker_.scratch();
+  http::append_request_head(head, out);
+  host->value = std::move(original);
+  shadow_ = Shadow::start(worker_, std::move(mirror), method_, out, upstream_chunked_,
+                          response_timeout_ms_);
+  MB_LOG_EVERY(5, Debug, "http", "{} mirrored to {}: {}", method_, route_->mirror.cluster,
+               shadow_ ? "sent" : "no endpoint or at a limit; dropped");
 }
 
 void HttpConnection::rewrite_request(http::RequestHead& head) {
@@ -314,8 +326,9 @@ void HttpConnection::rewrite_request(http::RequestHead& head) {
 
 void HttpConnection::start_delay() {
   // Reading stops so that a body does not pile up here; what this read already holds is kept
-  // in delayed_body_. timer_ is left as it is: the request's timeouts still run.
+  // in replay_. timer_ is left as it is: the request's timeouts still run.
   delaying_ = true;
+  awaiting_ = true;
   down_->read_stop();
   delay_timer_.start(route_->fault.delay_ms);
   MB_LOG_EVERY(5, Debug, "http", "{} {}: delayed {} ms ({})", method_, client_ip_,
@@ -326,30 +339,16 @@ void HttpConnection::on_delay_done() {
   if (!delaying_ || closing_) return;
   delaying_ = false;
   if (abort_after_delay_) {
-    delayed_body_.clear();
+    awaiting_ = false;
+    replay_.clear();
     LocalReply lr = fault_abort_reply(static_cast<int>(route_->fault.abort_status));
     if (request_done_)
       return local_reply(lr.status, lr.body, ResponseFlag::FaultInjected, close_after_);
     reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::FaultInjected);
     return resume_reading();
   }
-  send_upstream_head();
-  if (!up_) return;  // no endpoint: answered already
-  // What arrived while delayed goes first, with the head; then as on_body and
-  // on_message_complete would have done.
-  while (!delayed_body_.empty()) {
-    iovec piece;
-    delayed_body_.peek(&piece, 1);
-    send(up_->tcp(), take_upstream_head(), static_cast<const char*>(piece.iov_base), piece.iov_len,
-         upstream_chunked_, false);
-    delayed_body_.drain(piece.iov_len);
-  }
-  if (request_done_) {
-    send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
-    if (!response_started_) arm(Wait::Response, response_timeout_ms_);
-  } else {
-    flush_upstream_head();
-  }
+  start_try();
+  flush_upstream_head();
   resume_reading();
 }
 
@@ -357,18 +356,157 @@ void HttpConnection::resume_reading() {
   if (!closing_ && held_.size() <= kMaxHeldBytes) down_->read_start();
 }
 
-void HttpConnection::send_upstream_head() {
-  pool_ = cluster_->pick(worker_.random());
-  if (!pool_) {
-    // The rest of the request is not wanted; once it is complete (a replay, or after a fault
-    // delay) the parser must go on with the next one.
+void HttpConnection::start_try() {
+  awaiting_ = true;  // until a connection is had
+  auto give_up = [this](ResponseFlag flag) {
+    awaiting_ = replayable_ = false;
+    replay_.clear();
+    // The rest of the request is not wanted; once it is complete (a replay, a retry, or after
+    // a fault delay) the parser must go on with the next one.
     if (!request_done_) parser_.stop();
-    return fail_stream({ResponseFlag::NoHealthyUpstream, ErrorSource::Upstream, false, ""});
+    fail_stream({flag, ErrorSource::Upstream, false, ""});
+  };
+  size_t i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, tried_);
+  if (i == ClusterState::npos) return give_up(ResponseFlag::NoHealthyUpstream);
+  UpstreamConn* up = cluster_->pool(i).acquire(this);
+  if (!up) {
+    // At the connection limit. A kept-alive connection of another endpoint will do.
+    for (size_t k = 0; k < cluster_->spec().endpoints.size() && !up; ++k) {
+      if (cluster_->pool(k).idle_count() == 0) continue;
+      i = k;
+      up = cluster_->pool(k).acquire(this);
+    }
   }
-  up_ = pool_->acquire(this);
+  if (!up) {
+    // Wait for a connection (bounded by max_pending_requests), or fail fast.
+    if (cluster_->wait(&waiter_)) return;
+    cluster_->shared().count_overflow();
+    return give_up(ResponseFlag::Overflow);
+  }
+  awaiting_ = false;
+  pool_ = &cluster_->pool(i);
+  up_ = up;
+  endpoint_ = i;
+  tried_.push_back(i);
   up_->expect_response_to(method_);
-  // The head goes out with the first piece of body, or at the end of this read.
+  // The head goes out with the first piece of body, or at the end of this read; what
+  // arrived while no connection was had goes with it.
   up_head_pending_ = true;
+  if (!replay_.empty()) {
+    iovec pieces[16];
+    size_t n = replay_.peek(pieces, 16);
+    size_t skip = 0;
+    while (n > 0) {
+      for (size_t k = 0; k < n; ++k) {
+        send(up_->tcp(), take_upstream_head(), static_cast<const char*>(pieces[k].iov_base),
+             pieces[k].iov_len, upstream_chunked_, false);
+        skip += pieces[k].iov_len;
+      }
+      if (skip >= replay_.size()) break;
+      // More pieces than one peek returns: the rest, from a copy (rare: > 16 pieces).
+      std::string rest = replay_.to_string().substr(skip);
+      send(up_->tcp(), {}, rest.data(), rest.size(), upstream_chunked_, false);
+      break;
+    }
+    if (!replayable_ || replay_.size() > RetrySpec::kMaxReplayBody) {
+      replayable_ = false;
+      replay_.clear();
+    }
+  }
+  if (request_done_) {
+    send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
+    if (!response_started_) arm_response_timer();
+  }
+}
+
+void HttpConnection::on_connection_slot() {
+  if (closing_) return;
+  start_try();
+  flush_upstream_head();
+}
+
+void HttpConnection::arm_response_timer() {
+  if (deadline_ms_ == 0) deadline_ms_ = worker_.loop().now_ms() + response_timeout_ms_;
+  arm(Wait::Response, try_timeout_ms());
+}
+
+uint64_t HttpConnection::try_timeout_ms() {
+  uint64_t now = worker_.loop().now_ms();
+  uint64_t left = deadline_ms_ > now ? deadline_ms_ - now : 0;
+  uint64_t per_try = route_ ? route_->retry.per_try_timeout_ms : 0;
+  return up_ && per_try > 0 && per_try < left ? per_try : left;
+}
+
+bool HttpConnection::may_retry(TryFailure why, int status) {
+  if (!route_ || !cluster_ || response_started_ || !replayable_) return false;
+  const RetrySpec& r = route_->retry;
+  if (retries_done_ >= r.attempts) return false;
+  bool wanted = false;
+  switch (why) {
+    case TryFailure::ConnectFailure:
+      wanted = r.on & (RetrySpec::k5xx | RetrySpec::kGatewayError | RetrySpec::kConnectFailure |
+                       RetrySpec::kReset);
+      break;
+    case TryFailure::Reset:
+    case TryFailure::Timeout:
+      wanted = r.on & (RetrySpec::k5xx | RetrySpec::kGatewayError | RetrySpec::kReset);
+      break;
+    case TryFailure::Status: {
+      uint32_t code = static_cast<uint32_t>(status);
+      bool gateway = status == 502 || status == 503 || status == 504;
+      wanted =
+          ((r.on & RetrySpec::k5xx) && status >= 500) ||
+          ((r.on & RetrySpec::kGatewayError) && gateway) ||
+          ((r.on & RetrySpec::kRetriable4xx) && status == 409) ||
+          ((r.on & RetrySpec::kStatusCodes) &&
+           std::find(r.status_codes.begin(), r.status_codes.end(), code) != r.status_codes.end());
+      break;
+    }
+  }
+  if (!wanted) return false;
+  if (!retry_slot_) {
+    // The retry budget: a cluster in trouble is not sent a storm of retries on top.
+    if (!cluster_->shared().try_start_retry(cluster_->spec().limits.max_retries)) {
+      MB_LOG_EVERY(1, Debug, "http", "{}: retry budget exhausted; not retried",
+                   cluster_->spec().name);
+      return false;
+    }
+    retry_slot_ = true;
+  }
+  ++retries_done_;
+  return true;
+}
+
+void HttpConnection::schedule_retry() {
+  // Envoy's backoff: a random wait below 25 ms × (2^n − 1), at most 250 ms, for the n-th retry.
+  uint64_t cap = std::min<uint64_t>(250, 25 * ((uint64_t{1} << std::min(retries_done_, 4u)) - 1));
+  awaiting_ = true;
+  retry_timer_.start(worker_.random().below(cap) + 1);
+  // The route's timeout goes on running meanwhile.
+  if (request_done_) arm_response_timer();
+}
+
+void HttpConnection::report_outcome(SharedCluster::Outcome outcome, int status) {
+  if (!cluster_ || endpoint_ == SIZE_MAX) return;
+  const ClusterSpec& c = cluster_->spec();
+  if (!c.outlier.enabled()) return;
+  cluster_->shared().report(cluster_->health(endpoint_), outcome, status, c.outlier,
+                            c.endpoints.size());
+}
+
+void HttpConnection::end_stream_state() {
+  if (cluster_) {
+    cluster_->cancel_wait(&waiter_);
+    if (request_slot_) cluster_->shared().end_request();
+    if (retry_slot_) cluster_->shared().end_retry();
+  }
+  request_slot_ = retry_slot_ = awaiting_ = discard_response_ = false;
+  retry_timer_.stop();
+  replay_.clear();
+  if (shadow_) {
+    shadow_->detach(false);
+    shadow_ = nullptr;
+  }
 }
 
 std::string_view HttpConnection::take_upstream_head() {
@@ -382,8 +520,19 @@ void HttpConnection::flush_upstream_head() {
 }
 
 void HttpConnection::on_body(const char* data, size_t len) {
-  if (delaying_) return delayed_body_.append(data, len);
-  if (!up_) return;  // the stream already failed; the rest of the body is discarded
+  if (shadow_) shadow_->body(data, len);
+  if (awaiting_ || (replayable_ && up_)) {
+    replay_.append(data, len);
+    if (replay_.size() > RetrySpec::kMaxReplayBody) {
+      if (awaiting_) {
+        down_->read_stop();  // until a connection takes what is here
+      } else {
+        replayable_ = false;  // too big to send again: this try is the last
+        replay_.clear();
+      }
+    }
+  }
+  if (!up_ || awaiting_) return;  // no connection yet, or the stream failed
   send(up_->tcp(), take_upstream_head(), data, len, upstream_chunked_, false);
   if (up_->tcp().above_high_watermark()) down_->read_stop();
 }
@@ -391,13 +540,17 @@ void HttpConnection::on_body(const char* data, size_t len) {
 void HttpConnection::on_message_complete() {
   request_done_ = true;
   if (connect_tunnel_) return;
+  if (shadow_) {
+    shadow_->detach(true);
+    shadow_ = nullptr;
+  }
   if (up_) send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
   if (pending_reply_) {
     PendingReply p = std::move(*pending_reply_);
     pending_reply_.reset();
     return local_reply(p.status, p.body, p.flag, close_after_, p.extra_headers);
   }
-  if (!response_started_ && up_) arm(Wait::Response, response_timeout_ms_);
+  if (!response_started_ && (up_ || (awaiting_ && !delaying_))) arm_response_timer();
 }
 
 void HttpConnection::on_upstream_drained() {
@@ -406,6 +559,7 @@ void HttpConnection::on_upstream_drained() {
 
 bool HttpConnection::route(http::RequestHead& head) {
   // Before the old snapshot may go: these point into it.
+  end_stream_state();
   route_ = nullptr;
   match_ = nullptr;
   destination_ = nullptr;
@@ -423,6 +577,10 @@ bool HttpConnection::route(http::RequestHead& head) {
     reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::NoRouteFound);
     return false;
   }
+  cors_origin_.clear();
+  set_cookie_.clear();
+  has_hash_ = false;
+  if (r->cors.enabled && !cors(*r, head)) return false;
   switch (r->action) {
     case RouteSpec::Action::DirectResponse:
       reply_when_complete(static_cast<int>(r->direct_response.status), r->direct_response.body,
@@ -463,11 +621,60 @@ bool HttpConnection::route(http::RequestHead& head) {
     reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::NoClusterFound);
     return false;
   }
-  response_timeout_ms_ = r->timeout_ms ? r->timeout_ms : cluster_->spec().response_timeout_ms;
+  const ClusterSpec& spec = cluster_->spec();
+  if (!cluster_->shared().try_start_request(spec.limits.max_requests)) {
+    cluster_->shared().count_overflow();
+    LocalReply lr = local_reply_for({ResponseFlag::Overflow, ErrorSource::Upstream, false, ""});
+    reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::Overflow);
+    return false;
+  }
+  request_slot_ = true;
+  if (spec.hash.kind != HashPolicySpec::Kind::None) {
+    if (auto h = request_hash(spec.hash, head.headers, in.query, client_ip_)) {
+      hash_ = *h;
+      has_hash_ = true;
+    } else if (spec.hash.kind == HashPolicySpec::Kind::Cookie) {
+      // No cookie yet: make one, route by it, and give it to the client (Envoy's generated
+      // cookie), so its next requests reach the same endpoint.
+      char id[36];
+      worker_.random().uuid4(id);
+      std::string value(id, sizeof id);
+      hash_ = hash_bytes(value);
+      has_hash_ = true;
+      set_cookie_ = spec.hash.name + "=" + value;
+      if (!spec.hash.cookie_path.empty()) set_cookie_ += "; Path=" + spec.hash.cookie_path;
+      if (spec.hash.cookie_ttl_ms > 0)
+        set_cookie_ += "; Max-Age=" + std::to_string(spec.hash.cookie_ttl_ms / 1000);
+      set_cookie_ += "; HttpOnly";
+    }
+  }
+  response_timeout_ms_ = r->timeout_ms ? r->timeout_ms : spec.response_timeout_ms;
   route_ = r;
   match_ = hit.match;
   destination_ = wc;
   return true;
+}
+
+bool HttpConnection::cors(const RouteSpec& r, const http::RequestHead& head) {
+  const std::string* origin = head.headers.get("origin");
+  if (!origin) return true;
+  const CorsSpec& c = r.cors;
+  bool allowed = std::any_of(c.allow_origins.begin(), c.allow_origins.end(),
+                             [&](const StringMatcher& m) { return m.matches(*origin); });
+  if (!allowed) return true;  // no CORS headers: the browser refuses the response
+  bool preflight = head.method == "OPTIONS" && head.headers.has("access-control-request-method");
+  if (!preflight) {
+    cors_origin_ = *origin;
+    return true;
+  }
+  // A preflight from an allowed origin is answered here (Envoy's CORS filter).
+  std::string h = "access-control-allow-origin: " + *origin + "\r\n";
+  if (!c.allow_methods.empty()) h += "access-control-allow-methods: " + c.allow_methods + "\r\n";
+  if (!c.allow_headers.empty()) h += "access-control-allow-headers: " + c.allow_headers + "\r\n";
+  if (!c.max_age.empty()) h += "access-control-max-age: " + c.max_age + "\r\n";
+  if (c.allow_credentials) h += "access-control-allow-credentials: true\r\n";
+  reply_when_complete(200, "", ResponseFlag::None, std::move(h));
+  return false;
 }
 
 void HttpConnection::reply_when_complete(int status, std::string body, ResponseFlag flag,
@@ -483,6 +690,7 @@ void HttpConnection::reply_when_complete(int status, std::string body, ResponseF
 // ---- the response ---------------------------------------------------------------------------
 
 void HttpConnection::on_upstream_head(http::ResponseHead& head) {
+  if (discard_response_) return;
   if (head.status < 200 && head.status != 101) {
     // 1xx: 100 was answered by the proxy itself; pass others (103…) to HTTP/1.1 clients.
     if (head.status != 100 && version_minor_ == 1) {
@@ -490,6 +698,15 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
       http::append_response_head(head, head_to_down_);
     }
     return;
+  }
+  if (head.status != 101) {
+    report_outcome(
+        head.status >= 500 ? SharedCluster::Outcome::Status5xx : SharedCluster::Outcome::Success,
+        head.status);
+    if (may_retry(TryFailure::Status, head.status)) {
+      discard_response_ = true;  // read it out, then try again
+      return;
+    }
   }
   response_started_ = true;
   upstream_keep_alive_ = head.keep_alive;
@@ -502,6 +719,13 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
     apply_header_ops(route_->response_headers, h);
     if (destination_) apply_header_ops(destination_->response_headers, h);
   }
+  if (!cors_origin_.empty()) {
+    const CorsSpec& c = route_->cors;
+    h.set("access-control-allow-origin", cors_origin_);
+    if (c.allow_credentials) h.set("access-control-allow-credentials", "true");
+    if (!c.expose_headers.empty()) h.set("access-control-expose-headers", c.expose_headers);
+  }
+  if (!set_cookie_.empty()) h.add("set-cookie", set_cookie_);
   switch (head.framing) {
     case http::Framing::Chunked:
     case http::Framing::UntilClose:
@@ -532,6 +756,7 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
 }
 
 void HttpConnection::on_upstream_body(const char* data, size_t len) {
+  if (discard_response_) return;
   send(*down_, head_to_down_, data, len, downstream_chunked_, false);
   head_to_down_.clear();
   if (down_->above_high_watermark() && up_) up_->tcp().read_stop();
@@ -545,6 +770,11 @@ void HttpConnection::on_upstream_read_done() {
 }
 
 void HttpConnection::on_upstream_complete() {
+  if (discard_response_) {
+    discard_response_ = false;
+    release_upstream(false);
+    return schedule_retry();
+  }
   send(*down_, head_to_down_, nullptr, 0, downstream_chunked_, true);
   head_to_down_.clear();
   release_upstream(upstream_keep_alive_ && request_done_);
@@ -554,17 +784,27 @@ void HttpConnection::on_upstream_complete() {
 void HttpConnection::on_upstream_failure(UpstreamFailure why, bool got_response_bytes) {
   bool was_reused = up_ && up_->reused();
   release_upstream(false);
+  if (discard_response_) {
+    discard_response_ = false;  // the retry was decided at its head already
+    return schedule_retry();
+  }
   // A kept-alive connection the upstream closed meanwhile fails at once, before any byte of
   // the response: replay the request once on a new connection when nothing was lost (no
   // body) and replaying cannot repeat a side effect (an idempotent method, as nginx does).
   if (why == UpstreamFailure::Reset && was_reused && !got_response_bytes && !retried_ &&
       !request_has_body_ && request_done_ && is_idempotent(method_)) {
     retried_ = true;
-    send_upstream_head();
+    start_try();
     return flush_upstream_head();
   }
   head_to_down_.clear();
   if (response_started_) return close_with_reset();
+  report_outcome(SharedCluster::Outcome::LocalFailure, 0);
+  if (why != UpstreamFailure::ProtocolError &&
+      may_retry(
+          why == UpstreamFailure::ConnectFailed ? TryFailure::ConnectFailure : TryFailure::Reset,
+          0))
+    return schedule_retry();
   switch (why) {
     case UpstreamFailure::ConnectFailed:
       return fail_stream({ResponseFlag::UpstreamConnectFailure, ErrorSource::Upstream, true, ""});
@@ -585,6 +825,7 @@ void HttpConnection::on_upstream_upgrade(const char* early, size_t len) {
   on_upstream_read_done();  // the 101 head
   loop::TcpConnPtr up = up_->take_tcp();
   release_upstream(false);
+  end_stream_state();
   Buffer to_down;
   to_down.append(early, len);
   timer_.stop();
@@ -599,10 +840,18 @@ void HttpConnection::release_upstream(bool reusable) {
   UpstreamConn* up = up_;
   up_ = nullptr;
   pool_->release(up, reusable);
+  // A request here waiting for a connection takes the one just released; with none here but
+  // some on other workers, idle connections here would hold slots they need.
+  if (cluster_ && cluster_->has_waiters()) {
+    cluster_->on_slot_freed();
+  } else if (cluster_ && cluster_->shared().pending() > 0) {
+    cluster_->shed_idle();
+  }
 }
 
 void HttpConnection::finish_stream() {
   in_stream_ = false;
+  end_stream_state();
   if (close_after_ || !request_done_ || upgrade_pending_) return close_after_flush();
   arm(Wait::Idle, listener_.http.idle_timeout_ms);
   if (parser_paused_) {
@@ -618,7 +867,8 @@ void HttpConnection::finish_stream() {
 void HttpConnection::start_connect_tunnel() {
   // CONNECT is terminated here: the proxy opens a TCP connection to the route's upstream and,
   // once it is up, answers 200 and splices the two sockets (Envoy's connect_config).
-  ConnPool* pool = cluster_->pick(worker_.random());
+  size_t i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, {});
+  ConnPool* pool = i == ClusterState::npos ? nullptr : &cluster_->pool(i);
   const loop::Address* to = pool ? &pool->endpoint() : nullptr;
   if (!to) {
     parser_.stop();
@@ -645,6 +895,7 @@ void HttpConnection::on_connect_result(bool ok) {
   down_->write("HTTP/1.1 200 Connection Established\r\n\r\n");
   loop::TcpConnPtr up = std::move(connect_->conn);
   connect_.reset();
+  end_stream_state();
   timer_.stop();
   closing_ = closed_ = true;
   Tunnel::splice(worker_, std::move(down_), std::move(up), std::move(held_), Buffer(),
@@ -688,13 +939,22 @@ void HttpConnection::on_timeout() {
       release_upstream(false);
       if (connect_) return close();
       return local_reply(408, "request body timeout\n", ResponseFlag::StreamIdleTimeout, true);
-    case Wait::Response:
-      release_upstream(false);
+    case Wait::Response: {
       if (connect_) {
+        release_upstream(false);
         connect_.reset();
         return fail_stream({ResponseFlag::UpstreamConnectFailure, ErrorSource::Upstream, true, ""});
       }
+      // A try's own timeout (per_try_timeout) may be retried; the route's may not.
+      bool discarding = discard_response_;
+      discard_response_ = false;
+      if (up_ && !discarding) report_outcome(SharedCluster::Outcome::LocalFailure, 0);
+      release_upstream(false);
+      bool in_time = deadline_ms_ > 0 && worker_.loop().now_ms() < deadline_ms_;
+      if (in_time && (discarding || may_retry(TryFailure::Timeout, 0))) return schedule_retry();
+      end_stream_state();
       return fail_stream({ResponseFlag::UpstreamRequestTimeout, ErrorSource::Upstream, false, ""});
+    }
     case Wait::ResponseBody:
       release_upstream(false);
       return close_with_reset();
@@ -715,6 +975,7 @@ void HttpConnection::close_after_flush() {
   delay_timer_.stop();
   down_->read_stop();
   release_upstream(false);
+  end_stream_state();
   // Bounded: a client that never reads gets the connection closed anyway.
   arm(Wait::Flush, listener_.http.idle_timeout_ms);
   down_->notify_when_flushed();
@@ -733,6 +994,7 @@ void HttpConnection::close() {
   delaying_ = false;
   delay_timer_.stop();
   release_upstream(false);
+  end_stream_state();
   connect_.reset();
   down_.reset();
   worker_.remove(this);

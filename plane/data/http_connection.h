@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/base/buffer.h"
 #include "core/http/parser.h"
@@ -75,13 +76,24 @@ class HttpConnection : public ActiveConnection,
   void on_parse_error();
   void on_timeout();
   void arm(Wait what, uint64_t ms);
-  void send_upstream_head();
   void flush_upstream_head();
   std::string_view take_upstream_head();
   bool route(http::RequestHead& head);
   void rewrite_request(http::RequestHead& head);
   void start_delay();
   void on_delay_done();
+  // Tries, retries and the circuit breaker.
+  enum class TryFailure { ConnectFailure, Reset, Timeout, Status };
+  void start_try();
+  void on_connection_slot();
+  bool may_retry(TryFailure why, int status);
+  void schedule_retry();
+  void report_outcome(SharedCluster::Outcome outcome, int status);
+  uint64_t try_timeout_ms();
+  void arm_response_timer();
+  void end_stream_state();
+  bool cors(const RouteSpec& r, const http::RequestHead& head);
+  void start_shadow(http::RequestHead& head);
   void resume_reading();
   void reply_when_complete(int status, std::string body, ResponseFlag flag,
                            std::string extra_headers = {});
@@ -117,10 +129,34 @@ class HttpConnection : public ActiveConnection,
   uint64_t response_timeout_ms_ = 0;
   // A fault delay: its own timer, so that timer_ keeps measuring the request's timeouts
   // meanwhile. The client is not read while delayed; the body bytes already read and parsed
-  // (at most a read plus held_, so bounded) wait in delayed_body_.
+  // (at most a read plus held_, so bounded) wait in replay_.
   loop::Timer delay_timer_;
-  Buffer delayed_body_;
   bool delaying_ = false;
+  // Tries. While no upstream connection is had (a fault delay, a wait for a connection slot,
+  // a retry's backoff) `awaiting_` is set and the body is kept in replay_; reading stops
+  // once it holds kMaxReplayBody. With retries on, replay_ keeps the whole body sent so far
+  // as long as it fits (replayable_), so a try can be sent again.
+  struct Waiter : ConnWaiter {
+    HttpConnection* owner = nullptr;
+    void on_connection_slot() override { owner->on_connection_slot(); }
+  };
+  Waiter waiter_;
+  loop::Timer retry_timer_;
+  Buffer replay_;
+  std::vector<size_t> tried_;   // endpoints of this request's tries (cluster_ indices)
+  size_t endpoint_ = SIZE_MAX;  // the current try's
+  uint32_t retries_done_ = 0;
+  uint64_t deadline_ms_ = 0;  // loop time the route timeout ends; 0 = not started
+  uint64_t hash_ = 0;         // the request's hash, for a ring-hash cluster
+  bool has_hash_ = false;
+  bool awaiting_ = false;
+  bool replayable_ = false;
+  bool discard_response_ = false;   // a retried try's response: read and dropped
+  bool request_slot_ = false;       // holds one of the cluster's max_requests
+  bool retry_slot_ = false;         // holds one of the cluster's retries
+  std::string set_cookie_;          // a hash cookie to give the client ("" = none)
+  std::string cors_origin_;         // the allowed Origin of a CORS request ("" = none)
+  class Shadow* shadow_ = nullptr;  // the request's mirror, while its body streams
   bool abort_after_delay_ = false;  // the fault's abort fired too: it answers once delayed
   std::string target_;              // a rewritten request target (keeps its storage)
   // A local answer (no route, direct response, redirect) to a request whose body is still

@@ -1,40 +1,120 @@
 #include "plane/data/tunnel.h"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "core/base/log.h"
+#include "plane/data/sni.h"
 
 namespace meshbox::data {
 
-Tunnel::Tunnel(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, uint64_t idle_timeout_ms)
+namespace {
+
+/// An endpoint of cluster `name` in the worker's current snapshot, picked by the cluster's
+/// balancer; null (and `why`) if there is none. Valid until the callback returns.
+ConnPool* pick_endpoint(Worker& worker, const std::string& name, uint64_t& connect_timeout_ms,
+                        std::string& why) {
+  ClusterStatePtr cluster = worker.cluster(name);
+  if (!cluster) {
+    why = fmt::format("no cluster {}", name);
+    return nullptr;
+  }
+  // TODO(l4): a consistent-hash cluster could hash the client's address (Envoy's tcp_proxy
+  // does for use_source_ip); for now a TCP connection goes where the ring puts "no hash".
+  size_t endpoint = cluster->pick(worker.random(), nullptr, {});
+  if (endpoint == ClusterState::npos) {
+    why = fmt::format("cluster {} has no usable endpoint", name);
+    return nullptr;
+  }
+  connect_timeout_ms = cluster->spec().connect_timeout_ms;
+  return &cluster->pool(endpoint);
+}
+
+}  // namespace
+
+const L4RouteSpec* select_l4_route(const std::vector<L4RouteSpec>& routes,
+                                   std::optional<std::string_view> sni) {
+  const L4RouteSpec* best = nullptr;
+  int best_rank = -1;
+  for (const auto& r : routes) {
+    int rank = r.sni_hosts.empty() ? 0 : -1;
+    for (const auto& pattern : r.sni_hosts)
+      rank = std::max(rank, sni_match_rank(pattern, sni));
+    if (rank > best_rank) {
+      best = &r;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
+const std::string& pick_l4_cluster(const L4RouteSpec& route, Random& random) {
+  uint64_t total = 0;
+  for (const auto& c : route.clusters)
+    total += c.weight;
+  uint64_t draw = random.below(total);
+  for (const auto& c : route.clusters) {
+    if (draw < c.weight) return c.cluster;
+    draw -= c.weight;
+  }
+  return route.clusters.front().cluster;  // every weight 0
+}
+
+Tunnel::Tunnel(Worker& worker, loop::TcpConnPtr down, uint64_t idle_timeout_ms)
     : worker_(worker),
-      timer_(worker.loop(), [this] { close(); }),
+      timer_(worker.loop(), [this] { on_timeout(); }),
       idle_timeout_ms_(idle_timeout_ms) {
   down_.tunnel = up_.tunnel = this;
   down_.peer = &up_;
   up_.peer = &down_;
   down_.conn = std::move(down);
-  up_.conn = std::move(up);
   down_.conn->set_callbacks(&down_);
+}
+
+void Tunnel::set_up(loop::TcpConnPtr up) {
+  up_.conn = std::move(up);
   up_.conn->set_callbacks(&up_);
 }
 
-Tunnel* Tunnel::proxy(Worker& worker, const ListenerSpec& listener, ClusterState& cluster,
-                      loop::TcpConnPtr down) {
-  ConnPool* pool = cluster.pick(worker.random());
-  if (!pool) return nullptr;
-  const loop::Address* to = &pool->endpoint();
-  auto* t = new Tunnel(worker, std::move(down), loop::TcpConn::create(worker.loop()),
-                       listener.tcp_idle_timeout_ms);
-  Status s = t->up_.conn->connect(*to);
+Tunnel* Tunnel::accept(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
+                       loop::TcpConnPtr down) {
+  if (listener.tls_inspector) {
+    auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
+    t->snapshot_ = std::move(snapshot);
+    t->listener_ = &listener;
+    t->inspecting_ = true;
+    t->timer_.start(listener.tls_inspect_timeout_ms);
+    t->down_.conn->read_start();
+    return t;
+  }
+  const std::string* cluster = &listener.cluster;
+  if (!listener.l4_routes.empty()) {
+    const L4RouteSpec* route = select_l4_route(listener.l4_routes, std::nullopt);
+    if (!route || route->clusters.empty()) return nullptr;
+    cluster = &pick_l4_cluster(*route, worker.random());
+  }
+  uint64_t connect_timeout_ms = 0;
+  std::string why;
+  ConnPool* pool = pick_endpoint(worker, *cluster, connect_timeout_ms, why);
+  if (!pool) {
+    MB_LOG_EVERY(10, Debug, "tunnel", "listener {}: connection closed: {}", listener.name, why);
+    return nullptr;
+  }
+  auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
+  t->set_up(loop::TcpConn::create(worker.loop()));
+  Status s = t->up_.conn->connect(pool->endpoint());
   // The client may talk first: its bytes wait in the upstream's output buffer until the
   // connection is up, bounded by the watermark like any other write.
   t->down_.conn->read_start();
-  t->timer_.start(s.is_ok() ? cluster.spec().connect_timeout_ms : 0);
+  t->timer_.start(s.is_ok() ? connect_timeout_ms : 0);
   return t;
 }
 
 void Tunnel::splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, Buffer to_up,
                     Buffer to_down, uint64_t idle_timeout_ms) {
-  auto* t = new Tunnel(worker, std::move(down), std::move(up), idle_timeout_ms);
+  auto* t = new Tunnel(worker, std::move(down), idle_timeout_ms);
+  t->set_up(std::move(up));
   worker.track(t);
   t->up_.conn->write(std::move(to_up));
   t->down_.conn->write(std::move(to_down));
@@ -43,12 +123,77 @@ void Tunnel::splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, 
   t->touch();
 }
 
+void Tunnel::on_hello_data(const char* data, size_t len) {
+  hello_.append(data, len);
+  SniResult hello = parse_sni(hello_);
+  switch (hello.kind) {
+    case SniResult::Kind::NeedMore:
+      return;
+    case SniResult::Kind::NotTls:
+    case SniResult::Kind::Error:
+      reject(hello.error);
+      return;
+    case SniResult::Kind::Sni:
+    case SniResult::Kind::NoSni:
+      break;
+  }
+  std::optional<std::string_view> sni;
+  if (hello.kind == SniResult::Kind::Sni) sni = hello.name;
+  const L4RouteSpec* route = select_l4_route(listener_->l4_routes, sni);
+  if (!route || route->clusters.empty()) {
+    // Envoy: no filter chain matches the server name; the connection is reset.
+    reject(sni ? fmt::format("no route for SNI {}", *sni)
+               : "no route for a ClientHello without SNI");
+    return;
+  }
+  uint64_t connect_timeout_ms = 0;
+  std::string why;
+  ConnPool* pool =
+      pick_endpoint(worker_, pick_l4_cluster(*route, worker_.random()), connect_timeout_ms, why);
+  if (!pool) {
+    reject(why);
+    return;
+  }
+  MB_TRACE("tunnel", "listener {}: SNI {} → route {}", listener_->name, sni ? *sni : "(none)",
+           route->name);
+  inspecting_ = false;
+  listener_ = nullptr;
+  snapshot_.reset();  // the route is chosen: new snapshots may retire this one
+  set_up(loop::TcpConn::create(worker_.loop()));
+  Status s = up_.conn->connect(pool->endpoint());
+  // The ClientHello goes first, held in the upstream's output until the connection is up.
+  up_.conn->write(hello_);
+  std::string().swap(hello_);
+  timer_.start(s.is_ok() ? connect_timeout_ms : 0);
+}
+
+void Tunnel::reject(std::string_view why) {
+  MB_LOG_EVERY(10, Debug, "tunnel", "listener {}: {}: connection from {} reset",
+               listener_ ? listener_->name : "?", why, down_.conn->peer().to_string());
+  // TODO(stats): count rejections per listener and reason once workers have a stats shard.
+  down_.conn->close_reset();
+  close();
+}
+
+void Tunnel::on_timeout() {
+  if (inspecting_) {
+    reject(fmt::format("no whole ClientHello after {} ms", listener_->tls_inspect_timeout_ms));
+  } else {
+    close();  // connect or idle timeout
+  }
+}
+
+void Tunnel::drain() {
+  if (inspecting_) close();
+}
+
 void Tunnel::close() {
   if (closed_) return;
   closed_ = true;
   timer_.stop();
   down_.conn.reset();
   up_.conn.reset();
+  snapshot_.reset();
   worker_.remove(this);
 }
 
@@ -59,6 +204,10 @@ void Tunnel::Side::on_connected() {
 }
 
 void Tunnel::Side::on_data(const char* data, size_t len) {
+  if (tunnel->inspecting_) {
+    tunnel->on_hello_data(data, len);  // only the client is read while inspecting
+    return;
+  }
   tunnel->touch();
   peer->conn->write(data, len);
   if (peer->conn->above_high_watermark()) conn->read_stop();
@@ -71,6 +220,11 @@ void Tunnel::Side::on_drained() {
 
 void Tunnel::Side::on_eof() {
   eof = true;
+  if (tunnel->inspecting_) {
+    // The client gave up before its ClientHello was whole: nothing to route.
+    tunnel->close();
+    return;
+  }
   peer->conn->shutdown();  // FIN after everything already queued
 }
 

@@ -1,11 +1,24 @@
 // Tunnel: bytes both ways between two TCP connections, with backpressure (a side stops
 // reading while the other's output is above its high watermark) and half-close (a FIN from
 // one side is passed on after its bytes; the tunnel ends when both directions are done).
-// Used by TCP listeners (the L4 proxy) and by HTTP connections after an Upgrade (101) or a
-// CONNECT. Loop thread only; owned by its Worker's connection list.
+// Used by TCP listeners (the L4 proxy, Envoy's tcp_proxy) and by HTTP connections after an
+// Upgrade (101) or a CONNECT. Loop thread only; owned by its Worker's connection list.
+//
+// On a TCP listener a tunnel first picks its route (ListenerSpec::l4_routes): at once, or,
+// with the listener's tls_inspector, once the client's ClientHello is whole (plane/data/sni.h).
+// The ClientHello is read, never answered: it is held (at most kMaxClientHelloBytes and one
+// read), then sent upstream ahead of whatever follows, so TLS runs end to end (passthrough).
+// The route's cluster is drawn by weight for each connection, then resolved in the worker's
+// current snapshot.
 #pragma once
 
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "core/base/buffer.h"
+#include "core/base/random.h"
 #include "core/loop/tcp_conn.h"
 #include "core/loop/timer.h"
 #include "plane/data/worker.h"
@@ -14,16 +27,20 @@ namespace meshbox::data {
 
 class Tunnel : public ActiveConnection {
  public:
-  /// TCP listener: connects to the cluster and pipes `down` to it. Null if the cluster has no
-  /// endpoint (`down` is then closed).
-  static Tunnel* proxy(Worker& worker, const ListenerSpec& listener, ClusterState& cluster,
-                       loop::TcpConnPtr down);
+  /// A TCP listener's new connection: routes it (now, or after its ClientHello) and connects
+  /// upstream. `snapshot` is the worker's at accept time; the tunnel keeps it only until the
+  /// route is chosen. Null if the connection cannot be routed now (no route, cluster or
+  /// endpoint): `down` is then closed. The caller tracks the tunnel.
+  static Tunnel* accept(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
+                        loop::TcpConnPtr down);
   /// Takes over two connected sockets (after an HTTP upgrade). `to_up`/`to_down` are bytes
   /// already read that belong to the other side. The worker tracks the new tunnel.
   static void splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, Buffer to_up,
                      Buffer to_down, uint64_t idle_timeout_ms);
 
-  void drain() override {}  // a tunnel has no request boundary; it ends with the deadline
+  /// A tunnel has no request boundary: it ends with the drain deadline. One still waiting for
+  /// its ClientHello has nothing in flight and closes now.
+  void drain() override;
   void abort() override { close(); }
 
  private:
@@ -41,15 +58,43 @@ class Tunnel : public ActiveConnection {
     void on_flushed() override;
   };
 
-  Tunnel(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, uint64_t idle_timeout_ms);
-  void touch() { timer_.start(idle_timeout_ms_); }
+  Tunnel(Worker& worker, loop::TcpConnPtr down, uint64_t idle_timeout_ms);
+  void set_up(loop::TcpConnPtr up);
+  /// Connects upstream to an endpoint of `route`'s cluster picked for this connection; false
+  /// (nothing started) if there is none. `why` gets the reason.
+  bool connect(const L4RouteSpec& route, std::string& why);
+  /// Bytes from the client while the ClientHello is incomplete.
+  void on_hello_data(const char* data, size_t len);
+  /// Refuses a connection still being inspected: logged, then reset.
+  void reject(std::string_view why);
+  void on_timeout();
+  /// Restarts the idle timeout; not while the upstream connects, so that bytes the client
+  /// sends meanwhile do not replace the connect timeout.
+  void touch() {
+    if (!up_.conn || !up_.conn->connecting()) timer_.start(idle_timeout_ms_);
+  }
   void close();
 
   Worker& worker_;
   Side down_, up_;
-  loop::Timer timer_;  // connect timeout, then idle timeout
+  loop::Timer timer_;  // ClientHello timeout, then connect timeout, then idle timeout
   uint64_t idle_timeout_ms_;
+  // While the ClientHello is read (tls_inspector): the snapshot holding the listener, and
+  // every byte the client sent.
+  SnapshotConstPtr snapshot_;
+  const ListenerSpec* listener_ = nullptr;
+  std::string hello_;
+  bool inspecting_ = false;
   bool closed_ = false;
 };
+
+/// The route for a connection whose ClientHello named `sni` (nullopt: no name; also for TCP
+/// listeners, whose routes have no sni_hosts): the most specific match (sni_match_rank; an
+/// empty sni_hosts ranks as "*"), the first among equals. Null if none matches.
+const L4RouteSpec* select_l4_route(const std::vector<L4RouteSpec>& routes,
+                                   std::optional<std::string_view> sni);
+
+/// One of `route`'s clusters, drawn by weight (`route.clusters` is not empty).
+const std::string& pick_l4_cluster(const L4RouteSpec& route, Random& random);
 
 }  // namespace meshbox::data

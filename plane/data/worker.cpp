@@ -2,39 +2,88 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/base/log.h"
 #include "plane/data/http_connection.h"
 #include "plane/data/tunnel.h"
 
 namespace meshbox::data {
 
-ClusterState::ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools)
-    : spec_(spec), pools_(std::move(pools)) {}
-
-ConnPool* ClusterState::pick(Random& random) {
-  size_t n = pools_.size();
-  if (n == 0) return nullptr;
-  switch (spec_.lb_policy) {
-    case LbPolicy::Random:
-      return pools_[random.below(n)].get();
-    case LbPolicy::LeastRequest: {
-      // Power of two choices (Envoy's default for LEAST_REQUEST).
-      ConnPool* a = pools_[random.below(n)].get();
-      ConnPool* b = pools_[random.below(n)].get();
-      return b->active_count() < a->active_count() ? b : a;
-    }
-    case LbPolicy::RoundRobin:
-      break;
-  }
-  if (next_ >= n) next_ = 0;
-  return pools_[next_++].get();
+ClusterState::ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools,
+                           SharedClusterPtr shared)
+    : spec_(spec), pools_(std::move(pools)), shared_(std::move(shared)), lb_(spec_) {
+  health_.reserve(spec_.endpoints.size());
+  for (const auto& ep : spec_.endpoints)
+    health_.push_back(shared_->endpoint(ep.address.to_string()));
 }
 
-Worker::Worker(int id, const SnapshotPublisher& source, OnApplied on_applied)
+ClusterState::~ClusterState() {
+  waiters_.for_each([this](ConnWaiter* w) { cancel_wait(w); });
+}
+
+size_t ClusterState::pick(Random& random, const uint64_t* hash, const std::vector<size_t>& tried) {
+  if (pools_.empty()) return npos;
+  // The clock is read only for clusters with outlier detection.
+  uint64_t now = spec_.outlier.enabled() ? shared_now_ms() : 0;
+  auto load = [this](size_t i) { return pools_[i]->active_count(); };
+  auto not_ejected = [&](size_t i) { return !now || !health_[i]->ejected(now); };
+  if (!tried.empty()) {
+    // A retry: another endpoint than the ones tried, if there is one (Istio's default
+    // previous_hosts predicate).
+    size_t i = lb_.pick(
+        random, hash,
+        [&](size_t e) {
+          return not_ejected(e) && std::find(tried.begin(), tried.end(), e) == tried.end();
+        },
+        load);
+    if (i != npos) return i;
+  }
+  return lb_.pick(random, hash, not_ejected, load);
+}
+
+bool ClusterState::wait(ConnWaiter* w) {
+  if (!shared_->try_add_pending(spec_.limits.max_pending_requests)) return false;
+  waiters_.push_back(w);
+  // Workers may sit on idle connections of this cluster: have them let go.
+  shared_->shed_idle_everywhere();
+  return true;
+}
+
+void ClusterState::cancel_wait(ConnWaiter* w) {
+  if (!w->linked()) return;
+  w->unlink();
+  shared_->remove_pending();
+}
+
+void ClusterState::on_slot_freed() {
+  // Each waiter tries once; one that has to wait again goes to the back, and stops the round.
+  size_t n = waiters_.size();
+  for (size_t i = 0; i < n && !waiters_.empty(); ++i) {
+    ConnWaiter* w = waiters_.front();
+    cancel_wait(w);
+    w->on_connection_slot();
+    if (w->linked()) break;
+  }
+}
+
+void ClusterState::shed_idle() {
+  for (auto& p : pools_)
+    p->close_idle();
+}
+
+Worker::Worker(int id, const SnapshotPublisher& source, SharedClusters& shared,
+               OnApplied on_applied)
     : id_(id),
       source_(source),
+      shared_(shared),
       on_applied_(std::move(on_applied)),
-      thread_("mb-worker-" + std::to_string(id)) {}
+      thread_("mb-worker-" + std::to_string(id)) {
+  // Other workers wake this one from their threads, even while it ends.
+  shared_.add_worker([this](const std::string& cluster, SharedClusters::Event event) {
+    thread_.try_post([this, cluster, event] { on_cluster_event(cluster, event); });
+  });
+}
 
 Worker::~Worker() {
   (void)join();
@@ -98,16 +147,19 @@ void Worker::apply_clusters(const Snapshot& snap) {
   std::map<std::string, std::shared_ptr<ConnPool>> pools;
   for (const auto& spec : snap.clusters) {
     PoolSettings settings = PoolSettings::of(spec);
+    SharedClusterPtr shared = shared_.get(spec.name);
     std::vector<std::shared_ptr<ConnPool>> endpoint_pools;
     for (const auto& ep : spec.endpoints) {
       std::string key =
-          fmt::format("{}|{}|{}|{}", ep.address.to_string(), settings.connect_timeout_ms,
-                      settings.idle_timeout_ms, settings.max_idle);
+          fmt::format("{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
+                      settings.connect_timeout_ms, settings.idle_timeout_ms, settings.max_idle,
+                      settings.max_connections, settings.max_requests_per_connection);
       auto& pool = pools[key];
       if (!pool) {
         auto old = pools_.find(key);
-        pool = old != pools_.end() ? old->second
-                                   : std::make_shared<ConnPool>(loop(), ep.address, settings);
+        pool = old != pools_.end()
+                   ? old->second
+                   : std::make_shared<ConnPool>(loop(), ep.address, settings, shared);
       }
       endpoint_pools.push_back(pool);
     }
@@ -116,7 +168,8 @@ void Worker::apply_clusters(const Snapshot& snap) {
     if (old != clusters_.end() && old->second->spec() == spec) {
       clusters.emplace(spec.name, old->second);
     } else {
-      clusters.emplace(spec.name, std::make_shared<ClusterState>(spec, std::move(endpoint_pools)));
+      clusters.emplace(spec.name, std::make_shared<ClusterState>(spec, std::move(endpoint_pools),
+                                                                 std::move(shared)));
     }
   }
   // Pools no cluster uses any more lose their idle connections now; busy ones finish first.
@@ -124,6 +177,14 @@ void Worker::apply_clusters(const Snapshot& snap) {
     if (!pools.count(key)) pool->close_idle();
   clusters_ = std::move(clusters);
   pools_ = std::move(pools);
+  shared_.sweep();
+}
+
+void Worker::on_cluster_event(const std::string& name, SharedClusters::Event event) {
+  ClusterStatePtr c = cluster(name);
+  if (!c) return;
+  if (event == SharedClusters::Event::SlotFreed) return c->on_slot_freed();
+  c->shed_idle();
 }
 
 ClusterStatePtr Worker::cluster(std::string_view name) const {
@@ -139,8 +200,7 @@ void Worker::on_accept(Listener* listener, loop::TcpConnPtr conn) {
   if (!spec) return;
   ActiveConnection* c;
   if (spec->protocol == ListenerSpec::Protocol::Tcp) {
-    ClusterStatePtr cluster = this->cluster(spec->cluster);
-    c = cluster ? Tunnel::proxy(*this, *spec, *cluster, std::move(conn)) : nullptr;
+    c = Tunnel::accept(*this, snapshot_, *spec, std::move(conn));
   } else {
     c = new HttpConnection(*this, snapshot_, *spec, std::move(conn));
   }

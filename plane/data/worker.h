@@ -21,6 +21,8 @@
 #include "core/loop/tcp_listener.h"
 #include "core/loop/timer.h"
 #include "plane/data/conn_pool.h"
+#include "plane/data/load_balancer.h"
+#include "plane/data/shared_cluster.h"
 #include "plane/snapshot.h"
 
 namespace meshbox::data {
@@ -34,20 +36,55 @@ class ActiveConnection : public LinkedNode, public loop::Deferred {
   virtual void abort() = 0;
 };
 
-/// Per-worker state of one cluster of one snapshot: its endpoints' pools and the balancer
-/// position. Shared (on the worker's thread only) by the worker and the streams using it, so
-/// a stream keeps its cluster while a new snapshot replaces it.
+/// A request waiting for a connection because its cluster is at its connection limit
+/// (Envoy's pending request). At most max_pending_requests wait, across all workers.
+class ConnWaiter : public LinkedNode {
+ public:
+  /// A connection may be had now: try again (and wait again, or fail, if not).
+  virtual void on_connection_slot() = 0;
+};
+
+/// Per-worker state of one cluster of one snapshot: its endpoints' pools, the balancer, the
+/// requests waiting for a connection, and the cluster's process-wide SharedCluster. Shared (on
+/// the worker's thread only) by the worker and the streams using it, so a stream keeps its
+/// cluster while a new snapshot replaces it.
 class ClusterState {
  public:
-  ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools);
-  /// Next endpoint's pool by the cluster's policy; null when the cluster has no endpoint.
-  ConnPool* pick(Random& random);
+  static constexpr size_t npos = LoadBalancer::npos;
+
+  ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools,
+               SharedClusterPtr shared);
+  ~ClusterState();
+
+  /// The endpoint for a request (an index into spec().endpoints), by the cluster's policy:
+  /// `hash` for a ring-hash cluster (null: any). Ejected endpoints are skipped, and so are the
+  /// ones in `tried` (a retry prefers another endpoint) unless nothing else is left. npos
+  /// when the cluster has no endpoint that can be used.
+  size_t pick(Random& random, const uint64_t* hash, const std::vector<size_t>& tried);
+  ConnPool& pool(size_t endpoint) { return *pools_[endpoint]; }
+  EndpointHealth* health(size_t endpoint) { return health_[endpoint]; }
+  SharedCluster& shared() { return *shared_; }
   const ClusterSpec& spec() const { return spec_; }
+
+  /// Queues `w` for a connection; false (nothing queued) when max_pending_requests wait
+  /// already: the request fails fast (UO).
+  bool wait(ConnWaiter* w);
+  /// Takes `w` out of the queue if it is in it.
+  void cancel_wait(ConnWaiter* w);
+  /// A connection of this cluster closed, here or on another worker: the waiting requests
+  /// try again.
+  void on_slot_freed();
+  /// Closes this worker's idle connections of the cluster (a request waits for a slot).
+  void shed_idle();
+  bool has_waiters() const { return !waiters_.empty(); }
 
  private:
   ClusterSpec spec_;
   std::vector<std::shared_ptr<ConnPool>> pools_;
-  size_t next_ = 0;
+  std::vector<EndpointHealth*> health_;  // per endpoint; owned by shared_
+  SharedClusterPtr shared_;
+  LoadBalancer lb_;
+  LinkedList<ConnWaiter> waiters_;
 };
 using ClusterStatePtr = std::shared_ptr<ClusterState>;
 
@@ -57,7 +94,8 @@ class Worker {
   /// a listener that could not be opened).
   using OnApplied = std::function<void(int worker_id, uint64_t version, const Status& status)>;
 
-  Worker(int id, const SnapshotPublisher& source, OnApplied on_applied);
+  /// `shared` is every worker's: the clusters' circuit breakers and outlier detection.
+  Worker(int id, const SnapshotPublisher& source, SharedClusters& shared, OnApplied on_applied);
   ~Worker();
 
   /// Control thread. Starts the thread, which applies the publisher's latest snapshot.
@@ -97,6 +135,7 @@ class Worker {
   };
 
   void apply_latest();
+  void on_cluster_event(const std::string& name, SharedClusters::Event event);
   Status apply_listeners(const Snapshot& snap);
   void apply_clusters(const Snapshot& snap);
   void on_accept(Listener* listener, loop::TcpConnPtr conn);
@@ -106,6 +145,7 @@ class Worker {
 
   int id_;
   const SnapshotPublisher& source_;
+  SharedClusters& shared_;
   OnApplied on_applied_;
   loop::LoopThread thread_;
   Random random_;
@@ -118,6 +158,7 @@ class Worker {
   std::map<std::string, std::shared_ptr<ConnPool>> pools_;
   LinkedList<ActiveConnection> connections_;
   std::unique_ptr<loop::Timer> drain_timer_;
+
   bool draining_ = false;
   bool stopped_ = false;
 };

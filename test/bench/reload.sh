@@ -22,6 +22,9 @@ REPO=$(cd "$BENCH_DIR/../.." && pwd)
 OUT_DIR=$BENCH_DIR/out/reload
 RESULTS=$BENCH_DIR/RESULTS.md
 RELEASE_DIR=$REPO/build-release
+LOG_TAG=reload
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- options
 DURATION=20         # seconds of wrk per contestant and round
@@ -68,122 +71,20 @@ for c in $CONTESTANTS; do
   case $c in meshbox|nginx|haproxy) ;; *) echo "unknown contestant: $c" >&2; exit 2 ;; esac
 done
 
-log() { printf '[reload %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 START_EPOCH=$(date +%s)
-
-# ---------------------------------------------------------------- cleanup
-TMP=""
-declare -a STARTED_PIDS=()   # every background process this script started
-CLEANED=0
-
-stop_pid() {   # stop_pid PID: TERM, wait up to 5 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317 # called from the traps below
-cleanup() {
-  ((CLEANED)) && return 0
-  CLEANED=1
-  local i
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do   # newest first: clients before servers
-    stop_pid "${STARTED_PIDS[i]}"
-  done
-  if [[ -n $TMP && -d $TMP ]]; then
-    rm -rf -- "$TMP"
-  fi
-}
-set -E
-trap 'log "error: line $LINENO: $BASH_COMMAND exited with status $?"' ERR
-trap cleanup EXIT
-trap 'log "interrupted"; cleanup; exit 130' INT
-trap 'log "terminated"; cleanup; exit 143' TERM
-trap 'cleanup; exit 129' HUP
-
-run_bg() {   # run_bg VAR CMD...: start CMD in the background, PID in VAR and in STARTED_PIDS
-  local __var=$1; shift
-  "$@" &
-  local pid=$!
-  STARTED_PIDS+=("$pid")
-  printf -v "$__var" '%s' "$pid"
-}
-
-forget_pid() {   # stop a started process and drop it from the list
-  local pid=$1 i
-  stop_pid "$pid"
-  for i in "${!STARTED_PIDS[@]}"; do
-    [[ ${STARTED_PIDS[i]} == "$pid" ]] && unset 'STARTED_PIDS[i]'
-  done
-  STARTED_PIDS=("${STARTED_PIDS[@]}")
-}
+install_traps
 
 # ---------------------------------------------------------------- dependencies
-APT_UPDATED=0
-apt_install() {   # apt_install PKG...: install packages, apt-get update once
-  ((EUID == 0)) || die "missing packages ($*) and not root: install them with apt-get first"
-  if ((!APT_UPDATED)); then
-    log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    APT_UPDATED=1
-  fi
-  log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
-
 ensure_tools() {
-  local missing=() pair cmd pkg
-  for pair in wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl python3:python3 timeout:coreutils; do
-    cmd=${pair%%:*}; pkg=${pair#*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-  done
+  local missing
+  missing=$(missing_tools wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl python3:python3 timeout:coreutils)
   # a C compiler for the connect() counter (meshbox's build needs one anyway)
-  command -v cc >/dev/null 2>&1 || missing+=(gcc)
+  missing+=" $(missing_tools cc:gcc)"
   if [[ -z $MESHBOX_BIN && " $CONTESTANTS " == *" meshbox "* ]]; then
-    command -v meson >/dev/null 2>&1 || missing+=(meson)
-    command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
-    command -v g++ >/dev/null 2>&1 || missing+=(g++)
-    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-    for pkg in libuv1-dev libfmt-dev libtomlplusplus-dev doctest-dev node-llhttp android-libboringssl-dev; do
-      dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
+    missing+=" $(missing_build_deps)"
   fi
-  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
-}
-
-# ---------------------------------------------------------------- meshbox build
-MESHBOX_COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [[ $MESHBOX_COMMIT != unknown ]] && [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  MESHBOX_COMMIT+=" (working tree has uncommitted changes)"
-fi
-
-build_meshbox() {
-  local blog=$OUT_DIR/build.log
-  : >"$blog"
-  if [[ -n $MESHBOX_BIN ]]; then
-    [[ -x $MESHBOX_BIN ]] || die "--meshbox $MESHBOX_BIN is not an executable"
-    MESHBOX_BIN=$(cd "$(dirname "$MESHBOX_BIN")" && pwd)/$(basename "$MESHBOX_BIN")
-    return 0
-  fi
-  log "building meshbox (release) in ${RELEASE_DIR#"$REPO"/}"
-  if [[ ! -f $RELEASE_DIR/build.ninja ]]; then
-    meson setup "$RELEASE_DIR" "$REPO" --buildtype=release -Db_ndebug=true >>"$blog" 2>&1 \
-      || { tail -5 "$blog" >&2; die "meson setup failed (see ${blog#"$REPO"/})"; }
-  fi
-  ninja -C "$RELEASE_DIR" cli/meshbox >>"$blog" 2>&1 \
-    || { tail -5 "$blog" >&2; die "ninja -C build-release cli/meshbox failed (see ${blog#"$REPO"/}; --meshbox PATH runs an existing binary)"; }
-  MESHBOX_BIN=$RELEASE_DIR/cli/meshbox
-  [[ -x $MESHBOX_BIN ]] || die "the build produced no $MESHBOX_BIN"
+  # shellcheck disable=SC2086 # one package per word
+  [[ -z ${missing//[[:space:]]/} ]] || apt_install $missing
 }
 
 # ---------------------------------------------------------------- connect() counter
@@ -226,74 +127,7 @@ EOF
   fi
 }
 
-# ---------------------------------------------------------------- helpers
-free_ports() {   # free_ports N: N distinct free TCP ports on 127.0.0.1
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-wait_http() {   # wait_http PORT PID: poll until GET / answers "hello" (10 s deadline)
-  local port=$1 pid=$2 deadline=$((SECONDS + 10)) body
-  while ((SECONDS < deadline)); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null); then
-      [[ $body == hello ]] && return 0
-      log "127.0.0.1:$port answered an unexpected body: ${body:0:80}"
-      return 1
-    fi
-    sleep 0.05
-  done
-  return 1
-}
-
-wait_file() {   # wait_file PATH PID SECONDS: poll until PATH is non-empty
-  local path=$1 pid=$2 deadline=$((SECONDS + $3))
-  while ((SECONDS < deadline)); do
-    [[ -s $path ]] && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
-
-now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }   # wall clock in µs
-
-# ---------------------------------------------------------------- configs
-write_backend_conf() {   # PREFIX PORT: the same "hello" backend as run.sh
-  mkdir -p "$1"
-  cat >"$1/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 16384;
-events {
-    worker_connections 8192;
-}
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $1/client_body_temp;
-    proxy_temp_path $1/proxy_temp;
-    default_type text/plain;
-    server {
-        listen 127.0.0.1:$2 backlog=4096;
-        location / {
-            return 200 "hello\n";
-        }
-    }
-}
-EOF
-}
-
+# ---------------------------------------------------------------- configs (the backend's: lib.sh)
 # The proxy configs are run.sh's plus the one setting that flips on every reload.
 # nginx logs at "notice" so that each reload's "start worker process" line can be counted.
 write_nginx_conf() {   # PREFIX PORT BACKEND_PORT TIMEOUT
@@ -390,17 +224,7 @@ EOF
 }
 
 # ---------------------------------------------------------------- processes
-BACKEND_PID=""
 BACKEND_PORT=""
-
-start_backend() {
-  write_backend_conf "$TMP/backend" "$BACKEND_PORT"
-  nginx -t -q -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
-    || die "backend nginx config test failed: $(tail -5 "$TMP/backend/error.log" 2>/dev/null)"
-  run_bg BACKEND_PID nginx -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf"
-  wait_http "$BACKEND_PORT" "$BACKEND_PID" \
-    || die "backend nginx did not start: $(tail -5 "$TMP/backend/error.log" 2>/dev/null)"
-}
 
 CPID=""
 CFAIL=""
@@ -493,47 +317,9 @@ log_lines() {
 }
 
 # ---------------------------------------------------------------- wrk
-# parse_wrk FILE -> "requests rps p50_us p99_us max_us connect read write timeout non2xx"
-parse_wrk() {
-  awk '
-    function us(v,   n, u) {
-      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-      if (u == "us") return n
-      if (u == "ms") return n * 1000
-      if (u == "s")  return n * 1000000
-      if (u == "m")  return n * 60000000
-      if (u == "h")  return n * 3600000000
-      return -1
-    }
-    $1 == "Latency" && $2 != "Distribution" { max = us($4) }
-    /Latency Distribution/ { dist = 1; next }
-    dist && $1 ~ /^[0-9]+%$/ { p[$1] = us($2); next }
-    dist { dist = 0 }
-    / requests in / { req = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ {
-      line = $0; sub(/.*Socket errors:/, "", line); gsub(/,/, "", line)
-      n = split(line, f, " ")
-      for (i = 1; i < n; i += 2) e[f[i]] = f[i + 1] + 0
-    }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    END {
-      printf "%s %s %s %s %s %d %d %d %d %d\n", (req == "" ? -1 : req), (rps == "" ? -1 : rps),
-        ("50%" in p ? p["50%"] : -1), ("99%" in p ? p["99%"] : -1), (max == "" ? -1 : max),
-        e["connect"], e["read"], e["write"], e["timeout"], non2xx
-    }' "$1"
-}
-
 RUNS_CSV=""
 RELOADS_CSV=""
 declare -a PROBLEMS=()
-
-csvq() {   # csvq TEXT: TEXT as one quoted CSV field
-  local s=${1%; }
-  s=${s//\"/\'}
-  s=${s//$'\n'/ }
-  printf '"%s"' "$s"
-}
 
 # measure ROUND NAME: start NAME fresh, warm up, then wrk with one reload a second
 measure() {
@@ -588,7 +374,7 @@ measure() {
   [[ -s $dir/connects ]] && connects=$(($(cat "$dir/connects") - 1))   # minus wrk's probe connection
 
   local req rps p50 p99 max ec er ew et non2xx status=ok why=""
-  read -r req rps p50 p99 max ec er ew et non2xx < <(parse_wrk "$raw-wrk.txt")
+  read -r req rps p50 _ _ p99 max ec er ew et non2xx < <(parse_wrk "$raw-wrk.txt")
   if ((rc != 0)); then status=fail; why+="wrk exit $rc; "; fi
   if [[ $req == -1 || $p50 == -1 || $p99 == -1 ]]; then status=fail; why+="could not parse wrk output; "; fi
   if ! kill -0 "$pid" 2>/dev/null; then status=fail; why+="$name died during the run; "; fi
@@ -620,14 +406,13 @@ mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/r[0-9]*-* "$OUT_DIR/runs.csv" "$OUT_DIR/reloads.csv"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshbox-reload.XXXXXX")
 chmod 755 "$TMP"   # nginx workers run as nobody when started by root
-hard=$(ulimit -Hn)
-if [[ $hard == unlimited ]] || ((hard > 65536)); then ulimit -n 65536; else ulimit -n "$hard"; fi
+raise_fd_limit
 
 BUILD_SECONDS=0
 MESHBOX_VERSION=""
 if [[ " $CONTESTANTS " == *" meshbox "* ]]; then
   t=$SECONDS
-  build_meshbox
+  build_meshbox || die "$MESHBOX_MISSING"
   BUILD_SECONDS=$((SECONDS - t))
   MESHBOX_VERSION=$("$MESHBOX_BIN" --version 2>/dev/null | head -1 || true)
   log "meshbox: $MESHBOX_BIN ${MESHBOX_VERSION:+($MESHBOX_VERSION)}"
@@ -660,15 +445,13 @@ TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
 
 # ---------------------------------------------------------------- report
 printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}" >"$OUT_DIR/problems.txt"
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-[[ -n $cpu_model ]] || cpu_model=$(awk -F': ' '/^(Hardware|Model|cpu model)/ { print $2; exit }' /proc/cpuinfo)
 set -a   # everything assigned below goes to the report generator's environment
 # shellcheck disable=SC2034,SC1091
 R_DATE=$(date -u) \
   R_NPROC=$(nproc) \
-  R_CPU=${cpu_model:-unknown} \
+  R_CPU="$(cpu_model)" \
   R_KERNEL="$(uname -srm)" \
-  R_OS="$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}")" \
+  R_OS="$(os_name)" \
   R_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
   R_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1' || true)" \
   R_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \

@@ -17,6 +17,9 @@ REPO=$(cd "$BENCH_DIR/../.." && pwd)
 OUT_DIR=$BENCH_DIR/out
 RESULTS=$BENCH_DIR/RESULTS.md
 RELEASE_DIR=$REPO/build-release
+LOG_TAG=bench
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- options
 ROUNDS=3
@@ -82,132 +85,24 @@ done
 case $PROFILE_TARGET in meshbox|nginx|haproxy) ;; *) echo "bad --profile-target" >&2; exit 2 ;; esac
 case $PROFILER in auto|perf|callgrind) ;; *) echo "bad --profiler" >&2; exit 2 ;; esac
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 START_EPOCH=$(date +%s)
-
-# ---------------------------------------------------------------- cleanup
-TMP=""
-declare -a STARTED_PIDS=()   # every background process this script started
-CLEANED=0
-
-stop_pid() {   # stop_pid PID: TERM, wait up to 5 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  ((CLEANED)) && return 0
-  CLEANED=1
-  local pid i
-  # newest first: clients before servers
-  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
-    pid=${STARTED_PIDS[i]}
-    stop_pid "$pid"
-  done
-  if [[ -n $TMP && -d $TMP ]]; then
-    rm -rf -- "$TMP"
-  fi
-}
-set -E
-trap 'log "error: line $LINENO: $BASH_COMMAND exited with status $?"' ERR
-trap cleanup EXIT
-trap 'log "interrupted"; cleanup; exit 130' INT
-trap 'log "terminated"; cleanup; exit 143' TERM
-trap 'cleanup; exit 129' HUP
-
-# run_bg VAR CMD...: start CMD in the background, record its PID in VAR and in STARTED_PIDS
-run_bg() {
-  local __var=$1; shift
-  "$@" &
-  local pid=$!
-  STARTED_PIDS+=("$pid")
-  printf -v "$__var" '%s' "$pid"
-}
-
-forget_pid() {   # stop a started process and drop it from the list
-  local pid=$1 i
-  stop_pid "$pid"
-  for i in "${!STARTED_PIDS[@]}"; do
-    [[ ${STARTED_PIDS[i]} == "$pid" ]] && unset 'STARTED_PIDS[i]'
-  done
-  STARTED_PIDS=("${STARTED_PIDS[@]}")
-}
+install_traps
 
 # ---------------------------------------------------------------- dependencies
-APT_UPDATED=0
-apt_install() {   # apt_install PKG...: install packages, apt-get update once
-  if ((EUID != 0)); then
-    die "missing packages ($*) and not root: install them with apt-get first"
-  fi
-  if ((!APT_UPDATED)); then
-    log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    APT_UPDATED=1
-  fi
-  log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
-
-have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
-
 ensure_tools() {
-  local missing=() cmd pkg
-  # command -> package (nginx: any flavour will do, nginx-light if none)
-  for pair in wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl python3:python3 getconf:libc-bin; do
-    cmd=${pair%%:*}; pkg=${pair#*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  # build dependencies of meshbox (see meson.build), unless a binary was given
+  local missing
+  # command:package (nginx: any flavour will do, nginx-light if none)
+  missing=$(missing_tools wrk:wrk nginx:nginx-light haproxy:haproxy curl:curl python3:python3 getconf:libc-bin)
+  # meshbox's build dependencies, unless a binary was given
   if [[ -z $MESHBOX_BIN ]] && [[ " $CONTESTANTS " == *" meshbox "* || ($PROFILE == 1 && $PROFILE_TARGET == meshbox) ]]; then
-    command -v meson >/dev/null 2>&1 || missing+=(meson)
-    command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
-    command -v g++ >/dev/null 2>&1 || missing+=(g++)
-    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-    for pkg in libuv1-dev libfmt-dev libtomlplusplus-dev doctest-dev node-llhttp android-libboringssl-dev; do
-      have_pkg "$pkg" || missing+=("$pkg")
-    done
+    missing+=" $(missing_build_deps)"
   fi
-  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+  # shellcheck disable=SC2086 # one package per word
+  [[ -z ${missing//[[:space:]]/} ]] || apt_install $missing
 }
 
-# ---------------------------------------------------------------- /proc helpers
+# ---------------------------------------------------------------- /proc helpers (tree_pids, cpu_ticks: lib.sh)
 CLK_TCK=100
-
-tree_pids() {   # tree_pids PID: PID and its direct children (nginx master -> workers)
-  local root=$1 f line rest
-  echo "$root"
-  for f in /proc/[0-9]*/stat; do
-    { read -r line <"$f"; } 2>/dev/null || continue
-    rest=${line##*) }
-    # shellcheck disable=SC2086 # split the stat fields on purpose
-    set -- $rest
-    [[ ${2:-} == "$root" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
-  done
-  return 0
-}
-
-cpu_ticks() {   # cpu_ticks PID: utime+stime (stat fields 14+15) of PID and its children
-  local total=0 p line rest
-  for p in $(tree_pids "$1"); do
-    { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-    rest=${line##*) }
-    # shellcheck disable=SC2086 # split the stat fields on purpose
-    set -- $rest
-    total=$((total + ${12} + ${13}))
-  done
-  echo "$total"
-}
 
 mem_kib() {   # mem_kib PID FIELD: sum of FIELD (VmRSS, VmHWM) in kB over PID and its children
   local total=0 p k v _
@@ -231,91 +126,7 @@ pss_kib() {   # pss_kib PID: proportional set size (shared pages split) over PID
 
 nprocs() { tree_pids "$1" | wc -l; }
 
-free_ports() {   # free_ports N: N distinct free TCP ports on 127.0.0.1
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-wait_http() {   # wait_http PORT PID NAME: poll until GET / answers 200 "hello" (10 s deadline)
-  local port=$1 pid=$2 name=$3 deadline=$((SECONDS + 10)) body
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) exited during start-up"
-      return 1
-    fi
-    if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null); then
-      if [[ $body == hello ]]; then
-        return 0
-      fi
-      log "$name answered an unexpected body: ${body:0:80}"
-      return 1
-    fi
-    sleep 0.05
-  done
-  log "$name did not answer on 127.0.0.1:$port within 10 s"
-  return 1
-}
-
-wait_file() {   # wait_file PATH PID SECONDS: poll until PATH is non-empty
-  local path=$1 pid=$2 deadline=$((SECONDS + $3))
-  while ((SECONDS < deadline)); do
-    [[ -s $path ]] && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
-
-# ---------------------------------------------------------------- server configs
-nginx_common() {   # nginx_common PREFIX: main-context lines shared by both nginx instances
-  cat <<EOF
-daemon off;
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile 16384;
-events {
-    worker_connections 8192;
-}
-EOF
-}
-
-nginx_http_common() {
-  cat <<EOF
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $1/client_body_temp;
-    proxy_temp_path $1/proxy_temp;
-EOF
-}
-
-write_backend_conf() {   # PREFIX PORT
-  mkdir -p "$1"
-  {
-    nginx_common "$1"
-    echo "http {"
-    nginx_http_common "$1"
-    cat <<EOF
-    default_type text/plain;
-    server {
-        listen 127.0.0.1:$2 backlog=4096;
-        location / {
-            return 200 "hello\n";
-        }
-    }
-}
-EOF
-  } >"$1/nginx.conf"
-}
-
+# ---------------------------------------------------------------- server configs (the backend's: lib.sh)
 write_nginx_proxy_conf() {   # PREFIX PORT BACKEND_PORT
   mkdir -p "$1"
   {
@@ -368,17 +179,7 @@ EOF
 }
 
 # ---------------------------------------------------------------- processes
-BACKEND_PID=""
 BACKEND_PORT=""
-
-start_backend() {
-  write_backend_conf "$TMP/backend" "$BACKEND_PORT"
-  nginx -t -q -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
-    || die "backend nginx config test failed: $(tail -5 "$TMP/backend/error.log" 2>/dev/null)"
-  run_bg BACKEND_PID nginx -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf"
-  wait_http "$BACKEND_PORT" "$BACKEND_PID" backend \
-    || die "backend nginx did not start: $(tail -5 "$TMP/backend/error.log" 2>/dev/null)"
-}
 
 # start_contestant NAME PORT: start it (fresh process), set CPID; returns 1 with CFAIL set on failure
 CPID=""
@@ -424,32 +225,6 @@ start_contestant() {
 }
 
 # ---------------------------------------------------------------- wrk
-# parse_wrk FILE -> "requests rps p50_us p75_us p90_us p99_us socket_errors non2xx"
-parse_wrk() {
-  awk '
-    function us(v,   n, u) {
-      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-      if (u == "us") return n
-      if (u == "ms") return n * 1000
-      if (u == "s")  return n * 1000000
-      if (u == "m")  return n * 60000000
-      if (u == "h")  return n * 3600000000
-      return -1
-    }
-    /Latency Distribution/ { dist = 1; next }
-    dist && $1 ~ /^[0-9]+%$/ { p[$1] = us($2); next }
-    dist { dist = 0 }
-    / requests in / { req = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); serr += v } }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    END {
-      printf "%s %s %s %s %s %s %d %d\n", (req == "" ? -1 : req), (rps == "" ? -1 : rps),
-        ("50%" in p ? p["50%"] : -1), ("75%" in p ? p["75%"] : -1),
-        ("90%" in p ? p["90%"] : -1), ("99%" in p ? p["99%"] : -1), serr, non2xx
-    }' "$1"
-}
-
 WRK_PID=""
 run_wrk() {   # run_wrk OUTFILE CONNS SECONDS PORT [extra wrk args]: wrk in the background, wait
   local out=$1 conns=$2 secs=$3 port=$4; shift 4
@@ -464,12 +239,6 @@ run_wrk() {   # run_wrk OUTFILE CONNS SECONDS PORT [extra wrk args]: wrk in the 
 RUNS_CSV=""
 MEM_CSV=""
 
-csvq() {   # csvq TEXT: TEXT as one quoted CSV field (trailing "; " dropped, " -> ')
-  local s=${1%; }
-  s=${s//\"/\'}
-  s=${s//$'\n'/ }
-  printf '"%s"' "$s"
-}
 declare -a PROBLEMS=()
 
 # measure ROUND NAME PORT PID LOAD CONNS: warm-up, measured run, one CSV row
@@ -486,8 +255,9 @@ measure() {
   run_wrk "$raw" "$conns" "$DURATION" "$port" || rc=$?
   p1=$(cpu_ticks "$cpu_pid"); b1=$(cpu_ticks "$BACKEND_PID")
 
-  local req rps p50 p75 p90 p99 serr non2xx
-  read -r req rps p50 p75 p90 p99 serr non2xx < <(parse_wrk "$raw")
+  local req rps p50 p75 p90 p99 ec er ew et serr non2xx
+  read -r req rps p50 p75 p90 p99 _ ec er ew et non2xx < <(parse_wrk "$raw")
+  serr=$((ec + er + ew + et))
   local status=ok why=""
   if ((rc != 0)); then status=fail; why+="wrk exit $rc; "; fi
   if ((serr > 0)); then status=fail; why+="$serr socket errors; "; fi
@@ -498,7 +268,8 @@ measure() {
   if ! kill -0 "$pid" 2>/dev/null; then status=fail; why+="$name died during the run; "; fi
   # warm-up errors count too: they mean the contestant misbehaved
   local wserr wnon
-  read -r _ _ _ _ _ _ wserr wnon < <(parse_wrk "$raw.warmup")
+  read -r _ _ _ _ _ _ _ ec er ew et wnon < <(parse_wrk "$raw.warmup")
+  wserr=$((ec + er + ew + et))
   if ((wserr > 0 || wnon > 0)); then
     status=fail; why+="warm-up: $wserr socket errors, $wnon non-2xx; "
   fi
@@ -553,41 +324,7 @@ idle_test() {
   fi
 }
 
-# ---------------------------------------------------------------- meshbox build
-MESHBOX_MISSING="not built"
-MESHBOX_COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [[ $MESHBOX_COMMIT != unknown ]] && [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  MESHBOX_COMMIT+=" (working tree has uncommitted changes)"
-fi
 MESHBOX_VERSION=""
-
-build_meshbox() {
-  mkdir -p "$OUT_DIR"
-  local blog=$OUT_DIR/build.log
-  : >"$blog"
-  if [[ -n $MESHBOX_BIN ]]; then
-    [[ -x $MESHBOX_BIN ]] || { MESHBOX_MISSING="--meshbox $MESHBOX_BIN is not an executable"; MESHBOX_BIN=""; return 1; }
-    MESHBOX_BIN=$(cd "$(dirname "$MESHBOX_BIN")" && pwd)/$(basename "$MESHBOX_BIN")
-    return 0
-  fi
-  log "building meshbox (release) in ${RELEASE_DIR#"$REPO"/}"
-  if [[ ! -f $RELEASE_DIR/build.ninja ]]; then
-    if ! meson setup "$RELEASE_DIR" "$REPO" --buildtype=release -Db_ndebug=true >>"$blog" 2>&1; then
-      MESHBOX_MISSING="meson setup failed (see test/bench/out/build.log)"
-      log "$MESHBOX_MISSING"; tail -5 "$blog" >&2; return 1
-    fi
-  fi
-  if ! ninja -C "$RELEASE_DIR" cli/meshbox >>"$blog" 2>&1; then
-    MESHBOX_MISSING="ninja -C build-release cli/meshbox failed (see test/bench/out/build.log)"
-    if [[ -x $RELEASE_DIR/cli/meshbox ]]; then
-      MESHBOX_MISSING+="; an older build-release/cli/meshbox exists: --meshbox build-release/cli/meshbox runs it"
-    fi
-    log "$MESHBOX_MISSING"; tail -5 "$blog" >&2; return 1
-  fi
-  MESHBOX_BIN=$RELEASE_DIR/cli/meshbox
-  [[ -x $MESHBOX_BIN ]] || { MESHBOX_MISSING="build produced no $MESHBOX_BIN"; MESHBOX_BIN=""; return 1; }
-  return 0
-}
 
 # ---------------------------------------------------------------- profile mode
 first20() { head -20; cat >/dev/null; }   # no SIGPIPE upstream (pipefail)
@@ -706,8 +443,7 @@ ensure_tools
 CLK_TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshbox-bench.XXXXXX")
 chmod 755 "$TMP"   # nginx workers run as nobody when started by root
-hard=$(ulimit -Hn)
-if [[ $hard == unlimited ]] || ((hard > 65536)); then ulimit -n 65536; else ulimit -n "$hard"; fi
+raise_fd_limit
 if (($(ulimit -n) < 2 * IDLE_CONNS + 256)); then
   log "warning: open-file limit $(ulimit -n) is low for $IDLE_CONNS idle connections"
 fi
@@ -785,16 +521,14 @@ TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
   printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}"
 } >"$OUT_DIR/raw/problems.txt"
 
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-[[ -n $cpu_model ]] || cpu_model=$(awk -F': ' '/^(Hardware|Model|cpu model)/ { print $2; exit }' /proc/cpuinfo)
 set -a   # everything assigned below goes to the report generator's environment
 # shellcheck disable=SC2034
 B_DATE=$(date -u) \
   B_NPROC=$(nproc) \
-  B_CPU=${cpu_model:-unknown} \
+  B_CPU="$(cpu_model)" \
   B_KERNEL="$(uname -srm)" \
   B_MEM_KIB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) \
-  B_OS="$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}")" \
+  B_OS="$(os_name)" \
   B_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
   B_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1' || true)" \
   B_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
@@ -1082,13 +816,14 @@ if not missing and not problems:
 w("")
 w("Raw per-run numbers: `test/bench/out/runs.csv` (wrk runs), `test/bench/out/memory.csv` "
   "(memory), wrk output in `test/bench/out/raw/`.")
-# test/bench/reload.sh keeps its own section between markers: carry it over.
+# reload.sh and routes.sh keep their own sections between <!-- NAME:begin --> and
+# <!-- NAME:end --> markers: carry every such section over, in its order.
 kept = ""
 if os.path.exists(out_path):
+    import re
     old = open(out_path).read()
-    begin, end = old.find("<!-- reload:begin -->"), old.find("<!-- reload:end -->")
-    if begin >= 0 and end > begin:
-        kept = "\n" + old[begin:end + len("<!-- reload:end -->")] + "\n"
+    for sec in re.finditer(r"<!-- ([a-z-]+):begin -->.*?<!-- \1:end -->", old, re.S):
+        kept += "\n" + sec.group(0) + "\n"
 with open(out_path, "w") as fh:
     fh.write("\n".join(L) + "\n" + kept)
 PY

@@ -228,7 +228,14 @@ endpoints = [{ address = "localhost" }]
     replica.named_ports = {{"pg", 6432}};
     eps.push_back(replica);
   }
-  eps.push_back(endpoint("local.example.com", "localhost"));
+  // resolution = "dns": the registry resolves names; one it has not resolved yet is skipped.
+  Endpoint unresolved = endpoint("local.example.com", "localhost");
+  unresolved.resolution = config::Resolution::Dns;
+  eps.push_back(unresolved);
+  Endpoint resolved = endpoint("local.example.com", "127.0.0.1");
+  resolved.resolution = config::Resolution::Dns;
+  resolved.hostname = "localhost";
+  eps.push_back(resolved);
   Compiled out = compile(c, eps);
   const Snapshot& s = *out.snapshot;
   CHECK(cluster_names(s) == lines({
@@ -247,12 +254,13 @@ endpoints = [{ address = "localhost" }]
         lines({"10.1.0.10:9187", "10.1.0.11:9187"}));
   CHECK(addresses(cluster(s, "outbound|5432|primary|db.internal.example.com")) ==
         lines({"10.1.0.10:5433"}));
-  // resolution = "dns": the name is resolved here, on the control thread.
+  // The compiler never resolves a name (it would block): only the registry's IP is used.
   const ClusterSpec& local = cluster(s, "outbound|80||local.example.com");
   REQUIRE(local.endpoints.size() == 1);
-  CHECK(local.endpoints[0].address.port() == 80);
-  std::string ip = local.endpoints[0].address.ip();
-  CHECK((ip == "127.0.0.1" || ip == "::1"));
+  CHECK(local.endpoints[0].address.to_string() == "127.0.0.1:80");
+  CHECK(std::find(out.warnings.begin(), out.warnings.end(),
+                  "endpoint localhost:80 of local.example.com (api): the name is not resolved yet; "
+                  "dropped") != out.warnings.end());
 }
 
 TEST_CASE("compiler: a service wins over a service entry with the same host") {
@@ -908,7 +916,7 @@ http = [{ route = [{ destination = { host = "a" } }] }]
   CHECK(redirect[0].redirect.code == 301);
 }
 
-TEST_CASE("compiler: tcp servers become TCP listeners to the first tcp route's cluster") {
+TEST_CASE("compiler: tcp servers become TCP listeners with the first applicable tcp route") {
   config::Config c = load(R"(
 [[service]]
 name = "db"
@@ -935,12 +943,18 @@ gateways = ["tcp-gw"]
   const ListenerSpec& l = s.listeners[0];
   CHECK(l.name == "0.0.0.0_15432");
   CHECK(l.protocol == ListenerSpec::Protocol::Tcp);
-  CHECK(l.cluster == "outbound|5432||db.default.svc.cluster.local");
+  CHECK(!l.tls_inspector);
+  REQUIRE(l.l4_routes.size() == 1);
+  CHECK(l.l4_routes[0].name == "default/db/tcp[0]");
+  CHECK(l.l4_routes[0].sni_hosts.empty());
+  REQUIRE(l.l4_routes[0].clusters.size() == 1);
+  CHECK(l.l4_routes[0].clusters[0].cluster == "outbound|5432||db.default.svc.cluster.local");
+  CHECK(l.l4_routes[0].clusters[0].weight == 100);
   CHECK(l.route_table.empty());
   CHECK(s.route_tables.empty());
   INFO(all_warnings(out));
   CHECK(has_warning(out, "listener 0.0.0.0_15433: no virtual service has a tcp route"));
-  CHECK(addresses(cluster(s, l.cluster)) == lines({"10.0.0.5:5432"}));
+  CHECK(addresses(cluster(s, l.l4_routes[0].clusters[0].cluster)) == lines({"10.0.0.5:5432"}));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1220,4 +1234,126 @@ TEST_CASE("compiler: the same input gives the same snapshot; a change gives anot
 }
 
 }  // namespace
+// ---------------------------------------------------------------------------------------
+// Retries, mirrors, CORS; connection pools, outlier detection, hashing, port-level settings
+
+constexpr const char* kPolicies = R"(
+[[service]]
+name = "web"
+ports = [{ number = 80 }, { number = 9090, name = "admin" }]
+
+[[destination_rule]]
+name = "web"
+host = "web"
+  [destination_rule.traffic_policy]
+  connection_pool = { tcp = { max_connections = 7 }, http = { http1_max_pending_requests = 3, http2_max_requests = 50, max_retries = 4, max_requests_per_connection = 9 } }
+  outlier_detection = { consecutive_gateway_errors = 2, interval = "2s", base_ejection_time = "10s", max_ejection_percent = 40 }
+  load_balancer = { consistent_hash = { http_cookie = { name = "s", path = "/", ttl = "30s" }, minimum_ring_size = 2048 } }
+  port_level_settings = [{ port = { number = 9090 }, load_balancer = "random", connection_pool = { tcp = { max_connections = 1 } } }]
+  [[destination_rule.subsets]]
+  name = "v2"
+  labels = { version = "v2" }
+  traffic_policy = { outlier_detection = { consecutive_5xx_errors = 0, consecutive_gateway_errors = 1 }, load_balancer = { consistent_hash = { http_header_name = "X-User" } } }
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 8080, hosts = ["*"] }]
+
+[[virtual_service]]
+name = "web"
+hosts = ["*"]
+gateways = ["edge"]
+
+  [[virtual_service.http]]
+  name = "explicit"
+  match = [{ uri = { prefix = "/x" } }]
+  retries = { attempts = 4, per_try_timeout = "250ms", retry_on = "5xx, reset,retriable-4xx,409,gateway-error , connect-failure,refused-stream" }
+  mirror = { host = "web", subset = "v2", port = { number = 80 } }
+  mirror_percentage = 12.5
+  cors_policy = { allow_origins = [{ exact = "https://a" }, { prefix = "https://b." }], allow_methods = ["GET", "PUT"], allow_headers = ["x-a"], expose_headers = ["x-b", "x-c"], max_age = "1m", allow_credentials = true }
+  route = [{ destination = { host = "web", port = { number = 80 } } }]
+
+  [[virtual_service.http]]
+  name = "off"
+  match = [{ uri = { prefix = "/off" } }]
+  retries = { attempts = 0 }
+  route = [{ destination = { host = "web", port = { number = 80 } } }]
+
+  [[virtual_service.http]]
+  name = "default"
+  route = [{ destination = { host = "web", port = { number = 80 } } }]
+)";
+
+TEST_CASE("compiler: retries (Istio's default too), mirror and cors_policy of a route") {
+  Compiled out = compile(load(kPolicies), {});
+  const RouteSpec& x = route_named(*out.snapshot, "explicit");
+  CHECK(x.retry.attempts == 4);
+  CHECK(x.retry.per_try_timeout_ms == 250);
+  CHECK(x.retry.on ==
+        (RetrySpec::k5xx | RetrySpec::kReset | RetrySpec::kRetriable4xx | RetrySpec::kGatewayError |
+         RetrySpec::kConnectFailure | RetrySpec::kStatusCodes));
+  CHECK(x.retry.status_codes == std::vector<uint32_t>{409});
+  CHECK(x.mirror.cluster == "outbound|80|v2|web.default.svc.cluster.local");
+  CHECK(x.mirror.per_million == 125'000);
+  CHECK(x.cors.enabled);
+  REQUIRE(x.cors.allow_origins.size() == 2);
+  CHECK(x.cors.allow_origins[1].matches("https://b.example"));
+  CHECK_FALSE(x.cors.allow_origins[0].matches("https://ab"));
+  CHECK(x.cors.allow_methods == "GET,PUT");
+  CHECK(x.cors.expose_headers == "x-b,x-c");
+  CHECK(x.cors.max_age == "60");
+  CHECK(x.cors.allow_credentials);
+
+  CHECK(route_named(*out.snapshot, "off").retry.attempts == 0);
+  const RetrySpec& d = route_named(*out.snapshot, "default").retry;
+  CHECK(d.attempts == 2);  // Istio's default policy
+  CHECK(d.on == (RetrySpec::kConnectFailure | RetrySpec::kStatusCodes));
+  CHECK(d.status_codes == std::vector<uint32_t>{503});
+  CHECK(route_named(*out.snapshot, "default").mirror.cluster.empty());
+  CHECK_FALSE(route_named(*out.snapshot, "default").cors.enabled);
+}
+
+TEST_CASE("compiler: connection pool limits, outlier detection, hashing, port-level settings") {
+  Compiled out = compile(load(kPolicies), {});
+  const ClusterSpec& c80 = cluster(*out.snapshot, "outbound|80||web.default.svc.cluster.local");
+  CHECK(c80.limits.max_connections == 7);
+  CHECK(c80.limits.max_pending_requests == 3);
+  CHECK(c80.limits.max_requests == 50);
+  CHECK(c80.limits.max_retries == 4);
+  CHECK(c80.limits.max_requests_per_connection == 9);
+  CHECK(c80.outlier.consecutive_5xx == 5);  // Istio's default once outlier_detection is set
+  CHECK(c80.outlier.consecutive_gateway_errors == 2);
+  CHECK(c80.outlier.interval_ms == 2000);
+  CHECK(c80.outlier.base_ejection_time_ms == 10'000);
+  CHECK(c80.outlier.max_ejection_percent == 40);
+  CHECK(c80.hash.kind == HashPolicySpec::Kind::Cookie);
+  CHECK(c80.hash.name == "s");
+  CHECK(c80.hash.cookie_path == "/");
+  CHECK(c80.hash.cookie_ttl_ms == 30'000);
+  CHECK(c80.hash.ring_size == 2048);
+
+  // Port 9090's own settings replace the rule's load_balancer and connection_pool.
+  const ClusterSpec& c9090 = cluster(*out.snapshot, "outbound|9090||web.default.svc.cluster.local");
+  CHECK(c9090.lb_policy == LbPolicy::Random);
+  CHECK(c9090.hash.kind == HashPolicySpec::Kind::None);
+  CHECK(c9090.limits.max_connections == 1);
+  CHECK(c9090.limits.max_pending_requests == CircuitBreakerSpec::kUnlimited);
+  CHECK(c9090.outlier.consecutive_gateway_errors == 2);  // not replaced: the rule's
+
+  // The subset's policy is laid over the rule's (and the rule's port-level settings).
+  const ClusterSpec& v2 = cluster(*out.snapshot, "outbound|80|v2|web.default.svc.cluster.local");
+  CHECK(v2.outlier.consecutive_5xx == 0);
+  CHECK(v2.outlier.consecutive_gateway_errors == 1);
+  CHECK(v2.hash.kind == HashPolicySpec::Kind::Header);
+  CHECK(v2.hash.name == "x-user");
+  CHECK(v2.limits.max_connections == 7);
+
+  // No policy at all: unlimited, no ejection, no hashing.
+  Compiled plain = compile(load(kRouteOptions), {});
+  const ClusterSpec& p = cluster(*plain.snapshot, "outbound|80||web.default.svc.cluster.local");
+  CHECK(p.limits == CircuitBreakerSpec{});
+  CHECK_FALSE(p.outlier.enabled());
+  CHECK(p.hash.kind == HashPolicySpec::Kind::None);
+}
+
 }  // namespace meshbox::control

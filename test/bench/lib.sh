@@ -1,0 +1,328 @@
+# shellcheck shell=bash
+# Helpers shared by the benchmark scripts (run.sh, reload.sh, routes.sh): logging, the
+# processes a script starts (and stops on exit, Ctrl-C or failure), package installs, free
+# ports and waits, /proc readings, wrk's output, the nginx "hello" backend, the release build of
+# meshbox, and the machine's description. Sourced, never run. The script that sources it sets
+# `set -euo pipefail` and, before using what needs them: LOG_TAG (log prefix), REPO, OUT_DIR,
+# RELEASE_DIR, TMP (its mktemp -d directory) and BACKEND_PORT.
+
+# ---------------------------------------------------------------- logging
+log() { printf '[%s %s] %s\n' "${LOG_TAG:-bench}" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }   # wall clock in µs
+
+# ---------------------------------------------------------------- processes and cleanup
+TMP=""
+declare -a STARTED_PIDS=()   # every background process the script started
+CLEANED=0
+
+stop_pid() {   # stop_pid PID: TERM, wait up to 5 s, then KILL; reaps it
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # called from the traps below
+cleanup() {   # stops everything started (newest first: clients before servers), removes TMP
+  ((CLEANED)) && return 0
+  CLEANED=1
+  local i
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${STARTED_PIDS[i]}"
+  done
+  if [[ -n $TMP && -d $TMP ]]; then
+    rm -rf -- "$TMP"
+  fi
+}
+
+install_traps() {   # cleanup on exit, Ctrl-C, TERM and HUP; every failed command is logged
+  set -E
+  trap 'log "error: line $LINENO: $BASH_COMMAND exited with status $?"' ERR
+  trap cleanup EXIT
+  trap 'log "interrupted"; cleanup; exit 130' INT
+  trap 'log "terminated"; cleanup; exit 143' TERM
+  trap 'cleanup; exit 129' HUP
+}
+
+run_bg() {   # run_bg VAR CMD...: start CMD in the background, PID in VAR and in STARTED_PIDS
+  local __var=$1; shift
+  "$@" &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  printf -v "$__var" '%s' "$pid"
+}
+
+forget_pid() {   # forget_pid PID: stop a started process and drop it from the list
+  local pid=$1 i
+  stop_pid "$pid"
+  for i in "${!STARTED_PIDS[@]}"; do
+    [[ ${STARTED_PIDS[i]} == "$pid" ]] && unset 'STARTED_PIDS[i]'
+  done
+  STARTED_PIDS=("${STARTED_PIDS[@]}")
+}
+
+# ---------------------------------------------------------------- packages
+APT_UPDATED=0
+apt_install() {   # apt_install PKG...: install packages, apt-get update once
+  ((EUID == 0)) || die "missing packages ($*) and not root: install them with apt-get first"
+  if ((!APT_UPDATED)); then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+
+missing_tools() {   # missing_tools CMD:PKG...: the packages of the commands not in PATH
+  local pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || echo "${pair#*:}"
+  done
+}
+
+missing_build_deps() {   # the packages meshbox's build needs (see meson.build) that are missing
+  missing_tools meson:meson ninja:ninja-build g++:g++ pkg-config:pkg-config
+  local pkg
+  for pkg in libuv1-dev libfmt-dev libtomlplusplus-dev libre2-dev doctest-dev node-llhttp \
+    android-libboringssl-dev; do
+    have_pkg "$pkg" || echo "$pkg"
+  done
+}
+
+raise_fd_limit() {   # the soft open-file limit up to 65536 (or the hard limit)
+  local hard
+  hard=$(ulimit -Hn)
+  if [[ $hard == unlimited ]] || ((hard > 65536)); then ulimit -n 65536; else ulimit -n "$hard"; fi
+}
+
+# ---------------------------------------------------------------- ports and waits
+free_ports() {   # free_ports N: N distinct free TCP ports on 127.0.0.1
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+wait_http() {   # wait_http PORT PID [NAME]: poll until GET / answers 200 "hello" (10 s deadline)
+  local port=$1 pid=$2 name=${3:-127.0.0.1:$1} deadline=$((SECONDS + 10)) body
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) exited during start-up"
+      return 1
+    fi
+    if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null); then
+      if [[ $body == hello ]]; then
+        return 0
+      fi
+      log "$name answered an unexpected body: ${body:0:80}"
+      return 1
+    fi
+    sleep 0.05
+  done
+  log "$name did not answer on 127.0.0.1:$port within 10 s"
+  return 1
+}
+
+wait_file() {   # wait_file PATH PID SECONDS: poll until PATH is non-empty; 1 if PID exits first
+  local path=$1 pid=$2 deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do
+    [[ -s $path ]] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- /proc
+tree_pids() {   # tree_pids PID: PID and its direct children (nginx master -> workers)
+  local root=$1 f line rest
+  echo "$root"
+  for f in /proc/[0-9]*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue
+    rest=${line##*) }
+    # shellcheck disable=SC2086 # split the stat fields on purpose
+    set -- $rest
+    [[ ${2:-} == "$root" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
+  done
+  return 0
+}
+
+cpu_ticks() {   # cpu_ticks PID: utime+stime (stat fields 14+15) of PID and its children
+  local total=0 p line rest
+  for p in $(tree_pids "$1"); do
+    { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
+    rest=${line##*) }
+    # shellcheck disable=SC2086 # split the stat fields on purpose
+    set -- $rest
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
+}
+
+# ---------------------------------------------------------------- wrk
+# parse_wrk FILE -> "requests rps p50_us p75_us p90_us p99_us max_us connect read write timeout non2xx"
+# (-1 for what the output does not hold; the socket errors and non2xx are 0 when wrk reports none)
+parse_wrk() {
+  awk '
+    function us(v,   n, u) {
+      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+      if (u == "us") return n
+      if (u == "ms") return n * 1000
+      if (u == "s")  return n * 1000000
+      if (u == "m")  return n * 60000000
+      if (u == "h")  return n * 3600000000
+      return -1
+    }
+    $1 == "Latency" && $2 != "Distribution" { max = us($4) }
+    /Latency Distribution/ { dist = 1; next }
+    dist && $1 ~ /^[0-9]+%$/ { p[$1] = us($2); next }
+    dist { dist = 0 }
+    / requests in / { req = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    /Socket errors:/ {
+      line = $0; sub(/.*Socket errors:/, "", line); gsub(/,/, "", line)
+      n = split(line, f, " ")
+      for (i = 1; i < n; i += 2) e[f[i]] = f[i + 1] + 0
+    }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    END {
+      printf "%s %s %s %s %s %s %s %d %d %d %d %d\n", (req == "" ? -1 : req), (rps == "" ? -1 : rps),
+        ("50%" in p ? p["50%"] : -1), ("75%" in p ? p["75%"] : -1),
+        ("90%" in p ? p["90%"] : -1), ("99%" in p ? p["99%"] : -1), (max == "" ? -1 : max),
+        e["connect"], e["read"], e["write"], e["timeout"], non2xx
+    }' "$1"
+}
+
+csvq() {   # csvq TEXT: TEXT as one quoted CSV field (trailing "; " dropped, " -> ')
+  local s=${1%; }
+  s=${s//\"/\'}
+  s=${s//$'\n'/ }
+  printf '"%s"' "$s"
+}
+
+# ---------------------------------------------------------------- the nginx "hello" backend
+nginx_common() {   # nginx_common PREFIX: main-context lines shared by every nginx instance
+  cat <<EOF
+daemon off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 16384;
+events {
+    worker_connections 8192;
+}
+EOF
+}
+
+nginx_http_common() {   # nginx_http_common PREFIX: http-context lines shared by every instance
+  cat <<EOF
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $1/client_body_temp;
+    proxy_temp_path $1/proxy_temp;
+EOF
+}
+
+write_backend_conf() {   # write_backend_conf PREFIX PORT: nginx answering 200 "hello\n"
+  mkdir -p "$1"
+  {
+    nginx_common "$1"
+    echo "http {"
+    nginx_http_common "$1"
+    cat <<EOF
+    default_type text/plain;
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / {
+            return 200 "hello\n";
+        }
+    }
+}
+EOF
+  } >"$1/nginx.conf"
+}
+
+# start_nginx_backend PREFIX PORT VAR: a "hello" backend in PREFIX on 127.0.0.1:PORT, its PID in VAR
+start_nginx_backend() {
+  local prefix=$1 port=$2 __var=$3 __pid
+  write_backend_conf "$prefix" "$port"
+  nginx -t -q -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf" \
+    || die "backend nginx config test failed: $(tail -5 "$prefix/error.log" 2>/dev/null)"
+  run_bg __pid nginx -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf"
+  wait_http "$port" "$__pid" backend \
+    || die "backend nginx did not start: $(tail -5 "$prefix/error.log" 2>/dev/null)"
+  printf -v "$__var" '%s' "$__pid"
+}
+
+# shellcheck disable=SC2034 # read by the scripts
+BACKEND_PID=""
+start_backend() {   # the backend of run.sh and reload.sh: $TMP/backend on BACKEND_PORT
+  start_nginx_backend "$TMP/backend" "$BACKEND_PORT" BACKEND_PID
+}
+
+# ---------------------------------------------------------------- meshbox
+MESHBOX_COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ $MESHBOX_COMMIT != unknown ]] && [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+  MESHBOX_COMMIT+=" (working tree has uncommitted changes)"
+fi
+MESHBOX_MISSING="not built"
+
+# build_meshbox: sets MESHBOX_BIN to an absolute path: the --meshbox binary the script was given
+# (MESHBOX_BIN already set), else a release build in RELEASE_DIR (meson setup once, then
+# ninja cli/meshbox; output in OUT_DIR/build.log). On failure: MESHBOX_BIN empty,
+# MESHBOX_MISSING says why, returns 1.
+build_meshbox() {
+  mkdir -p "$OUT_DIR"
+  local blog=$OUT_DIR/build.log
+  : >"$blog"
+  if [[ -n $MESHBOX_BIN ]]; then
+    [[ -x $MESHBOX_BIN ]] || { MESHBOX_MISSING="--meshbox $MESHBOX_BIN is not an executable"; MESHBOX_BIN=""; return 1; }
+    MESHBOX_BIN=$(cd "$(dirname "$MESHBOX_BIN")" && pwd)/$(basename "$MESHBOX_BIN")
+    return 0
+  fi
+  log "building meshbox (release) in ${RELEASE_DIR#"$REPO"/}"
+  if [[ ! -f $RELEASE_DIR/build.ninja ]]; then
+    if ! meson setup "$RELEASE_DIR" "$REPO" --buildtype=release -Db_ndebug=true >>"$blog" 2>&1; then
+      MESHBOX_MISSING="meson setup failed (see ${blog#"$REPO"/})"
+      log "$MESHBOX_MISSING"; tail -5 "$blog" >&2; return 1
+    fi
+  fi
+  if ! ninja -C "$RELEASE_DIR" cli/meshbox >>"$blog" 2>&1; then
+    MESHBOX_MISSING="ninja -C ${RELEASE_DIR#"$REPO"/} cli/meshbox failed (see ${blog#"$REPO"/})"
+    if [[ -x $RELEASE_DIR/cli/meshbox ]]; then
+      MESHBOX_MISSING+="; an older ${RELEASE_DIR#"$REPO"/}/cli/meshbox exists: --meshbox ${RELEASE_DIR#"$REPO"/}/cli/meshbox runs it"
+    fi
+    log "$MESHBOX_MISSING"; tail -5 "$blog" >&2; return 1
+  fi
+  MESHBOX_BIN=$RELEASE_DIR/cli/meshbox
+  [[ -x $MESHBOX_BIN ]] || { MESHBOX_MISSING="the build produced no $MESHBOX_BIN"; MESHBOX_BIN=""; return 1; }
+  return 0
+}
+
+# ---------------------------------------------------------------- the machine
+cpu_model() {
+  local m
+  m=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  [[ -n $m ]] || m=$(awk -F': ' '/^(Hardware|Model|cpu model)/ { print $2; exit }' /proc/cpuinfo)
+  echo "${m:-unknown}"
+}
+
+os_name() { (. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}"); }
