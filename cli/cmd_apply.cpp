@@ -50,10 +50,11 @@ flags:
 )";
 
 constexpr const char* kGetUsage =
-    R"(usage: meshbox get services|endpoints|routes|clusters|config [flags]
+    R"(usage: meshbox get services|endpoints|workloads|routes|clusters|config [flags]
 
 Prints what a running `meshbox run` serves, as aligned tables; -o json for scripts
-(-o toml for `get config`: the stored resources as TOML).
+(-o toml for `get config`: the stored resources as TOML). `workloads` lists the processes
+meshbox runs for workloads with a command: pid, port, state, restarts, last exit.
 
 flags:
   -o, --output FORMAT   table (default), json, or toml (config only)
@@ -170,6 +171,31 @@ std::string str_of(const json::Value& v, const char* key) {
   if (auto n = x->as_int()) return std::to_string(*n);
   if (x->is_bool()) return x->boolean ? "true" : "false";
   return "";
+}
+
+const std::vector<std::string> kWorkloadsHeader = {
+    "instance", "namespace", "pid", "port", "state", "ready", "restarts", "last exit"};
+
+// A row of `meshbox get workloads`: "-" for what does not apply (no process, no exit yet);
+// the state says for how long it has been running, or when it restarts.
+std::vector<std::string> workload_row(const json::Value& r) {
+  auto dash = [](std::string s) { return s.empty() || s == "0" ? std::string("-") : s; };
+  std::string state = str_of(r, "state");
+  auto seconds = [&](const char* key) {
+    const json::Value* v = r.get(key);
+    auto ms = v ? v->as_int() : std::nullopt;
+    return fmt::format("{:.1f}s", static_cast<double>(ms.value_or(0)) / 1000.0);
+  };
+  if (state == "running") state += " (" + seconds("uptime_ms") + ")";
+  if (state == "backoff") state += " (restart in " + seconds("restart_in_ms") + ")";
+  return {str_of(r, "instance"),
+          str_of(r, "namespace"),
+          dash(str_of(r, "pid")),
+          str_of(r, "port"),
+          state,
+          str_of(r, "ready") == "true" ? "yes" : "no",
+          str_of(r, "restarts"),
+          dash(str_of(r, "last_exit"))};
 }
 
 }  // namespace
@@ -333,17 +359,19 @@ int cmd_get(int argc_in, char** argv_in) {
       Args::parse(av.argc(), av.argv(), 2, {{"output"}, {"state-dir"}, {"admin"}, {"help", false}});
   if (!args) return usage_error("get", args.error().message());
   if (args->positional().size() != 1)
-    return usage_error("get", "expected one of services, endpoints, routes, clusters, config");
+    return usage_error("get",
+                       "expected one of services, endpoints, workloads, routes, clusters, config");
   std::string what = args->positional()[0];
   std::string output = args->get("output").value_or("table");
   if (output != "table" && output != "json" && output != "toml")
     return usage_error("get", "-o must be table, json or toml");
   if (output == "toml" && what != "config") return usage_error("get", "-o toml is for config");
-  static const std::vector<std::string> kinds = {"services", "endpoints", "routes", "clusters",
-                                                 "config"};
+  static const std::vector<std::string> kinds = {"services", "endpoints", "workloads",
+                                                 "routes",   "clusters",  "config"};
   if (std::find(kinds.begin(), kinds.end(), what) == kinds.end())
     return usage_error("get", "unknown resource '" + what +
-                                  "': expected services, endpoints, routes, clusters or config");
+                                  "': expected services, endpoints, workloads, routes, clusters "
+                                  "or config");
   auto ep = admin_endpoint(*args, false);
   if (!ep) {
     fmt::print(stderr, "meshbox get: {}\n", ep.error().message());
@@ -398,6 +426,9 @@ int cmd_get(int argc_in, char** argv_in) {
         if (str_of(r, "health_checked") != "true") health += " (unchecked)";
         rows.push_back({str_of(r, "host"), str_of(r, "address") + (port == "0" ? "" : ":" + port),
                         labels.empty() ? "-" : labels, health, str_of(r, "source")});
+      } else if (what == "workloads") {
+        header = kWorkloadsHeader;
+        rows.push_back(workload_row(r));
       } else if (what == "routes") {
         header = {"listener", "virtual host", "route", "match", "destination"};
         rows.push_back({str_of(r, "listener"), str_of(r, "virtual_host"), str_of(r, "route"),
@@ -415,6 +446,7 @@ int cmd_get(int argc_in, char** argv_in) {
   if (header.empty()) {
     if (what == "services") header = {"name", "namespace", "kind", "host", "ports", "endpoints"};
     if (what == "endpoints") header = {"host", "address", "labels", "health", "source"};
+    if (what == "workloads") header = kWorkloadsHeader;
     if (what == "routes") header = {"listener", "virtual host", "route", "match", "destination"};
     if (what == "clusters") header = {"name", "lb", "endpoints"};
   }

@@ -1,7 +1,16 @@
 // meshbox run: the whole mesh in this process — control plane (store, registry, compiler,
-// admin API) and the proxy workers serving the config's gateways. SIGHUP or a change of the
-// files under PATH reloads; SIGTERM/SIGINT drains and exits 0.
+// supervisor, admin API) and the proxy workers serving the config's gateways. SIGHUP or a
+// change of the files under PATH reloads; SIGTERM/SIGINT stops the workload processes, then
+// drains, and exits 0.
+//
+// Also `meshbox __workload-exec`, which every workload process runs first (see below).
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -22,7 +31,10 @@ Runs the mesh: the control plane (config store, registry with health checks, com
 admin API) and the proxy workers, in one process. PATH is a .toml file or a directory of
 them (see docs/config.md); without PATH, the config last stored in --state-dir is served.
 Changes: edit the files (picked up within a second), send SIGHUP, or `meshbox apply`.
-A config with any error is rejected whole; the running one stays.
+A config with any error is rejected whole; the running one stays. Workloads with a
+`command` are started as child processes, restarted when they exit, and stopped (SIGTERM,
+SIGKILL after 5s) before the proxies drain; their output goes to stderr as "[INSTANCE] ..."
+and to STATE_DIR/logs/INSTANCE.log.
 
 flags:
   --state-dir DIR        store, admin token and address (default ./.meshbox)
@@ -47,7 +59,37 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
+// The environment a workload process starts from: meshbox's own.
+std::vector<std::string> own_environment() {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e)
+    out.emplace_back(*e);
+  return out;
+}
+
 }  // namespace
+
+// `meshbox __workload-exec PARENT_PID -- PROGRAM ARGS…`: the first thing every workload process
+// runs (the supervisor puts it before the command). libuv's uv_spawn runs no code of ours
+// between fork and exec, so this step asks the kernel to SIGKILL the process when the thread
+// that started it ends (PR_SET_PDEATHSIG: meshbox's main thread, which runs the control loop
+// for the whole life of `meshbox run`), so a workload never outlives a meshbox that crashed or
+// was SIGKILLed. If meshbox died before the request took effect, the parent is no longer
+// PARENT_PID: exit at once. Then exec PROGRAM, looked up in PATH; the pid stays the same.
+int cmd_workload_exec(int argc, char** argv) {
+  if (argc < 5 || std::strcmp(argv[3], "--") != 0) {
+    fmt::print(stderr, "usage: meshbox __workload-exec PARENT_PID -- PROGRAM [ARGS...]\n");
+    return 2;
+  }
+  pid_t parent = static_cast<pid_t>(std::strtol(argv[2], nullptr, 10));
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+    fmt::print(stderr, "meshbox: PR_SET_PDEATHSIG: {}\n", std::strerror(errno));
+  if (::getppid() != parent) return 1;
+  ::execvp(argv[4], argv + 4);
+  int err = errno;
+  fmt::print(stderr, "meshbox: cannot run {}: {}\n", argv[4], std::strerror(err));
+  return err == ENOENT ? 127 : 126;  // the shell's codes
+}
 
 int cmd_run(int argc, char** argv) {
   if (wants_help(argc, argv)) {
@@ -63,6 +105,8 @@ int cmd_run(int argc, char** argv) {
   if (auto v = args->get("admin")) copts.admin_address = *v;
   if (auto v = args->get("bind")) copts.default_bind = *v;
   copts.watch_files = !args->has("no-watch");
+  copts.environment = own_environment();
+  copts.workload_launcher = {"/proc/self/exe", "__workload-exec", std::to_string(::getpid()), "--"};
   auto workers_or = workers_flag(*args);
   if (!workers_or) return usage_error(workers_or.error().message());
   int workers = *workers_or;
@@ -82,15 +126,26 @@ int cmd_run(int argc, char** argv) {
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<control::ControlPlane> plane;
 
+  // Workload processes stop first (they may still call out through the mesh while they shut
+  // down), then the proxies drain. A second signal meanwhile kills the processes at once.
   auto drain_all = [&](uint64_t deadline_ms) {
-    if (draining) return;
+    if (draining) {
+      if (plane) plane->kill_workloads();
+      return;
+    }
     draining = true;
-    MB_INFO("meshbox", "draining (up to {} ms)", deadline_ms);
-    if (plane) plane->stop();
-    runtime->drain(deadline_ms);
-    sigterm.reset();
-    sigint.reset();
-    sighup.reset();
+    auto drain_proxies = [&, deadline_ms] {
+      MB_INFO("meshbox", "draining (up to {} ms)", deadline_ms);
+      if (plane) plane->stop();
+      runtime->drain(deadline_ms);
+      sigterm.reset();
+      sigint.reset();
+      sighup.reset();
+    };
+    if (!plane) return drain_proxies();
+    MB_INFO("meshbox", "stopping the workload processes");
+    plane->stop_workloads(drain_proxies);
+    if (deadline_ms == 0) plane->kill_workloads();
   };
   runtime = std::make_unique<Runtime>(control, workers, [&](const Status&) {
     // A worker could not open a listener of the first snapshot: nothing sane to serve.

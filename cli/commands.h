@@ -9,5 +9,7 @@ int cmd_get(int argc, char** argv);
 int cmd_proxy(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_validate(int argc, char** argv);
+/// Internal: what workload processes run first (cmd_run.cpp). Not in the usage.
+int cmd_workload_exec(int argc, char** argv);
 
 }  // namespace meshbox::cli

@@ -16,7 +16,7 @@ commands:
   run        run the mesh: control plane, admin API and proxies (meshbox run --help)
   apply      create or replace resources in a running mesh (meshbox apply -f FILE)
   delete     delete a resource from a running mesh (meshbox delete KIND NAME)
-  get        show services, endpoints, routes, clusters or config of a running mesh
+  get        show services, endpoints, workloads, routes, clusters or config of a running mesh
   proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
   validate   check a mesh config and print every error with its position
   version    print the version
@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   if (cmd == "get") return meshbox::cli::cmd_get(argc, argv);
   if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
   if (cmd == "validate") return meshbox::cli::cmd_validate(argc, argv);
+  if (cmd == "__workload-exec") return meshbox::cli::cmd_workload_exec(argc, argv);
   fmt::print(stderr, "meshbox: unknown command '{}'\nrun 'meshbox --help' for usage\n", cmd);
   return 2;
 }

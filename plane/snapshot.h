@@ -5,8 +5,9 @@
 // request's head arrives, so a new snapshot never changes a request in flight.
 //
 // Names follow Envoy's: a listener (bound address) serves HTTP through a route table (virtual
-// hosts → routes → weighted clusters), or TCP straight to one cluster; a cluster is a set of
-// endpoints with connection settings. Cluster names are Istio's
+// hosts → routes → weighted clusters), or TCP through L4 routes (by weight, or by the SNI of a
+// TLS ClientHello passed through); a cluster is a set of endpoints with connection settings,
+// load balancing, circuit breakers and outlier detection. Cluster names are Istio's
 // `outbound|PORT|SUBSET|HOST`.
 //
 // Every spec type compares with ==, ignoring nothing but Snapshot::version: the control plane

@@ -1022,11 +1022,16 @@ HealthCheck decode_health(Fields& f) {
   return h;
 }
 
+// A bound, not a tuning knob: each replica is a process and a port of this host.
+constexpr int64_t kMaxReplicas = 1000;
+
 void decode_workload(Fields& f, Workload& w) {
   f.read_required("service", w.service, p_label_name);
   f.read("labels", w.labels, p_string_map);
   f.read("service_account", w.service_account, p_string);
   f.read("command", w.command, p_strings);
+  f.read("replicas", w.replicas,
+         p_int<uint32_t>(0, kMaxReplicas, "a number of replicas (processes of `command`)"));
   f.read("env", w.env, p_string_map);
   f.read("working_dir", w.working_dir, p_string);
   f.read("address", w.address, p_string);

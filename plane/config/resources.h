@@ -168,6 +168,9 @@ struct Workload : Resource {
   Labels labels;              // `app = SERVICE` is added when absent
   std::string service_account = "default";
   std::vector<std::string> command;  // argv; ${PORT} is replaced by `port` (chosen if 0)
+  /// Processes of `command` to run: NAME-0 … NAME-{N-1} when N > 1 (NAME when 1), each with
+  /// a port of its own (so N > 1 needs port 0); 0 runs none. Needs a command unless 1.
+  uint32_t replicas = 1;
   std::map<std::string, std::string> env;
   std::string working_dir;
   std::string address = "127.0.0.1";  // where the app listens

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <limits>
 #include <map>
-#include <regex>
 #include <set>
 #include <span>
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include "plane/config/host_index.h"
 #include "plane/config/suggest.h"
@@ -285,7 +287,34 @@ class Validator {
   // True for an address that means every interface.
   static bool any_address(std::string_view a) { return a.empty() || a == "0.0.0.0" || a == "::"; }
 
+  // replicas: processes of the command, each on its own port; their instance names
+  // (NAME-I) must not be another workload's instance name in the namespace.
+  void check_replicas(const At& at, const Workload& w,
+                      std::map<std::pair<std::string, std::string>, const Workload*>& instances) {
+    if (w.replicas != 1 && w.command.empty() && at.clean("replicas"))
+      at.error("replicas",
+               "replicas needs a command: meshbox runs that many processes of it (a workload "
+               "without command is one endpoint at its address and port)");
+    if (w.replicas > 1 && w.port != 0 && at.clean("replicas") && at.clean("port"))
+      at.error("port", fmt::format("with replicas = {}, leave port unset (0): each replica gets a "
+                                   "free port of its own as ${{PORT}}",
+                                   w.replicas));
+    if (w.command.empty() || w.name.empty()) return;
+    for (uint32_t i = 0; i < (w.replicas == 1 ? 1 : w.replicas); ++i) {
+      std::string name = w.replicas == 1 ? w.name : fmt::format("{}-{}", w.name, i);
+      auto [it, fresh] = instances.emplace(std::pair(w.ns, name), &w);
+      if (fresh || it->second->name == w.name) continue;  // a duplicate: reported as such
+      at.error("replicas",
+               fmt::format("its process {} has the name of a process of workload {} ({}): "
+                           "rename one of the workloads",
+                           q(name), q(it->second->display_name()), where(it->second->source, "")));
+      return;
+    }
+  }
+
   void check_workloads() {
+    // Instance names of workloads with a command, by namespace (check_replicas).
+    std::map<std::pair<std::string, std::string>, const Workload*> instances;
     // Who listens where: gateway servers, then workloads with a fixed port, in file order.
     struct Use {
       std::string address;
@@ -315,6 +344,7 @@ class Validator {
         at.error("command", "command cannot be empty: give the program and its arguments");
       if (!w.command.empty() && w.command[0].empty())
         at.error("command[0]", "the program name cannot be empty");
+      check_replicas(at, w, instances);
       if (w.health) {
         const HealthCheck& h = *w.health;
         if (!h.http.empty() && h.tcp) {
@@ -452,14 +482,16 @@ class Validator {
                          missing ? " (a destination without a weight counts as 0)" : ""));
   }
 
-  void check_regex(const At& at, const std::string& path, const std::string& pattern) {
-    if (auto why = regex_error(pattern))
+  void check_regex(const At& at, const std::string& path, const std::string& pattern,
+                   bool ignore_case = false) {
+    if (auto why = regex_error(pattern, ignore_case))
       at.error(path, fmt::format("bad regex {}: {}", q(pattern), *why));
   }
 
   void check_string_match(const At& at, const std::string& path,
-                          const std::optional<StringMatch>& m) {
-    if (m && m->kind == StringMatch::Kind::Regex) check_regex(at, path + ".regex", m->value);
+                          const std::optional<StringMatch>& m, bool ignore_case = false) {
+    if (m && m->kind == StringMatch::Kind::Regex)
+      check_regex(at, path + ".regex", m->value, ignore_case);
   }
 
   void check_string_matches(const At& at, const std::string& path,
@@ -617,7 +649,7 @@ class Validator {
     for (size_t m = 0; m < r.match.size(); ++m) {
       std::string mp = fmt::format("{}.match[{}]", path, m);
       const HttpMatch& x = r.match[m];
-      check_string_match(at, mp + ".uri", x.uri);
+      check_string_match(at, mp + ".uri", x.uri, x.ignore_uri_case);
       check_string_match(at, mp + ".scheme", x.scheme);
       check_string_match(at, mp + ".method", x.method);
       check_string_match(at, mp + ".authority", x.authority);
@@ -645,9 +677,12 @@ class Validator {
     if (r.rewrite) {
       if (!r.rewrite->uri.empty() && r.rewrite->uri_regex_rewrite)
         at.error(path + ".rewrite.uri_regex_rewrite", "set uri or uri_regex_rewrite, not both");
-      if (r.rewrite->uri_regex_rewrite)
-        check_regex(at, path + ".rewrite.uri_regex_rewrite.match",
-                    r.rewrite->uri_regex_rewrite->match);
+      if (const auto& rr = r.rewrite->uri_regex_rewrite) {
+        const std::string rp = path + ".rewrite.uri_regex_rewrite";
+        check_regex(at, rp + ".match", rr->match);
+        if (auto why = rewrite_error(rr->match, rr->rewrite))
+          at.error(rp + ".rewrite", fmt::format("bad substitution {}: {}", q(rr->rewrite), *why));
+      }
     }
     if (r.retries) {
       const HttpRetry& x = *r.retries;
@@ -1192,197 +1227,124 @@ class Validator {
   std::vector<ConfigError> out_;
 };
 
-std::string describe(std::regex_constants::error_type code) {
-  namespace rc = std::regex_constants;
-  switch (code) {
-    case rc::error_collate:
-      return "invalid collating element";
-    case rc::error_ctype:
-      return "invalid character class";
-    case rc::error_escape:
-      return "invalid escape";
-    case rc::error_backref:
-      return "invalid back reference";
-    case rc::error_brack:
-      return "unbalanced [ ]";
-    case rc::error_paren:
-      return "unbalanced ( )";
-    case rc::error_brace:
-      return "unbalanced { }";
-    case rc::error_badbrace:
-      return "invalid {n,m} repeat";
-    case rc::error_range:
-      return "invalid character range";
-    case rc::error_space:
-    case rc::error_stack:
-    case rc::error_complexity:
-      return "too complex";
-    case rc::error_badrepeat:
-      return "*, +, ? or {n} with nothing to repeat";
+// The options plane/snapshot.cpp compiles regexes with (StringMatcher::Regex and
+// RegexRewrite::Regex), so validation accepts exactly what the data plane compiles.
+// `ignore_case` as for a uri match with ignore_uri_case: RE2 parses the pattern the same way,
+// but case folding makes the compiled program several times larger, so it can pass the
+// memory limit where the case-sensitive one does not.
+RE2::Options re2_options(bool ignore_case) {
+  RE2::Options o;
+  o.set_log_errors(false);  // the reason goes into the finding, not to stderr
+  o.set_case_sensitive(!ignore_case);
+  // RE2's default, which snapshot.cpp keeps; must stay equal to it: a lower limit would
+  // reject patterns the data plane compiles, a higher one would pass patterns it refuses.
+  o.set_max_mem(int64_t{8} << 20);
+  return o;
+}
+
+constexpr size_t kMaxPatternLength = 1024;
+
+// RE2's reason, e.g. "invalid repetition size: {1001}" or "missing ]: [a-z", is already
+// a good phrase: "<what>: <fragment>". It is kept, with the fragment shortened, dropped when
+// it is the whole pattern (missing or unexpected ')': the finding quotes the pattern
+// already), and followed by a hint when the pattern is written for another regex syntax.
+std::string describe(const RE2& re, std::string_view pattern, bool ignore_case) {
+  std::string_view what = re.error();
+  std::string_view arg = re.error_arg();
+  if (!arg.empty() && what.size() >= arg.size() + 2 && what.ends_with(arg))
+    what.remove_suffix(arg.size() + 2);
+  std::string out(what);
+  if (!arg.empty() && arg != pattern) {
+    std::string frag = quote_for_message(arg);  // control characters escaped, long ones cut
+    out += ": " + frag.substr(1, frag.size() - 2);
+  }
+  constexpr std::string_view kRe2 = "patterns are RE2 syntax";
+  switch (re.error_code()) {
+    case RE2::ErrorBadPerlOp:
+      if (arg == "(?=" || arg == "(?!") {
+        out += fmt::format(" (lookahead is not supported: {})", kRe2);
+      } else if (arg == "(?<" && (pattern.find("(?<=") != std::string_view::npos ||
+                                  pattern.find("(?<!") != std::string_view::npos)) {
+        out += fmt::format(" (lookbehind is not supported: {})", kRe2);
+      } else if (arg == "(?<") {
+        out += " (write a named group as (?P<name>…))";
+      } else if (arg == "(?P" && pattern.find("(?P=") != std::string_view::npos) {
+        out += fmt::format(" (backreferences are not supported: {})", kRe2);
+      }
+      break;
+    case RE2::ErrorBadEscape:
+      if (arg.size() == 2 && arg[1] >= '1' && arg[1] <= '9')
+        out += fmt::format(" (backreferences are not supported: {})", kRe2);
+      break;
+    case RE2::ErrorRepeatSize: {
+      // `arg` is "{n}", "{n,}" or "{n,m}": a count over 1000, a maximum below the minimum, or
+      // nested repeats whose counts multiply past 1000 ("(a{10}){101}").
+      const char* end = arg.data() + arg.size();
+      auto count = [end](const char* from, long long& v) {
+        auto [ptr, ec] = std::from_chars(from, end, v);
+        if (ec == std::errc::result_out_of_range) v = std::numeric_limits<long long>::max();
+        return ptr;
+      };
+      long long lo = 0, hi = -1;
+      const char* p = count(arg.data() + std::min<size_t>(1, arg.size()), lo);
+      if (p < end && *p == ',') count(p + 1, hi);
+      if (lo > 1000 || hi > 1000) {
+        out += " (at most 1000)";
+      } else if (hi >= 0 && hi < lo) {
+        out += " (the maximum is below the minimum)";
+      } else {
+        out += " (nested repeats multiply: at most 1000 in all)";
+      }
+      break;
+    }
+    case RE2::ErrorPatternTooLarge:
+      // RE2 says "pattern too large - compile failed".
+      out = fmt::format(
+          "too large once compiled{} (over RE2's memory limit); use smaller repeat "
+          "counts or character classes",
+          ignore_case ? ", case-insensitive" : "");
+      break;
     default:
       break;
   }
-  return "invalid regex";
+  return out;
 }
 
 }  // namespace
 
-std::optional<std::string> regex_error(const std::string& pattern) {
-  constexpr size_t kMaxLength = 1024;
-  constexpr int kMaxDepth = 32;
-  constexpr long kMaxRepeat = 1000;  // RE2's limit on {n,m}
-  if (pattern.size() > kMaxLength)
-    return fmt::format("{} characters long; at most {}", pattern.size(), kMaxLength);
-  auto flags = std::regex::ECMAScript;
-  // What the last token was, for the repeat operators: RE2 refuses "*a", "(*a)", "a**".
-  enum class Prev { Nothing, Atom, Repeat, Lazy };
-  Prev prev = Prev::Nothing;
-  auto repeat = [&](bool lazy_mark) -> std::optional<std::string> {
-    if (prev == Prev::Nothing) return "*, +, ? or {n} with nothing before it to repeat";
-    if (lazy_mark && prev == Prev::Repeat) {
-      prev = Prev::Lazy;  // "a*?": the lazy form
-      return std::nullopt;
-    }
-    if (prev != Prev::Atom) return "a repeat operator cannot follow another";
-    prev = Prev::Repeat;
-    return std::nullopt;
-  };
-  std::string p;
-  int depth = 0;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    char c = pattern[i];
-    std::string_view rest = std::string_view(pattern).substr(i);
-    if (c == '\\') {
-      if (i + 1 >= pattern.size()) return "ends with a lone backslash";
-      char n = pattern[++i];
-      if (n >= '1' && n <= '9') return "backreferences (\\1) are not supported: patterns are RE2";
-      if (n == 'A') {
-        p += '^';
-        prev = Prev::Nothing;
-      } else if (n == 'z') {
-        p += '$';
-        prev = Prev::Nothing;
-      } else {
-        p += c;
-        p += n;
-        prev = Prev::Atom;
-      }
-      continue;
-    }
-    if (c == '[') {
-      // A class, copied whole: "[]a]" and "[^]a]" start with a literal ']'; "[[:alpha:]]"
-      // holds a named class.
-      size_t k = i + 1;
-      if (k < pattern.size() && pattern[k] == '^') ++k;
-      if (k < pattern.size() && pattern[k] == ']') ++k;
-      for (; k < pattern.size() && pattern[k] != ']'; ++k) {
-        if (pattern[k] == '\\') {
-          ++k;
-        } else if (pattern[k] == '[' && k + 1 < pattern.size() && pattern[k + 1] == ':') {
-          size_t end = pattern.find(":]", k + 2);
-          if (end != std::string::npos) k = end + 1;
-        }
-      }
-      if (k >= pattern.size()) return "a '[' is never closed";
-      p.append(pattern, i, k - i + 1);
-      i = k;
-      prev = Prev::Atom;
-      continue;
-    }
-    if (c == '(') {
-      if (++depth > kMaxDepth) return fmt::format("groups nested more than {} deep", kMaxDepth);
-      prev = Prev::Nothing;
-      if (rest.starts_with("(?=") || rest.starts_with("(?!"))
-        return "lookahead ((?=…), (?!…)) is not supported: patterns are RE2";
-      if (rest.starts_with("(?<=") || rest.starts_with("(?<!"))
-        return "lookbehind is not supported: patterns are RE2";
-      if (rest.starts_with("(?P<") || rest.starts_with("(?<")) {
-        size_t gt = pattern.find('>', i);
-        if (gt == std::string::npos) return "unterminated group name";
-        p += '(';
-        i = gt;
-        continue;
-      }
-      if (rest.starts_with("(?") && !rest.starts_with("(?:")) {
-        // RE2's flag groups: (?i) and friends, alone or as (?i:…). std::regex has no inline
-        // flags; for validation, case-insensitivity is applied to the whole pattern.
-        size_t end = rest.find_first_of(":)");
-        std::string_view group = end == std::string_view::npos ? "" : rest.substr(2, end - 2);
-        if (group.empty() || group.find_first_not_of("imsU-") != std::string_view::npos)
-          return fmt::format("unknown group syntax {}",
-                             rest.substr(0, std::min<size_t>(end + 1, rest.size())));
-        if (group.find('i') != std::string_view::npos) flags |= std::regex::icase;
-        if (rest[end] == ')') {
-          --depth;  // (?i) opens no group
-          i += end;
-        } else {
-          p += "(?:";
-          i += end;
-        }
-        continue;
-      }
-      p += c;
-      continue;
-    }
-    if (c == ')') {
-      if (--depth < 0) return "a ')' has no '('";
-      p += c;
-      prev = Prev::Atom;
-      continue;
-    }
-    if (c == '|' || c == '^' || c == '$') {
-      p += c;
-      prev = Prev::Nothing;
-      continue;
-    }
-    if (c == '*' || c == '+' || c == '?') {
-      if (auto e = repeat(c == '?')) return e;
-      p += c;
-      continue;
-    }
-    if (c == '{') {
-      // {n}, {n,} or {n,m} is a repeat (RE2 refuses counts above 1000); any other '{' is a
-      // literal in RE2, which std::regex would refuse: escape it.
-      size_t close = pattern.find('}', i);
-      std::string_view body =
-          close == std::string::npos ? "" : std::string_view(pattern).substr(i + 1, close - i - 1);
-      size_t comma = body.find(',');
-      std::string_view lo = body.substr(0, comma), hi;
-      if (comma != std::string_view::npos) hi = body.substr(comma + 1);
-      auto digits = [](std::string_view d) {
-        return !d.empty() && d.size() <= 5 && d.find_first_not_of("0123456789") == d.npos;
-      };
-      if (digits(lo) && (comma == std::string_view::npos || hi.empty() || digits(hi))) {
-        long n = std::stol(std::string(lo)), m = hi.empty() ? n : std::stol(std::string(hi));
-        if (n > kMaxRepeat || m > kMaxRepeat)
-          return fmt::format("a repeat count is above {}", kMaxRepeat);
-        if (!hi.empty() && m < n)
-          return fmt::format("bad repeat {{{}}}: {} is below {}", body, m, n);
-        if (auto e = repeat(false)) return e;
-        p.append(pattern, i, close - i + 1);
-        i = close;
-      } else {
-        p += "\\{";
-        prev = Prev::Atom;
-      }
-      continue;
-    }
-    if (c == '}') {
-      p += "\\}";  // a literal, as in RE2
-      prev = Prev::Atom;
-      continue;
-    }
-    p += c;
-    prev = Prev::Atom;
+std::optional<std::string> regex_error(const std::string& pattern, bool ignore_case) {
+  if (pattern.size() > kMaxPatternLength)
+    return fmt::format("{} characters long; at most {}", pattern.size(), kMaxPatternLength);
+  RE2 re(pattern, re2_options(ignore_case));
+  if (re.ok()) return std::nullopt;
+  return describe(re, pattern, ignore_case);
+}
+
+std::optional<std::string> rewrite_error(const std::string& pattern,
+                                         const std::string& substitution) {
+  if (pattern.size() > kMaxPatternLength) return std::nullopt;  // regex_error reports it
+  RE2 re(pattern, re2_options(false));
+  std::string why;
+  if (!re.ok() || re.CheckRewriteString(substitution, &why)) return std::nullopt;
+  // RE2 has the verdict; its reason is worded for programmers ("Rewrite schema requests 3
+  // matches, but the regexp only has 2 parenthesized subexpressions."), so say it again in
+  // the config's terms, finding the same mistake CheckRewriteString found.
+  const int groups = re.NumberOfCapturingGroups();
+  for (size_t i = 0; i < substitution.size(); ++i) {
+    if (substitution[i] != '\\') continue;
+    if (i + 1 == substitution.size()) return "ends with a lone \\; write \\\\ for a backslash";
+    char n = substitution[++i];
+    if (n == '\\') continue;
+    if (n < '0' || n > '9')
+      return "a \\ must be followed by a group number (\\0 for the whole match, \\1 to \\9) or "
+             "another \\";
+    if (n - '0' > groups)
+      return fmt::format("\\{} refers to group {}, but the pattern has {}", n, n - '0',
+                         groups == 0   ? "no groups"
+                         : groups == 1 ? "only 1 group"
+                                       : fmt::format("only {} groups", groups));
   }
-  if (depth > 0) return "a '(' is never closed";
-  try {
-    std::regex re(p, flags);
-  } catch (const std::regex_error& e) {
-    // std::regex reports by exception; meshbox code does not throw, so it stops here.
-    return describe(e.code());
-  }
-  return std::nullopt;
+  return why;  // not reached while the scan above matches RE2's rules
 }
 
 std::vector<ConfigError> validate(const Config& config) {

@@ -22,9 +22,19 @@ namespace meshbox::config {
 std::vector<ConfigError> validate(const Config& config);
 
 /// Why `pattern` is not a regex meshbox accepts, or nullopt. Patterns are RE2 syntax (as in
-/// Istio); validation compiles them with std::regex (ECMAScript) after translating the RE2
-/// spellings it does not know (a leading (?i) flag group, (?P<name>…), \A, \z), and rejects
-/// what RE2 does not support (lookahead, backreferences).
-std::optional<std::string> regex_error(const std::string& pattern);
+/// Istio), compiled here with RE2 and the options plane/snapshot.cpp uses, so validation
+/// accepts exactly what the data plane compiles; patterns are also at most 1024 characters.
+/// `ignore_case`: compiled case-insensitively, as a uri match with ignore_uri_case is (it
+/// parses the same, but compiles larger). The reason is RE2's ("missing ]: [a-z",
+/// "invalid repetition size: {1001}"), with a hint for syntax RE2 lacks (lookaround,
+/// backreferences).
+std::optional<std::string> regex_error(const std::string& pattern, bool ignore_case = false);
+
+/// Why `substitution` is not a uri_regex_rewrite substitution for `pattern`, or nullopt: each
+/// `\` must be followed by a digit or another `\`, and `\N` must name one of the pattern's
+/// groups (RE2::CheckRewriteString, as the data plane checks). Also nullopt when `pattern`
+/// itself is bad: regex_error reports that.
+std::optional<std::string> rewrite_error(const std::string& pattern,
+                                         const std::string& substitution);
 
 }  // namespace meshbox::config

@@ -2,10 +2,12 @@
 // registry's endpoints into a Snapshot (plane/snapshot.h) for the proxy workers:
 //   - clusters `outbound|PORT|SUBSET|HOST` for every port of every service and service-entry
 //     host, one more per destination-rule subset, each with its healthy endpoints and the
-//     rule's load balancing and timeouts;
+//     rule's traffic policy (load balancing, connection pool limits, outlier detection,
+//     timeouts; port-level settings for its port);
 //   - gateway servers → listeners (one per bind address and port, servers of several gateways
 //     merged as Istio merges them) with route tables built from the virtual services bound to
-//     those gateways, or, for tcp and tls servers, a TCP listener to one cluster.
+//     those gateways (retries, mirrors, CORS, faults… per route), or, for tcp and tls servers,
+//     a TCP listener with the tcp routes (by weight) or tls routes (by SNI) bound to them.
 // Sidecar listeners ("mesh" in a virtual service's gateways) are not compiled yet.
 //
 // A pure function: no state, no clock, no I/O. Host names of service entries with resolution

@@ -24,6 +24,7 @@
 #include "plane/control/http_server.h"
 #include "plane/control/registry.h"
 #include "plane/control/store.h"
+#include "plane/control/supervisor.h"
 
 namespace meshbox::control {
 
@@ -264,14 +265,45 @@ Status ControlPlane::start() {
   if (options_.watch_files && !options_.config_paths.empty())
     file_watch_ =
         std::make_unique<FileWatch>(loop_, options_.config_paths, [this] { reload_files(); });
+
+  // The workloads last: a start that failed above leaves no process behind.
+  SupervisorOptions sup;
+  sup.log_dir = options_.state_dir + "/logs";
+  sup.echo_fd = options_.workload_echo_fd;
+  sup.environment = options_.environment;
+  sup.launcher = options_.workload_launcher;
+  sup.stop_grace_ms = options_.workload_stop_grace_ms;
+  supervisor_ =
+      std::make_unique<Supervisor>(loop_, std::move(sup), [this] { update_instance_endpoints(); });
+  supervisor_->set_workloads(config_->workloads);
+  update_instance_endpoints();
   return Status::ok();
+}
+
+void ControlPlane::stop_workloads(std::function<void()> done) {
+  if (!supervisor_) return loop_.run_soon(std::move(done));
+  supervisor_->stop_all(std::move(done));
+}
+
+void ControlPlane::kill_workloads() {
+  if (supervisor_) supervisor_->kill_all();
 }
 
 void ControlPlane::stop() {
   file_watch_.reset();
   if (admin_) admin_->close();
   admin_.reset();
+  supervisor_.reset();
   registry_.reset();
+}
+
+void ControlPlane::update_instance_endpoints() {
+  if (!supervisor_ || !registry_ || !config_) return;
+  config::HostIndex index(*config_);
+  std::vector<Endpoint> eps;
+  for (const auto& r : supervisor_->running())
+    eps.push_back(instance_endpoint(index, *r.workload, r.port, r.instance));
+  registry_->set_instance_endpoints(std::move(eps));
 }
 
 void ControlPlane::reload_files() {
@@ -391,6 +423,10 @@ void ControlPlane::on_store_change() {
   config_ = std::make_shared<const config::Config>(std::move(loaded.config));
   config_revision_ = store_->revision();
   if (registry_) registry_->set_config_endpoints(endpoints_from_config(*config_));
+  if (supervisor_) {
+    supervisor_->set_workloads(config_->workloads);
+    update_instance_endpoints();
+  }
   recompile();
 }
 
@@ -504,6 +540,7 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
   if (get && p == "/clusters") return respond(json_response(200, clusters_json()));
   if (get && p == "/routes") return respond(json_response(200, routes_json()));
   if (get && p == "/stats/push") return respond(json_response(200, push_stats_json()));
+  if (get && p == "/workloads") return respond(json_response(200, workloads_json()));
   if (m == "POST" && p == "/endpoints") return register_endpoint(req, std::move(respond));
   if (m == "DELETE" && p == "/endpoints") {
     auto host = req.param("host"), address = req.param("address"), port = req.param("port");
@@ -716,14 +753,26 @@ std::string ControlPlane::routes_json() const {
   if (snap) {
     for (const auto& l : snap->listeners) {
       if (l.protocol == ListenerSpec::Protocol::Tcp) {
-        w.begin_object()
-            .field("listener", l.name)
-            .field("address", l.address.to_string())
-            .field("virtual_host", "")
-            .field("route", "tcp")
-            .field("match", "*")
-            .field("action", l.cluster)
-            .end_object();
+        auto row = [&](std::string_view route, std::string_view match, std::string action) {
+          w.begin_object()
+              .field("listener", l.name)
+              .field("address", l.address.to_string())
+              .field("virtual_host", "")
+              .field("route", route)
+              .field("match", match)
+              .field("action", action)
+              .end_object();
+        };
+        if (l.l4_routes.empty()) row("tcp", "*", l.cluster);
+        for (const auto& r : l.l4_routes) {
+          std::string match = r.sni_hosts.empty()
+                                  ? std::string("*")
+                                  : fmt::format("sni {}", fmt::join(r.sni_hosts, ","));
+          std::string action;
+          for (const auto& c : r.clusters)
+            action += fmt::format("{}{} {}%", action.empty() ? "" : ", ", c.cluster, c.weight);
+          row(r.name, match, std::move(action));
+        }
         continue;
       }
       const RouteTableSpec* table = snap->find_route_table(l.route_table);
@@ -756,6 +805,43 @@ std::string ControlPlane::routes_json() const {
         }
       }
     }
+  }
+  w.end_array();
+  return w.take();
+}
+
+std::string ControlPlane::workloads_json() const {
+  json::Writer w;
+  w.begin_array();
+  if (!supervisor_ || !config_) {
+    w.end_array();
+    return w.take();
+  }
+  // Ready: the instance's endpoint is listed and healthy (its check passed, if it has one).
+  std::set<std::string> ready;
+  config::HostIndex index(*config_);
+  std::map<std::string, const Endpoint*> listed;
+  for (const auto& e : registry_->endpoints())
+    listed.emplace(e.key(), &e);
+  for (const auto& r : supervisor_->running()) {
+    auto it = listed.find(instance_endpoint(index, *r.workload, r.port, r.instance).key());
+    if (it != listed.end() && it->second->healthy) ready.insert(r.workload->ns + "/" + r.instance);
+  }
+  for (const auto& s : supervisor_->status()) {
+    w.begin_object()
+        .field("instance", s.instance)
+        .field("workload", s.workload)
+        .field("namespace", s.ns)
+        .field("service", s.service)
+        .field("pid", s.pid)
+        .field("port", s.port)
+        .field("state", to_string(s.state))
+        .field("ready", ready.count(s.ns + "/" + s.instance) > 0)
+        .field("restarts", s.restarts)
+        .field("last_exit", s.last_exit)
+        .field("uptime_ms", s.uptime_ms)
+        .field("restart_in_ms", s.restart_in_ms)
+        .end_object();
   }
   w.end_array();
   return w.take();

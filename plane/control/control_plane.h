@@ -1,5 +1,6 @@
 // ControlPlane: the mesh's brain in one object on the control loop — the config store, the
-// registry with its health checks, the compiler, and the admin API (127.0.0.1:15000). Every
+// registry with its health checks, the compiler, the supervisor that runs workloads with a
+// `command`, and the admin API (127.0.0.1:15000). Every
 // change (files under the config path, `meshbox apply`/`delete`, endpoint registrations,
 // health transitions) goes: candidate config → validation (rejected whole on any error) →
 // store commit → compile with the registry → publish to the workers through a SnapshotSink,
@@ -27,6 +28,7 @@ namespace meshbox::control {
 
 class Store;
 class Registry;
+class Supervisor;
 
 /// Where snapshots go: the process's workers (cli/runtime.h). Loop thread only.
 class SnapshotSink {
@@ -52,6 +54,13 @@ struct ControlOptions {
   std::string admin_address = "127.0.0.1:15000";
   std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
   bool watch_files = true;               // reload when a file under config_paths changes
+  /// Workloads with a command (supervisor.h): meshbox's environment (NAME=VALUE), the base of
+  /// theirs; the argv put before each command (cli: PR_SET_PDEATHSIG); SIGTERM → SIGKILL.
+  std::vector<std::string> environment;
+  std::vector<std::string> workload_launcher;
+  uint64_t workload_stop_grace_ms = 5'000;
+  /// Each line a workload writes also goes here (stderr) as "[INSTANCE] line"; -1: nowhere.
+  int workload_echo_fd = 2;
 };
 
 class ControlPlane : NonCopyable {
@@ -62,11 +71,18 @@ class ControlPlane : NonCopyable {
   /// Opens the store, applies the config files (their errors are returned, formatted, one a
   /// line), compiles and publishes the first snapshot, starts the admin API and writes the
   /// admin token (STATE_DIR/admin.token, mode 0600) and address (STATE_DIR/admin.address).
+  /// Last, starts the workloads that have a command (their endpoints follow as they run).
   Status start();
   /// Re-reads the config files (SIGHUP, or a change under the paths). A config with errors is
   /// rejected whole and logged; the running one stays.
   void reload_files();
-  /// Stops the admin API, the file watcher and the health checks.
+  /// Stops every workload process (SIGTERM, SIGKILL after the grace) and starts none again;
+  /// `done` runs on a later loop iteration once all have exited. The rest keeps running.
+  void stop_workloads(std::function<void()> done);
+  /// SIGKILL to every workload process now (a second SIGTERM/SIGINT).
+  void kill_workloads();
+  /// Stops the admin API, the file watcher, the health checks and the supervisor (killing
+  /// any workload still running: stop_workloads() first).
   void stop();
 
   const loop::Address& admin_address() const;
@@ -103,12 +119,16 @@ class ControlPlane : NonCopyable {
   std::string clusters_json() const;
   std::string routes_json() const;
   std::string push_stats_json() const;
+  std::string workloads_json() const;
+  /// Gives the registry the endpoints of the running workload processes.
+  void update_instance_endpoints();
 
   loop::Loop& loop_;
   SnapshotSink& sink_;
   ControlOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<Supervisor> supervisor_;  // from the end of start()
   std::unique_ptr<HttpServer> admin_;
   std::unique_ptr<FileWatch> file_watch_;
   std::shared_ptr<const config::Config> config_;  // the store's resources, decoded

@@ -23,6 +23,9 @@ constexpr uint64_t kDefaultIntervalMs = 5000;
 constexpr uint64_t kDefaultTimeoutMs = 1000;
 constexpr uint32_t kDefaultHealthyThreshold = 1;
 constexpr uint32_t kDefaultUnhealthyThreshold = 3;
+// A process waiting for its first passed check is probed at least this often, so that it is
+// in service soon after it listens, whatever its interval (Kubernetes' startup probe).
+constexpr uint64_t kStartupIntervalMs = 200;
 
 /// `ip` as a socket address, without ever resolving a name (getaddrinfo blocks, and names
 /// are not probed anyway).
@@ -55,6 +58,7 @@ bool same_endpoint(const Endpoint& a, const Endpoint& b) {
          a.named_ports == b.named_ports && a.labels == b.labels && a.locality == b.locality &&
          a.weight == b.weight && a.source == b.source && a.healthy == b.healthy &&
          a.resolution == b.resolution && a.hostname == b.hostname &&
+         a.wait_for_first_check == b.wait_for_first_check &&
          same_check(a.health_check, b.health_check);
 }
 
@@ -110,29 +114,44 @@ std::string Endpoint::key() const {
   return fmt::format("{} {}:{}", host, address, port);
 }
 
+Endpoint workload_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
+                           std::string_view instance) {
+  Endpoint ep;
+  // A name without dots resolves to NAME.NS.svc.SUFFIX whether or not the service exists
+  // (validation reports a missing one), which is the host the compiler gives the service.
+  ep.host = index.resolve(w.service, w.ns);
+  ep.ns = w.ns;
+  ep.address = w.address;
+  ep.port = port;
+  ep.labels = w.labels;
+  // decode adds app = SERVICE when absent; do it here too for configs built in code.
+  if (!w.service.empty()) ep.labels.emplace("app", w.service);
+  ep.locality = w.locality;
+  ep.weight = w.weight == 0 ? 1 : w.weight;
+  ep.source = fmt::format("workload/{}/{}", w.ns, instance);
+  ep.health_check = w.health;
+  return ep;
+}
+
+Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
+                           std::string_view instance) {
+  Endpoint ep = workload_endpoint(index, w, port, instance);
+  // An app told to listen everywhere is reached on loopback (meshbox runs on its host).
+  if (ep.address.empty() || ep.address == "0.0.0.0") ep.address = "127.0.0.1";
+  if (ep.address == "::") ep.address = "::1";
+  ep.wait_for_first_check = true;
+  return ep;
+}
+
 std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
   config::HostIndex index(config);
   std::vector<Endpoint> out;
 
   for (const auto& w : config.workloads) {
-    // TODO(registry): port 0 means the supervisor picks the port when it starts the
-    // command; the endpoint appears once that port is known.
-    if (w.port == 0) continue;
-    Endpoint ep;
-    // A name without dots resolves to NAME.NS.svc.SUFFIX whether or not the service exists
-    // (validation reports a missing one), which is the host the compiler gives the service.
-    ep.host = index.resolve(w.service, w.ns);
-    ep.ns = w.ns;
-    ep.address = w.address;
-    ep.port = w.port;
-    ep.labels = w.labels;
-    // decode adds app = SERVICE when absent; do it here too for configs built in code.
-    if (!w.service.empty()) ep.labels.emplace("app", w.service);
-    ep.locality = w.locality;
-    ep.weight = w.weight == 0 ? 1 : w.weight;
-    ep.source = fmt::format("workload/{}/{}", w.ns, w.name);
-    ep.health_check = w.health;
-    out.push_back(std::move(ep));
+    // A workload with a command is processes the supervisor runs: their endpoints come and
+    // go with them (set_instance_endpoints).
+    if (w.port == 0 || !w.command.empty()) continue;
+    out.push_back(workload_endpoint(index, w, w.port, w.name));
   }
 
   for (const auto& se : config.service_entries) {
@@ -185,8 +204,9 @@ std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
 
 class Registry::Prober final : public loop::TcpConnCallbacks, public http::ParserCallbacks {
  public:
+  /// `wait_for_first_check`: unhealthy (and left out: Registry::rebuild) until a check passes.
   Prober(Registry& registry, std::string key, const loop::Address& to,
-         const config::HealthCheck& check)
+         const config::HealthCheck& check, bool wait_for_first_check)
       : registry_(registry),
         key_(std::move(key)),
         to_(to),
@@ -199,7 +219,10 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
             std::max<uint32_t>(1, check.healthy_threshold.value_or(kDefaultHealthyThreshold))),
         unhealthy_threshold_(
             std::max<uint32_t>(1, check.unhealthy_threshold.value_or(kDefaultUnhealthyThreshold))),
-        timer_(registry.loop_, [this] { on_timer(); }) {
+        timer_(registry.loop_, [this] { on_timer(); }),
+        waits_(wait_for_first_check),
+        healthy_(!wait_for_first_check),
+        ready_(!wait_for_first_check) {
     // A zero interval would probe in a tight loop; validation rejects it, this guards.
     interval_ms_ = std::max<uint64_t>(interval_ms_, 1);
     timeout_ms_ = std::max<uint64_t>(timeout_ms_, 1);
@@ -218,6 +241,9 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
 
   const config::HealthCheck& check() const { return check_; }
   bool healthy() const { return healthy_; }
+  bool waits_for_first_check() const { return waits_; }
+  /// False until the first passed check, for an endpoint that waits for it.
+  bool ready() const { return ready_; }
 
  private:
   enum class Phase {
@@ -308,7 +334,12 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
       if (passes_ < healthy_threshold_) ++passes_;
       if (!healthy_ && passes_ >= healthy_threshold_) {
         healthy_ = true;
-        MB_INFO(kLog, "endpoint {} is healthy again after {} passed check(s)", key_, passes_);
+        if (!ready_) {
+          ready_ = true;
+          MB_INFO(kLog, "endpoint {} passed its health check: in service", key_);
+        } else {
+          MB_INFO(kLog, "endpoint {} is healthy again after {} passed check(s)", key_, passes_);
+        }
         registry_.set_health(key_, true);
       }
     } else {
@@ -323,7 +354,8 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
         MB_DEBUG(kLog, "health check of {} failed: {}", key_, why);
       }
     }
-    uint64_t next = started_ms_ + interval_ms_;
+    uint64_t next =
+        started_ms_ + (ready_ ? interval_ms_ : std::min(interval_ms_, kStartupIntervalMs));
     uint64_t now = registry_.loop_.now_ms();
     // The timer is still armed for this probe's (earlier) timeout; stop it first so libuv
     // wakes once at the next probe rather than at the stale timeout too.
@@ -349,7 +381,11 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
   int status_ = 0;  // final status of the response being read; 0 = none yet
   uint32_t passes_ = 0;
   uint32_t failures_ = 0;
-  bool healthy_ = true;  // endpoints start healthy: traffic flows before the first check
+  bool waits_;
+  // Endpoints start healthy, so traffic flows before the first check, except those that wait
+  // for it: unhealthy and not ready until a check passes.
+  bool healthy_;
+  bool ready_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -491,6 +527,11 @@ void Registry::set_config_endpoints(std::vector<Endpoint> endpoints) {
   if (rebuild()) changed();
 }
 
+void Registry::set_instance_endpoints(std::vector<Endpoint> endpoints) {
+  instance_endpoints_ = sorted_unique(std::move(endpoints));
+  if (rebuild()) changed();
+}
+
 std::vector<Endpoint> Registry::resolved_config_endpoints() const {
   std::vector<Endpoint> out;
   out.reserve(config_endpoints_.size());
@@ -560,6 +601,8 @@ bool Registry::rebuild() {
   std::set<std::string> keys;
   for (const auto& ep : merged)
     keys.insert(ep.key());
+  for (const auto& ep : instance_endpoints_)
+    if (keys.insert(ep.key()).second) merged.push_back(ep);
   for (const auto& ep : api_endpoints_)
     if (keys.insert(ep.key()).second) merged.push_back(ep);
   merged = sorted_unique(std::move(merged));
@@ -573,16 +616,25 @@ bool Registry::rebuild() {
     if (!to) continue;
     std::string key = ep.key();
     auto old = probers_.find(key);
-    if (old != probers_.end() && same_check(old->second->check(), *ep.health_check)) {
+    if (old != probers_.end() && same_check(old->second->check(), *ep.health_check) &&
+        old->second->waits_for_first_check() == ep.wait_for_first_check) {
       ep.healthy = old->second->healthy();
       probers.emplace(std::move(key), std::move(old->second));
     } else {
-      auto prober = std::make_unique<Prober>(*this, key, *to, *ep.health_check);
+      auto prober =
+          std::make_unique<Prober>(*this, key, *to, *ep.health_check, ep.wait_for_first_check);
+      ep.healthy = prober->healthy();
       probers.emplace(std::move(key), std::move(prober));
     }
   }
   // Probers not carried over are destroyed here, closing any probe in flight.
   probers_ = std::move(probers);
+  // Processes still starting: probed, not listed.
+  std::erase_if(merged, [&](const Endpoint& ep) {
+    if (!ep.wait_for_first_check) return false;
+    auto it = probers_.find(ep.key());
+    return it != probers_.end() && !it->second->ready();
+  });
 
   bool diff = !same_endpoints(endpoints_, merged);
   endpoints_ = std::move(merged);
@@ -598,7 +650,12 @@ void Registry::changed() {
 void Registry::set_health(const std::string& key, bool healthy) {
   auto it = std::lower_bound(endpoints_.begin(), endpoints_.end(), key,
                              [](const Endpoint& e, const std::string& k) { return e.key() < k; });
-  if (it == endpoints_.end() || it->key() != key || it->healthy == healthy) return;
+  if (it == endpoints_.end() || it->key() != key) {
+    // Not listed: a process that just passed its first check joins.
+    if (rebuild()) changed();
+    return;
+  }
+  if (it->healthy == healthy) return;
   it->healthy = healthy;
   changed();
 }

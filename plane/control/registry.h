@@ -1,7 +1,12 @@
-// Registry: the services' endpoints (Istio's service discovery). Endpoints come from three
-// places: workloads in the config and static endpoints of service entries (both replaced
-// whole on every config change), and register calls on the admin API (what `meshbox inject`
-// uses; kept in memory until deregistered). Endpoints with a health check are probed actively
+// Registry: the services' endpoints (Istio's service discovery). Endpoints come from four
+// places: workloads in the config that meshbox does not run (no `command`) and static
+// endpoints of service entries (both replaced whole on every config change), the running
+// processes of workloads with a `command` (the supervisor's instances, replaced whole whenever
+// one starts or stops), and register calls on the admin API (what `meshbox inject` uses; kept
+// in memory until deregistered). A process with a health check is left out until its first
+// check passes (Kubernetes' readiness: an app still starting gets no traffic).
+//
+// Endpoints with a health check are probed actively
 // (HTTP GET of a path that must answer 2xx or 3xx, as Kubernetes probes do, or a TCP connect)
 // on the control loop; crossing the unhealthy threshold takes an endpoint out, the healthy
 // threshold brings it back. Service entries with resolution dns or dns_round_robin name their
@@ -25,6 +30,7 @@
 #include "core/base/result.h"
 #include "core/loop/loop.h"
 #include "core/loop/timer.h"
+#include "plane/config/host_index.h"
 #include "plane/config/resources.h"
 #include "plane/control/dns.h"
 
@@ -53,6 +59,9 @@ struct Endpoint {
   /// false once active checks failed unhealthy_threshold times in a row. Kept by the
   /// registry: the value passed in to set_config_endpoints / register_endpoint is ignored.
   bool healthy = true;
+  /// With a health check: left out of endpoints() until the check first passes (processes
+  /// meshbox starts). Without, or when the address cannot be probed: listed at once.
+  bool wait_for_first_check = false;
 
   /// The endpoint port for a service port (named_ports by port name, then `port`, then the
   /// service port's target_port or number).
@@ -61,11 +70,21 @@ struct Endpoint {
   std::string key() const;
 };
 
-/// Endpoints of the config: one per workload with a port (its service's host), one per
-/// static endpoint of a service entry (for every host of the entry), one per host of a
-/// "dns" entry without endpoints (address = the host name, resolved later by the registry).
-/// Sorted by key(); of endpoints with the same key the first in config order is kept.
+/// Endpoints of the config: one per workload with a port and no command (its service's
+/// host; workloads with a command are processes: instance_endpoint), one per static endpoint
+/// of a service entry (for every host of the entry), one per host of a "dns" entry without
+/// endpoints (address = the host name, resolved later by the registry). Sorted by key(); of
+/// endpoints with the same key the first in config order is kept.
 std::vector<Endpoint> endpoints_from_config(const config::Config& config);
+
+/// The endpoint of workload `w` listening on `port`: its service's host, address, labels (with
+/// app = SERVICE), locality, weight and health check; source "workload/NS/INSTANCE".
+Endpoint workload_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
+                           std::string_view instance);
+/// The endpoint of a running process of `w` (supervisor.h): workload_endpoint, on loopback
+/// when `address` means every interface, waiting for its first health check.
+Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
+                           std::string_view instance);
 
 class Registry : NonCopyable {
  public:
@@ -81,6 +100,10 @@ class Registry : NonCopyable {
   /// Names to resolve that were already known keep their addresses; new ones are looked up
   /// on the next loop iteration. No OnChange when nothing changed.
   void set_config_endpoints(std::vector<Endpoint> endpoints);
+  /// Replaces the endpoints of running workload processes (instance_endpoint). Those still
+  /// there (same key and health check) keep their health and probe state; a new one with a
+  /// health check stays out of endpoints() until it passes. No OnChange when nothing changed.
+  void set_instance_endpoints(std::vector<Endpoint> endpoints);
   /// An endpoint from the admin API (source "api"); replaces one with the same key.
   /// Fails if the host is empty, the address is not an IP, the port is 0 or above 65535,
   /// or the health check is malformed (both http and tcp, a path without '/', a zero
@@ -112,7 +135,7 @@ class Registry : NonCopyable {
   bool rebuild();
   /// Schedules OnChange (once, on the next timer pass).
   void changed();
-  /// A prober crossed a threshold.
+  /// A prober crossed a threshold (or passed its first check).
   void set_health(const std::string& key, bool healthy);
   /// Config endpoints with every resolved name replaced by its addresses.
   std::vector<Endpoint> resolved_config_endpoints() const;
@@ -125,8 +148,11 @@ class Registry : NonCopyable {
   // a pending notification can never fire into a dead Registry.
   loop::Timer notify_timer_;
   std::vector<Endpoint> config_endpoints_;
+  std::vector<Endpoint> instance_endpoints_;
   std::vector<Endpoint> api_endpoints_;
-  std::vector<Endpoint> endpoints_;                         // both, sorted, with current health
+  // All three, sorted, with current health, without processes still waiting for their first
+  // passed check.
+  std::vector<Endpoint> endpoints_;
   std::map<std::string, std::unique_ptr<Prober>> probers_;  // by key()
   dns::Resolver resolver_;
   std::map<std::string, std::unique_ptr<DnsName>> dns_names_;  // by name (as in the config)

@@ -216,6 +216,7 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   upstream_chunked_ = head.framing == http::Framing::Chunked;
   close_after_ = !head.keep_alive || worker_.draining();
   arm(Wait::RequestBody, listener_.http.idle_timeout_ms);
+  to_origin_form(head);
   if (!route(head)) return;
   replayable_ = route_->retry.attempts > 0;
 
@@ -302,6 +303,26 @@ void HttpConnection::start_shadow(http::RequestHead& head) {
                           response_timeout_ms_);
   MB_LOG_EVERY(5, Debug, "http", "{} mirrored to {}: {}", method_, route_->mirror.cluster,
                shadow_ ? "sent" : "no endpoint or at a limit; dropped");
+}
+
+void HttpConnection::to_origin_form(http::RequestHead& head) {
+  // RFC 9112 §3.2.2: a request to a proxy may name its target whole
+  // ("GET http://reviews:9080/reviews/0" — what an app with HTTP_PROXY set sends its
+  // sidecar). The target's authority replaces Host, and the origin gets origin-form.
+  std::string_view t = head.target;
+  if (t.empty() || t.front() == '/' || head.method == "CONNECT") return;
+  size_t scheme_end = t.find("://");
+  if (scheme_end == std::string_view::npos) return;  // "*" (OPTIONS), or not absolute-form
+  std::string_view rest = t.substr(scheme_end + 3);
+  size_t slash = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, slash);
+  // userinfo is not part of the host (RFC 9110 §4.2.4 deprecates it; never forward it).
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos)
+    authority.remove_prefix(at + 1);
+  if (!authority.empty()) head.headers.set("host", authority);
+  target_ = slash == std::string_view::npos ? std::string("/") : std::string(rest.substr(slash));
+  if (target_.front() == '?') target_.insert(0, "/");
+  head.target.swap(target_);
 }
 
 void HttpConnection::rewrite_request(http::RequestHead& head) {

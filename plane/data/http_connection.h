@@ -79,6 +79,7 @@ class HttpConnection : public ActiveConnection,
   void flush_upstream_head();
   std::string_view take_upstream_head();
   bool route(http::RequestHead& head);
+  void to_origin_form(http::RequestHead& head);
   void rewrite_request(http::RequestHead& head);
   void start_delay();
   void on_delay_done();

@@ -69,9 +69,12 @@ RouteInput RouteInput::from(const http::RequestHead& head, uint32_t listener_por
 }
 
 const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host) {
+  std::string_view with_port = host;
   host = strip_port(host);
   const VirtualHostSpec* best = nullptr;
-  int best_rank = 0;       // 4 exact, 3 suffix wildcard, 2 prefix wildcard, 1 "*"
+  // 5 exact with the port ("reviews:9080"), 4 exact, 3 suffix wildcard, 2 prefix wildcard,
+  // 1 "*".
+  int best_rank = 0;
   size_t best_length = 0;  // longer wildcards are more specific
   for (const auto& vh : table.virtual_hosts) {
     for (const auto& d : vh.domains) {
@@ -87,6 +90,8 @@ const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::strin
         if (host.size() > prefix.size() && iequal(host.substr(0, prefix.size()), prefix)) rank = 2;
       } else if (iequal(host, d)) {
         rank = 4;
+      } else if (with_port.size() != host.size() && iequal(with_port, d)) {
+        rank = 5;
       }
       if (rank > best_rank || (rank == best_rank && rank > 0 && d.size() > best_length)) {
         best = &vh;
@@ -94,7 +99,7 @@ const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::strin
         best_length = d.size();
       }
     }
-    if (best_rank == 4) break;
+    if (best_rank == 5) break;
   }
   return best;
 }

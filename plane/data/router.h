@@ -29,8 +29,9 @@ struct RouteInput {
   static RouteInput from(const http::RequestHead& head, uint32_t listener_port);
 };
 
-/// The most specific virtual host for `host` (port stripped, case-insensitive): an exact
-/// domain, then the longest "*.suffix", then the longest "prefix.*", then "*". Null if none.
+/// The most specific virtual host for `host` (case-insensitive): a domain equal to it with
+/// its port ("reviews:9080": the sidecars' per-port hosts), then, port stripped, an exact
+/// domain, the longest "*.suffix", the longest "prefix.*", then "*". Null if none.
 const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host);
 
 /// True if every condition of one match block holds.

@@ -143,7 +143,7 @@ TEST_CASE("validate: a bad config exits 1 and prints every error with its positi
           "meshbox) from 0 to 65535, got 70000",
       path +
           ":18:28: error: virtual_service \"reviews\": http[0].match[0].uri.regex: bad regex "
-          "\"(oops\": a '(' is never closed",
+          "\"(oops\": missing )",
       path +
           ":19:55: error: virtual_service \"reviews\": http[0].route[0].destination.subset: "
           "subset \"v2\" is not defined in destination_rule \"reviews\" (" +

@@ -299,7 +299,7 @@ port = 10002
   CHECK(dups[1].message.find("give each one a name") != std::string::npos);
 }
 
-TEST_CASE("validate: regexes must compile") {
+TEST_CASE("validate: regexes must compile with RE2") {
   constexpr std::string_view kText = R"toml([[service]]
 name = "r"
 port = 80
@@ -322,34 +322,168 @@ rewrite = { uri_regex_rewrite = { match = "[z-a]", rewrite = "/" } }
 route = [{ destination = { host = "r" } }]
 )toml";
   auto f = load_toml(kText);
+  // RE2's own reason, with its fragment; a missing ')' names the whole pattern, which the
+  // message quotes already.
   CHECK_FINDING(f, kText, "http[0].match[0].uri.regex", "\"/api", Severity::Error,
-                "bad regex \"/api/v[0-9]+(/.*\": a '(' is never closed");
+                "bad regex \"/api/v[0-9]+(/.*\": missing )");
   CHECK_FINDING(f, kText, "http[0].match[1].headers.x-id.regex", "\"*abc\"", Severity::Error,
-                "*, +, ? or {n} with nothing before it to repeat");
-  CHECK_FINDING(f, kText, "http[0].match[4].uri.regex", "\"/(?=", Severity::Error, "lookahead");
-  CHECK_FINDING(f, kText, "http[0].match[5].uri.regex", "'(a)", Severity::Error, "backreferences");
+                "bad regex \"*abc\": no argument for repetition operator: *");
+  CHECK_FINDING(f, kText, "http[0].match[4].uri.regex", "\"/(?=", Severity::Error,
+                "invalid perl operator: (?= (lookahead is not supported: patterns are RE2 "
+                "syntax)");
+  CHECK_FINDING(f, kText, "http[0].match[5].uri.regex", "'(a)", Severity::Error,
+                "invalid escape sequence: \\1 (backreferences are not supported");
   CHECK_FINDING(f, kText, "http[0].match[6].without_headers.x-big.regex", "\"a{1001}\"",
-                Severity::Error, "a repeat count is above 1000");
+                Severity::Error, "invalid repetition size: {1001} (at most 1000)");
   CHECK_FINDING(f, kText, "http[0].rewrite.uri_regex_rewrite.match", "\"[z-a]\"", Severity::Error,
-                "invalid character range");
-  // RE2 spellings std::regex does not know are translated, not reported.
+                "invalid character class range: z-a");
+  // RE2 syntax that ECMAScript lacks is simply RE2: accepted.
   CHECK(findings_at(f.loaded, "http[0].match[2].authority.regex").empty());
   CHECK(findings_at(f.loaded, "http[0].match[3].query_params.q.regex").empty());
   CHECK(findings_at(f.loaded, "http[0].match[7].scheme.regex").empty());
+  // A bad pattern is reported once: its substitution is not judged against it.
+  CHECK(findings_at(f.loaded, "http[0].rewrite.uri_regex_rewrite.rewrite").empty());
   CHECK(f.loaded.findings.size() == 6);
 }
 
-TEST_CASE("validate: regex_error limits what std::regex is given") {
-  CHECK_FALSE(regex_error("^/api/v[0-9]+/.*$"));
+TEST_CASE("validate: a uri_regex_rewrite substitution names only the pattern's groups") {
+  constexpr std::string_view kText = R"toml([[service]]
+name = "r"
+port = 80
+
+[[virtual_service]]
+name = "r"
+hosts = ["r"]
+[[virtual_service.http]]
+match = [{ uri = { prefix = "/a" } }]
+rewrite = { uri_regex_rewrite = { match = "^/a/(v[0-9]+)/(.*)$", rewrite = "/\\2?v=\\1\\0" } }
+route = [{ destination = { host = "r" } }]
+[[virtual_service.http]]
+match = [{ uri = { prefix = "/b" } }]
+rewrite = { uri_regex_rewrite = { match = "^/b/(.*)$", rewrite = "/x/\\2" } }
+route = [{ destination = { host = "r" } }]
+[[virtual_service.http]]
+match = [{ uri = { prefix = "/c" } }]
+rewrite = { uri_regex_rewrite = { match = "^/c/.*$", rewrite = '/\1' } }
+route = [{ destination = { host = "r" } }]
+[[virtual_service.http]]
+match = [{ uri = { prefix = "/d" } }]
+rewrite = { uri_regex_rewrite = { match = "^/d/(.*)$", rewrite = '/\n' } }
+route = [{ destination = { host = "r" } }]
+[[virtual_service.http]]
+rewrite = { uri_regex_rewrite = { match = "^/e/(.*)$", rewrite = '/\1\' } }
+route = [{ destination = { host = "r" } }]
+)toml";
+  auto f = load_toml(kText);
+  CHECK(findings_at(f.loaded, "http[0].rewrite.uri_regex_rewrite.rewrite").empty());
+  CHECK_FINDING(f, kText, "http[1].rewrite.uri_regex_rewrite.rewrite", "\"/x/", Severity::Error,
+                "bad substitution \"/x/\\2\": \\2 refers to group 2, but the pattern has only 1 "
+                "group");
+  CHECK_FINDING(f, kText, "http[2].rewrite.uri_regex_rewrite.rewrite", "'/\\1'", Severity::Error,
+                "\\1 refers to group 1, but the pattern has no groups");
+  CHECK_FINDING(f, kText, "http[3].rewrite.uri_regex_rewrite.rewrite", "'/\\n'", Severity::Error,
+                "a \\ must be followed by a group number");
+  CHECK_FINDING(f, kText, "http[4].rewrite.uri_regex_rewrite.rewrite", "'/\\1\\'", Severity::Error,
+                "ends with a lone \\");
+  CHECK(f.loaded.findings.size() == 4);
+}
+
+TEST_CASE(
+    "validate: a uri regex is compiled as matched: case-insensitively with "
+    "ignore_uri_case") {
+  // 93 × [a-z]{1000}: within RE2's memory limit case-sensitively, but case folding makes
+  // every [a-z] about six times larger.
+  std::string big;
+  for (int i = 0; i < 93; ++i)
+    big += "[a-z]{1000}";
+  REQUIRE(big.size() <= 1024);
+  const std::string text = fmt::format(R"toml([[service]]
+name = "r"
+port = 80
+
+[[virtual_service]]
+name = "r"
+hosts = ["r"]
+[[virtual_service.http]]
+match = [
+  {{ uri = {{ regex = "{0}" }} }},
+  {{ uri = {{ regex = "{0}" }}, ignore_uri_case = true }},
+]
+route = [{{ destination = {{ host = "r" }} }}]
+)toml",
+                                       big);
+  auto f = load_toml(text);
+  INFO(dump(f.loaded));
+  CHECK(findings_at(f.loaded, "http[0].match[0].uri.regex").empty());
+  auto found = findings_at(f.loaded, "http[0].match[1].uri.regex");
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].message.find("too large once compiled, case-insensitive") != std::string::npos);
+}
+
+TEST_CASE("validate: regex_error accepts what RE2 compiles, with its reason for the rest") {
+  // RE2 syntax, all accepted.
+  for (const char* good : {"^/api/v[0-9]+/.*$", "(?i)abc", "(?i:a)b", "(?P<name>[a-z]+)",
+                           "\\Aabc\\z", "[[:alpha:]]{2,5}", "a{2,5}", "a{1000}", "[(]", "z{",
+                           "\\pL+", "\\Q(*)\\E", "(?s).(?U)a*", "(?m)^a$", "\\d+\\b"}) {
+    CAPTURE(good);
+    CHECK_FALSE(regex_error(good));
+  }
+  // Nested groups cost RE2 nothing: only the length is limited.
+  CHECK_FALSE(regex_error(std::string(500, '(') + "a" + std::string(500, ')')));
+
+  CHECK(regex_error("/(?=a)").value() ==
+        "invalid perl operator: (?= (lookahead is not supported: patterns are RE2 syntax)");
+  CHECK(regex_error("/(?!a)").value().find("lookahead is not supported") != std::string::npos);
+  CHECK(regex_error("(?<=a)b").value() ==
+        "invalid perl operator: (?< (lookbehind is not supported: patterns are RE2 syntax)");
+  CHECK(regex_error("(?<n>a)").value() ==
+        "invalid perl operator: (?< (write a named group as (?P<name>…))");
+  CHECK(regex_error("(a)\\1").value() ==
+        "invalid escape sequence: \\1 (backreferences are not supported: patterns are RE2 "
+        "syntax)");
+  CHECK(regex_error("(?P<n>a)(?P=n)").value() ==
+        "invalid perl operator: (?P (backreferences are not supported: patterns are RE2 syntax)");
+  CHECK(regex_error("(abc").value() == "missing )");
+  CHECK(regex_error("abc)").value() == "unexpected )");
+  CHECK(regex_error("a[bc").value() == "missing ]: [bc");
+  CHECK(regex_error("a**").value() == "bad repetition operator: **");
+  CHECK(regex_error("*a").value() == "no argument for repetition operator: *");
+  CHECK(regex_error("a{1001}").value() == "invalid repetition size: {1001} (at most 1000)");
+  CHECK(regex_error("a{5,2}").value() ==
+        "invalid repetition size: {5,2} (the maximum is below the minimum)");
+  CHECK(regex_error("((a{1000}){1000}){1000}").value() ==
+        "invalid repetition size: {1000} (nested repeats multiply: at most 1000 in all)");
+  CHECK(regex_error("abc\\").value() == "trailing \\");
+  CHECK(regex_error("a(?P<name").value() == "invalid named capture group: (?P<name");
+  CHECK(regex_error("[[:foo:]]").value() == "invalid character class range: [:foo:]");
+  CHECK(regex_error("\\pL{1000}").value() ==
+        "too large once compiled (over RE2's memory limit); use smaller repeat counts or "
+        "character classes");
+  // A long fragment is cut; control characters in it are escaped.
+  CHECK(regex_error("x[\n" + std::string(100, 'a')).value() ==
+        "missing ]: [\\x0a" + std::string(58, 'a') + "…");
+  CHECK(regex_error(std::string(1024, 'a')) == std::nullopt);
   CHECK(regex_error(std::string(1025, 'a')).value() == "1025 characters long; at most 1024");
-  CHECK(regex_error(std::string(33, '(') + std::string(33, ')')).value().find("nested") !=
-        std::string::npos);
-  CHECK_FALSE(regex_error(std::string(32, '(') + "a" + std::string(32, ')')));
-  CHECK(regex_error("abc\\").value() == "ends with a lone backslash");
-  CHECK(regex_error("(?P<name").value() == "unterminated group name");
-  // std::regex's own state limit stops a pattern that would blow up.
-  CHECK(regex_error("((a{1000}){1000}){1000}").has_value());
-  CHECK_FALSE(regex_error("[(]"));  // a parenthesis in a class is not a group
+}
+
+TEST_CASE("validate: rewrite_error is RE2::CheckRewriteString, in the config's words") {
+  CHECK_FALSE(rewrite_error("^/(a)/(b)$", "/\\2/\\1\\0\\\\"));
+  CHECK_FALSE(rewrite_error("^/(?P<v>a)$", "/\\1"));  // a named group is numbered too
+  CHECK_FALSE(rewrite_error("^/a$", "/$1"));          // only \ is special
+  CHECK(rewrite_error("^/(a)$", "/\\2").value() ==
+        "\\2 refers to group 2, but the pattern has only 1 group");
+  CHECK(rewrite_error("^/(a)(b)$", "/\\1\\3").value() ==
+        "\\3 refers to group 3, but the pattern has only 2 groups");
+  CHECK(rewrite_error("^/a$", "/\\1").value() ==
+        "\\1 refers to group 1, but the pattern has no groups");
+  CHECK(rewrite_error("^/(a)$", "/\\x").value() ==
+        "a \\ must be followed by a group number (\\0 for the whole match, \\1 to \\9) or "
+        "another \\");
+  CHECK(rewrite_error("^/(a)$", "/\\1\\").value() ==
+        "ends with a lone \\; write \\\\ for a backslash");
+  // A bad pattern is regex_error's to report.
+  CHECK_FALSE(rewrite_error("(", "/\\5"));
+  CHECK_FALSE(rewrite_error(std::string(1025, 'a'), "/\\5"));
 }
 
 TEST_CASE("validate: a workload's service must exist") {
