@@ -295,7 +295,8 @@ class Validator {
       at.error("replicas",
                "replicas needs a command: meshbox runs that many processes of it (a workload "
                "without command is one endpoint at its address and port)");
-    if (w.replicas > 1 && w.port != 0 && at.clean("replicas") && at.clean("port"))
+    if (w.replicas > 1 && w.port != 0 && !w.command.empty() && at.clean("replicas") &&
+        at.clean("port"))
       at.error("port", fmt::format("with replicas = {}, leave port unset (0): each replica gets a "
                                    "free port of its own as ${{PORT}}",
                                    w.replicas));
@@ -304,7 +305,7 @@ class Validator {
       std::string name = w.replicas == 1 ? w.name : fmt::format("{}-{}", w.name, i);
       auto [it, fresh] = instances.emplace(std::pair(w.ns, name), &w);
       if (fresh || it->second->name == w.name) continue;  // a duplicate: reported as such
-      at.error("replicas",
+      at.error(at.written("replicas") ? "replicas" : "name",
                fmt::format("its process {} has the name of a process of workload {} ({}): "
                            "rename one of the workloads",
                            q(name), q(it->second->display_name()), where(it->second->source, "")));

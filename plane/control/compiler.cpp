@@ -209,6 +209,7 @@ class Compiler {
 
   Compiled run() {
     compile_clusters();
+    compile_sidecars();
     compile_gateways();
     Compiled out;
     out.snapshot = std::make_shared<Snapshot>();
@@ -345,6 +346,14 @@ class Compiler {
     return &*it->second;
   }
 
+  const loop::Address* loopback_address(uint32_t port) {
+    std::string text = host_port("127.0.0.1", port);
+    auto [it, inserted] = addresses_.try_emplace(text);
+    if (inserted && port > 0 && port <= 65535)
+      it->second = dns::parse_ip("127.0.0.1", static_cast<uint16_t>(port));
+    return it->second ? &*it->second : nullptr;
+  }
+
   void add_cluster(std::string name, const config::Port& port,
                    const std::vector<const Endpoint*>& eps, const config::Labels* subset_labels,
                    const Policy& policy) {
@@ -358,7 +367,10 @@ class Compiler {
     std::vector<Candidate> all;
     for (const Endpoint* ep : eps) {
       if (subset_labels && !labels_contain(ep->labels, *subset_labels)) continue;
-      const loop::Address* addr = endpoint_address(*ep, ep->port_for(port));
+      // An instance with a sidecar is reached through its inbound listener.
+      const loop::Address* addr = ep->sidecar_inbound_port
+                                      ? loopback_address(ep->sidecar_inbound_port)
+                                      : endpoint_address(*ep, ep->port_for(port));
       if (!addr) continue;
       all.push_back(
           {EndpointSpec{*addr, ep->weight == 0 ? 1 : ep->weight, ep->locality}, ep->healthy});
@@ -432,6 +444,158 @@ class Compiler {
     }
 
     clusters_.try_emplace(cluster.name, std::move(cluster));
+  }
+
+  // ---- sidecars -------------------------------------------------------------------------
+  //
+  // Each workload instance with a sidecar gets two listeners on 127.0.0.1 (Istio's sidecar,
+  // in HTTP_PROXY mode instead of iptables): inbound, in front of the app (the service's
+  // clusters send there), and outbound, where the app's calls to other services arrive as
+  // proxy requests (`GET http://reviews:9080/…`). The outbound route table is the instance's
+  // own: virtual services bound to "mesh" apply by the instance's labels and namespace
+  // (source_labels, source_namespace), and short names mean its namespace's services.
+
+  void compile_sidecars() {
+    std::set<std::string> done;
+    for (const auto& [host, eps] : endpoints_by_host_) {
+      for (const Endpoint* ep : eps) {
+        if (!ep->sidecar_inbound_port || ep->instance.empty()) continue;
+        if (!done.insert(ep->instance).second) continue;
+        compile_sidecar(*ep);
+      }
+    }
+  }
+
+  void compile_sidecar(const Endpoint& ep) {
+    const std::string& inst = ep.instance;
+    // Inbound: every request to the app's port.
+    const loop::Address* app = endpoint_address(ep, ep.port);
+    const loop::Address* in = loopback_address(ep.sidecar_inbound_port);
+    if (app && in) {
+      ClusterSpec cluster;
+      cluster.name = fmt::format("inbound|{}||{}", ep.port, inst);
+      cluster.endpoints.push_back({*app, 1, ep.locality});
+      cluster.lb_policy = LbPolicy::RoundRobin;
+      cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
+      RouteSpec route;
+      route.name = "inbound|" + inst;
+      route.clusters.push_back({cluster.name, 100});
+      RouteTableSpec table;
+      table.name = "inbound|" + inst;
+      table.virtual_hosts.push_back({"inbound|" + inst, {"*"}, {std::move(route)}});
+      ListenerSpec listener;
+      listener.name = "sidecar_" + inst + "_inbound";
+      listener.address = *in;
+      listener.route_table = table.name;
+      listeners_.try_emplace({ep.sidecar_inbound_port, "sidecar_in_" + inst}, std::move(listener));
+      route_tables_.try_emplace(table.name, std::move(table));
+      clusters_.try_emplace(cluster.name, std::move(cluster));
+    }
+    const loop::Address* out = loopback_address(ep.sidecar_outbound_port);
+    if (!out) return;
+    RouteTableSpec table = outbound_table("outbound|" + inst, ep);
+    ListenerSpec listener;
+    listener.name = "sidecar_" + inst + "_outbound";
+    listener.address = *out;
+    listener.route_table = table.name;
+    listeners_.try_emplace({ep.sidecar_outbound_port, "sidecar_out_" + inst}, std::move(listener));
+    route_tables_.try_emplace(table.name, std::move(table));
+  }
+
+  static bool binds_mesh(const std::vector<std::string>& gateways) {
+    return gateways.empty() ||
+           std::find(gateways.begin(), gateways.end(), "mesh") != gateways.end();
+  }
+
+  /// The names a client in namespace `client_ns` may use for `fqdn` on `port`: with ":PORT",
+  /// and without it for port 80. `short_names`: NAME and NAME.NAMESPACE (Kubernetes' search
+  /// path), for a service.
+  static std::vector<std::string> mesh_domains(const std::string& fqdn, const std::string& name,
+                                               const std::string& ns, const std::string& client_ns,
+                                               uint32_t port, bool short_names) {
+    std::vector<std::string> names;
+    if (short_names) {
+      if (ns == client_ns) names.push_back(name);
+      names.push_back(name + "." + ns);
+      names.push_back(name + "." + ns + ".svc");
+    }
+    names.push_back(fqdn);
+    std::vector<std::string> out;
+    for (const auto& n : names) {
+      out.push_back(fmt::format("{}:{}", lower(n), port));
+      if (port == 80) out.push_back(lower(n));
+    }
+    return out;
+  }
+
+  RouteTableSpec outbound_table(const std::string& name, const Endpoint& client) {
+    RouteTableSpec table;
+    table.name = name;
+    auto add_host = [&](const std::string& fqdn, std::vector<std::string> domains, uint32_t port) {
+      VirtualHostSpec vh;
+      vh.name = fmt::format("{}:{}", fqdn, port);
+      vh.domains = std::move(domains);
+      bool routed = false;
+      mesh_port_ = port;
+      for (const auto& vs : c_.virtual_services) {
+        if (!binds_mesh(vs.gateways)) continue;
+        bool for_host = std::any_of(vs.hosts.begin(), vs.hosts.end(), [&](const std::string& h) {
+          return hosts_.resolve(h, vs.ns) == fqdn;
+        });
+        if (!for_host) continue;
+        routed = true;  // its routes decide, even if none matches (404 NR, as Istio)
+        auto routes = http_routes(vs, [&](const config::HttpMatch& m) {
+          if (m.port != 0 && m.port != port) return false;
+          if (!m.gateways.empty() && !binds_mesh(m.gateways)) return false;
+          if (m.gateways.empty() && !binds_mesh(vs.gateways)) return false;
+          if (!labels_contain(client.labels, m.source_labels)) return false;
+          return m.source_namespace.empty() || m.source_namespace == client.ns;
+        });
+        vh.routes.insert(vh.routes.end(), std::make_move_iterator(routes.begin()),
+                         std::make_move_iterator(routes.end()));
+        break;  // Istio merges several; meshbox takes the first (as for destination rules)
+      }
+      mesh_port_ = 0;
+      if (!routed) {
+        RouteSpec r;
+        r.name = "default";
+        r.clusters.push_back({cluster_name(port, "", fqdn), 100});
+        r.retry = retry_spec(std::nullopt);
+        vh.routes.push_back(std::move(r));
+      }
+      table.virtual_hosts.push_back(std::move(vh));
+    };
+    for (const auto& s : c_.services) {
+      if (s.name.empty()) continue;
+      std::string fqdn = hosts_.fqdn(s);
+      for (const auto& p : s.ports) {
+        if (p.protocol != config::Protocol::Http) continue;
+        add_host(fqdn, mesh_domains(fqdn, s.name, s.ns, client.ns, p.number, true), p.number);
+      }
+    }
+    for (const auto& se : c_.service_entries) {
+      for (const auto& h : se.hosts) {
+        std::string host = hosts_.resolve(h, se.ns);
+        if (host.empty() || host.find('*') != std::string::npos) continue;
+        for (const auto& p : se.ports) {
+          if (p.protocol != config::Protocol::Http) continue;
+          add_host(host, mesh_domains(host, host, se.ns, client.ns, p.number, false), p.number);
+        }
+      }
+    }
+    // Any other host: Istio's outbound_traffic_policy.
+    RouteSpec other;
+    other.name = "outbound_traffic_policy";
+    other.action = RouteSpec::Action::DirectResponse;
+    other.direct_response.status = 502;
+    other.direct_response.body =
+        c_.mesh.outbound_traffic_policy == config::OutboundTrafficPolicy::RegistryOnly
+            ? "unknown host: outbound_traffic_policy is registry_only, and no service or "
+              "service_entry has this host and port\n"
+            : "unknown host: no service or service_entry has this host and port (passing "
+              "traffic to hosts outside the mesh is not supported yet; add a service_entry)\n";
+    table.virtual_hosts.push_back({"outbound_traffic_policy", {"*"}, {std::move(other)}});
+    return table;
   }
 
   // ---- gateways -------------------------------------------------------------------------
@@ -751,6 +915,13 @@ class Compiler {
 
   std::vector<RouteSpec> http_routes(const config::VirtualService& vs,
                                      const std::vector<const ServerRef*>& servers, uint32_t port) {
+    return http_routes(
+        vs, [&](const config::HttpMatch& m) { return match_applies(m, vs, servers, port); });
+  }
+
+  /// `applies`: whether a match block is for this listener (its gateways, port, clients).
+  template <typename Applies>
+  std::vector<RouteSpec> http_routes(const config::VirtualService& vs, Applies&& applies) {
     std::vector<RouteSpec> out;
     for (size_t i = 0; i < vs.http.size(); ++i) {
       const config::HttpRoute& r = vs.http[i];
@@ -758,7 +929,7 @@ class Compiler {
       route.name = r.name.empty() ? fmt::format("{}/{}/http[{}]", vs.ns, vs.name, i) : r.name;
       bool ok = true;
       for (const auto& m : r.match) {
-        if (!match_applies(m, vs, servers, port)) continue;
+        if (!applies(m)) continue;
         auto spec = route_match(m);
         if (!spec) {
           // Dropping only the condition would make the route match more than written.
@@ -966,6 +1137,11 @@ class Compiler {
       host = entry_host(*t.entry, t.fqdn);
     }
     uint32_t port = d.port;
+    // A sidecar's route for one port of a service sends to that port unless told otherwise.
+    if (port == 0 && ports && mesh_port_ &&
+        std::any_of(ports->begin(), ports->end(),
+                    [&](const config::Port& p) { return p.number == mesh_port_; }))
+      port = mesh_port_;
     if (port == 0 && ports && !ports->empty()) port = ports->front().number;
     std::string name = cluster_name(port, d.subset, host);
     auto it = clusters_.find(name);
@@ -1197,6 +1373,7 @@ class Compiler {
   std::map<std::string, RouteTableSpec> route_tables_;                     // by name
   std::vector<std::string> warnings_;
   std::set<std::string> warned_;
+  uint32_t mesh_port_ = 0;  // while a sidecar's routes for one port are built
 };
 
 }  // namespace

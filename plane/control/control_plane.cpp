@@ -275,7 +275,7 @@ Status ControlPlane::start() {
   sup.stop_grace_ms = options_.workload_stop_grace_ms;
   supervisor_ =
       std::make_unique<Supervisor>(loop_, std::move(sup), [this] { update_instance_endpoints(); });
-  supervisor_->set_workloads(config_->workloads);
+  if (config_) supervisor_->set_workloads(config_->workloads);
   update_instance_endpoints();
   return Status::ok();
 }

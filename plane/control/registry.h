@@ -63,6 +63,14 @@ struct Endpoint {
   /// meshbox starts). Without, or when the address cannot be probed: listed at once.
   bool wait_for_first_check = false;
 
+  /// A workload instance meshbox runs with a sidecar (automatic injection): the instance's
+  /// name and its sidecar's listeners on 127.0.0.1. The service's clusters then reach the
+  /// instance through its inbound listener, and the app's outbound calls (HTTP_PROXY) go
+  /// through its outbound listener. 0 = no sidecar: the app is reached directly.
+  std::string instance;
+  uint32_t sidecar_inbound_port = 0;
+  uint32_t sidecar_outbound_port = 0;
+
   /// The endpoint port for a service port (named_ports by port name, then `port`, then the
   /// service port's target_port or number).
   uint32_t port_for(const config::Port& service_port) const;

@@ -586,7 +586,7 @@ void Supervisor::changed() {
   notify_timer_.start(0);
 }
 
-void Supervisor::erase(const std::string& key) {
+void Supervisor::erase(std::string key) {
   instances_.erase(key);
   check_stopped();
 }

@@ -164,7 +164,7 @@ class Supervisor : NonCopyable {
   /// Schedules OnChange.
   void changed();
   /// An instance ended and is not wanted any more.
-  void erase(const std::string& key);
+  void erase(std::string key);  // a copy: the instance's own key dies with it
   void check_stopped();
   /// A free port on `address` that no instance uses.
   Result<uint32_t> pick_port(const std::string& address);

@@ -1359,4 +1359,123 @@ TEST_CASE("compiler: connection pool limits, outlier detection, hashing, port-le
   CHECK(p.hash.kind == HashPolicySpec::Kind::None);
 }
 
+// ---------------------------------------------------------------------------------------
+// Sidecars
+
+constexpr const char* kMesh = R"(
+[mesh]
+outbound_traffic_policy = "registry_only"
+
+[[service]]
+name = "reviews"
+port = 9080
+
+[[service]]
+name = "ratings"
+port = 9080
+
+[[destination_rule]]
+name = "reviews"
+host = "reviews"
+subsets = [{ name = "v1", labels = { version = "v1" } }, { name = "v2", labels = { version = "v2" } }]
+
+[[virtual_service]]
+name = "reviews"
+hosts = ["reviews"]
+
+  [[virtual_service.http]]
+  match = [{ headers = { end-user = { exact = "jason" } } }]
+  route = [{ destination = { host = "reviews", subset = "v2" } }]
+
+  [[virtual_service.http]]
+  match = [{ source_labels = { app = "productpage" } }]
+  route = [{ destination = { host = "reviews", subset = "v1" } }]
+)";
+
+Endpoint instance(std::string host, std::string name, uint32_t app_port, uint32_t in, uint32_t out,
+                  config::Labels labels) {
+  Endpoint ep = endpoint(std::move(host), "127.0.0.1", app_port, std::move(labels));
+  ep.instance = std::move(name);
+  ep.sidecar_inbound_port = in;
+  ep.sidecar_outbound_port = out;
+  return ep;
+}
+
+const ListenerSpec* listener_named(const Snapshot& s, std::string_view name) {
+  for (const auto& l : s.listeners)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+TEST_CASE("compiler: sidecars: inbound in front of the app, outbound routes by mesh rules") {
+  std::vector<Endpoint> eps = {
+      instance(kReviews, "reviews-v1", 20001, 21001, 22001,
+               {{"app", "reviews"}, {"version", "v1"}}),
+      instance(kReviews, "reviews-v2", 20002, 21002, 22002,
+               {{"app", "reviews"}, {"version", "v2"}}),
+      instance("ratings.default.svc.cluster.local", "ratings", 20003, 21003, 22003,
+               {{"app", "ratings"}}),
+  };
+  Compiled out = compile(load(kMesh), eps);
+  const Snapshot& s = *out.snapshot;
+  INFO(all_warnings(out));
+
+  // The service's clusters reach each instance through its inbound listener.
+  CHECK(addresses(cluster(s, std::string("outbound|9080||") + kReviews)) ==
+        "127.0.0.1:21001\n127.0.0.1:21002\n");
+  const ListenerSpec* in = listener_named(s, "sidecar_reviews-v1_inbound");
+  REQUIRE(in);
+  CHECK(in->address.to_string() == "127.0.0.1:21001");
+  CHECK(addresses(cluster(s, "inbound|20001||reviews-v1")) == "127.0.0.1:20001\n");
+
+  // Outbound: per instance; "reviews:9080" routes by the virtual service, as the client
+  // matches it (source_labels).
+  const ListenerSpec* rout = listener_named(s, "sidecar_ratings_outbound");
+  REQUIRE(rout);
+  CHECK(rout->address.to_string() == "127.0.0.1:22003");
+  const RouteTableSpec& t = table(s, rout->route_table);
+  auto vhost = [&](std::string_view host) -> const VirtualHostSpec& {
+    for (const auto& vh : t.virtual_hosts)
+      for (const auto& d : vh.domains)
+        if (d == host) return vh;
+    FAIL("no virtual host for " << host);
+    static VirtualHostSpec none;
+    return none;
+  };
+  const VirtualHostSpec& reviews = vhost("reviews:9080");
+  CHECK(&vhost("reviews.default.svc.cluster.local:9080") == &reviews);
+  REQUIRE(reviews.routes.size() == 1);  // ratings is not productpage: the second rule is out
+  CHECK(reviews.routes[0].clusters.at(0).cluster == std::string("outbound|9080|v2|") + kReviews);
+  // A service without a virtual service: its default route, with Istio's default retries.
+  const VirtualHostSpec& ratings = vhost("ratings:9080");
+  REQUIRE(ratings.routes.size() == 1);
+  CHECK(ratings.routes[0].clusters.at(0).cluster ==
+        "outbound|9080||ratings.default.svc.cluster.local");
+  CHECK(ratings.routes[0].retry.attempts == 2);
+  // Any other host: registry_only's 502.
+  const VirtualHostSpec& other = vhost("*");
+  REQUIRE(other.routes.size() == 1);
+  CHECK(other.routes[0].action == RouteSpec::Action::DirectResponse);
+  CHECK(other.routes[0].direct_response.status == 502);
+  CHECK(other.routes[0].direct_response.body.find("registry_only") != std::string::npos);
+
+  // productpage-labelled clients get the source_labels rule too.
+  eps.push_back(
+      instance(kProductpage, "productpage", 20004, 21004, 22004, {{"app", "productpage"}}));
+  config::Config c = load(kMesh);
+  config::Service pp;
+  pp.name = "productpage";
+  pp.ports.push_back({9080, "http", config::Protocol::Http, 0});
+  c.services.push_back(pp);
+  Compiled with_pp = compile(c, eps);
+  const ListenerSpec* pout = listener_named(*with_pp.snapshot, "sidecar_productpage_outbound");
+  REQUIRE(pout);
+  const RouteTableSpec& pt = table(*with_pp.snapshot, pout->route_table);
+  size_t routes = 0;
+  for (const auto& vh : pt.virtual_hosts)
+    if (std::find(vh.domains.begin(), vh.domains.end(), "reviews:9080") != vh.domains.end())
+      routes = vh.routes.size();
+  CHECK(routes == 2);
+}
+
 }  // namespace meshbox::control

@@ -24,7 +24,9 @@
 
 #include "core/loop/loop.h"
 #include "core/loop/tcp_listener.h"
+#include "plane/config/error.h"
 #include "plane/config/host_index.h"
+#include "plane/config/load.h"
 #include "plane/control/registry.h"
 #include "test/support/files.h"
 #include "test/support/test_loop.h"
@@ -184,6 +186,53 @@ TEST_CASE("supervisor: what the process sees restarts it; endpoint-only fields d
     change(c);
     CHECK_FALSE(same_process(a, c));
   }
+}
+
+// The findings of a config, one formatted line each ("" when clean).
+std::string findings_of(std::string_view toml, config::Config* out = nullptr) {
+  config::Loaded l = config::load_string(toml);
+  std::string text;
+  for (const auto& f : l.findings)
+    text += config::format(f) + "\n";
+  if (out) *out = std::move(l.config);
+  return text;
+}
+
+TEST_CASE("supervisor: replicas in the config: decoded, checked") {
+  const std::string svc = "[[service]]\nname = \"api\"\nport = 80\n\n";
+  config::Config c;
+  CHECK(findings_of(svc + "[[workload]]\nname = \"web\"\nservice = \"api\"\ncommand = [\"srv\"]\n"
+                          "replicas = 3\n\n"
+                          "[[workload]]\nname = \"one\"\nservice = \"api\"\ncommand = [\"srv\"]\n",
+                    &c) == "");
+  REQUIRE(c.workloads.size() == 2);
+  CHECK(c.workloads[0].replicas == 3);
+  CHECK(c.workloads[1].replicas == 1);  // the default
+
+  // Out of range, or the wrong type.
+  CHECK(findings_of(svc + "[[workload]]\nservice = \"api\"\ncommand = [\"srv\"]\n"
+                          "replicas = 1001\n")
+            .find("replicas: expected a number of replicas") != std::string::npos);
+  CHECK(findings_of(svc + "[[workload]]\nservice = \"api\"\ncommand = [\"srv\"]\n"
+                          "replicas = \"2\"\n")
+            .find("replicas") != std::string::npos);
+  // No command: nothing to replicate.
+  CHECK(findings_of(svc + "[[workload]]\nservice = \"api\"\nport = 9000\nreplicas = 2\n")
+            .find("replicas needs a command") != std::string::npos);
+  // A fixed port cannot be shared by replicas.
+  CHECK(findings_of(svc + "[[workload]]\nservice = \"api\"\ncommand = [\"srv\"]\n"
+                          "port = 9000\nreplicas = 2\n")
+            .find("leave port unset") != std::string::npos);
+  // web with 2 replicas runs web-0 and web-1: a workload named web-1 would clash.
+  std::string clash = findings_of(
+      svc +
+      "[[workload]]\nname = \"web\"\nservice = \"api\"\ncommand = [\"srv\"]\nreplicas = 2\n\n"
+      "[[workload]]\nname = \"web-1\"\nservice = \"api\"\ncommand = [\"srv\"]\n");
+  CHECK(clash.find("its process \"web-1\" has the name of a process of workload \"web\"") !=
+        std::string::npos);
+  // 0 replicas: valid, runs nothing.
+  CHECK(findings_of(svc + "[[workload]]\nservice = \"api\"\ncommand = [\"srv\"]\nreplicas = 0\n") ==
+        "");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,6 +445,23 @@ TEST_CASE("supervisor: destroying it kills and reaps what still runs") {
   CHECK_FALSE(alive(pid));  // killed and reaped: not even a zombie
   CHECK(::waitpid(pid, nullptr, WNOHANG) == -1);
   CHECK(loop.close().is_ok());
+}
+
+TEST_CASE("supervisor: a log file past its cap is rotated to .1") {
+  SupervisorOptions opts;
+  opts.max_log_bytes = 100;
+  Fixture f(opts);
+  f.sup->set_workloads({shell(
+      "chatty", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i-0123456789; done; exec sleep 30")});
+  std::string log = f.dir.path() + "/logs/chatty.log";
+  CHECK(run_until(
+      f.loop, [&] { return read_all(log).find("line-10-") != std::string::npos; }, 10s));
+  std::string now = read_all(log), old = read_all(log + ".1");
+  CHECK(now.size() <= 100);
+  CHECK(old.size() <= 100);
+  CHECK(old.find("line-") != std::string::npos);
+  CHECK(now.find("line-1-") == std::string::npos);  // went with an older .1
+  REQUIRE(f.stop_all());
 }
 
 TEST_CASE("supervisor: a fixed port is used as given; replicas need their own") {
