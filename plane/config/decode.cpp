@@ -1032,6 +1032,7 @@ void decode_workload(Fields& f, Workload& w) {
   f.read("command", w.command, p_strings);
   f.read("replicas", w.replicas,
          p_int<uint32_t>(0, kMaxReplicas, "a number of replicas (processes of `command`)"));
+  f.read("inject", w.inject, p_bool);
   f.read("env", w.env, p_string_map);
   f.read("working_dir", w.working_dir, p_string);
   f.read("address", w.address, p_string);

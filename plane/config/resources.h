@@ -171,6 +171,11 @@ struct Workload : Resource {
   /// Processes of `command` to run: NAME-0 … NAME-{N-1} when N > 1 (NAME when 1), each with
   /// a port of its own (so N > 1 needs port 0); 0 runs none. Needs a command unless 1.
   uint32_t replicas = 1;
+  /// A sidecar for each instance (Istio's automatic injection; `inject = false` opts out,
+  /// like the sidecar.istio.io/inject annotation): the app's HTTP_PROXY points at its
+  /// outbound listener, and the service reaches it through its inbound listener. Processes
+  /// only (workloads with a command).
+  bool inject = true;
   std::map<std::string, std::string> env;
   std::string working_dir;
   std::string address = "127.0.0.1";  // where the app listens

@@ -302,7 +302,8 @@ void ControlPlane::update_instance_endpoints() {
   config::HostIndex index(*config_);
   std::vector<Endpoint> eps;
   for (const auto& r : supervisor_->running())
-    eps.push_back(instance_endpoint(index, *r.workload, r.port, r.instance));
+    eps.push_back(instance_endpoint(index, *r.workload, r.port, r.instance, r.sidecar_inbound_port,
+                                    r.sidecar_outbound_port));
   registry_->set_instance_endpoints(std::move(eps));
 }
 

@@ -134,8 +134,12 @@ Endpoint workload_endpoint(const config::HostIndex& index, const config::Workloa
 }
 
 Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
-                           std::string_view instance) {
+                           std::string_view instance, uint32_t sidecar_inbound_port,
+                           uint32_t sidecar_outbound_port) {
   Endpoint ep = workload_endpoint(index, w, port, instance);
+  ep.instance = std::string(instance);
+  ep.sidecar_inbound_port = sidecar_inbound_port;
+  ep.sidecar_outbound_port = sidecar_outbound_port;
   // An app told to listen everywhere is reached on loopback (meshbox runs on its host).
   if (ep.address.empty() || ep.address == "0.0.0.0") ep.address = "127.0.0.1";
   if (ep.address == "::") ep.address = "::1";

@@ -92,7 +92,8 @@ Endpoint workload_endpoint(const config::HostIndex& index, const config::Workloa
 /// The endpoint of a running process of `w` (supervisor.h): workload_endpoint, on loopback
 /// when `address` means every interface, waiting for its first health check.
 Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
-                           std::string_view instance);
+                           std::string_view instance, uint32_t sidecar_inbound_port = 0,
+                           uint32_t sidecar_outbound_port = 0);
 
 class Registry : NonCopyable {
  public:

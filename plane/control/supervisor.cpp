@@ -196,7 +196,7 @@ std::vector<std::string> instance_args(const config::Workload& w, uint32_t port)
 
 std::vector<std::string> instance_env(const std::vector<std::string>& base,
                                       const config::Workload& w, std::string_view instance,
-                                      uint32_t port) {
+                                      uint32_t port, uint32_t outbound_port) {
   std::vector<std::string> out = base;
   std::map<std::string, size_t, std::less<>> index;  // name → position in out
   for (size_t i = 0; i < out.size(); ++i)
@@ -216,13 +216,20 @@ std::vector<std::string> instance_env(const std::vector<std::string>& base,
   set("PORT", std::to_string(port));
   set("MESHBOX_WORKLOAD", std::string(instance));
   set("MESHBOX_SERVICE", w.service);
+  if (outbound_port) {
+    std::string proxy = fmt::format("http://127.0.0.1:{}", outbound_port);
+    set("HTTP_PROXY", proxy);
+    set("http_proxy", proxy);
+    set("NO_PROXY", "localhost,127.0.0.1,::1");
+    set("no_proxy", "localhost,127.0.0.1,::1");
+  }
   return out;
 }
 
 bool same_process(const config::Workload& a, const config::Workload& b) {
   return a.name == b.name && a.ns == b.ns && a.service == b.service && a.command == b.command &&
          a.env == b.env && a.working_dir == b.working_dir && a.address == b.address &&
-         a.port == b.port;
+         a.port == b.port && a.inject == b.inject;
 }
 
 std::string_view to_string(InstanceState state) {
@@ -264,6 +271,8 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
   const std::string& name() const { return name_; }
   const config::Workload& spec() const { return spec_; }
   uint32_t port() const { return port_; }
+  uint32_t sidecar_inbound_port() const { return sidecar_in_; }
+  uint32_t sidecar_outbound_port() const { return sidecar_out_; }
   InstanceState state() const { return state_; }
   bool serving() const { return state_ == InstanceState::Running; }
   bool has_process() const { return proc_ && proc_->running(); }
@@ -297,11 +306,22 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
       }
       port_ = *port;
     }
+    // The sidecar's two listeners: picked once, kept across restarts like the app's port.
+    for (uint32_t* p : {&sidecar_in_, &sidecar_out_}) {
+      if (!spec_.inject || *p != 0) continue;
+      auto picked = sup_.pick_port("127.0.0.1");
+      if (!picked) {
+        last_exit_ = "sidecar: " + picked.error().message();
+        return schedule_restart(0, last_exit_);
+      }
+      *p = *picked;  // before the next pick: pick_port skips the ports instances hold
+    }
+    if (!spec_.inject) sidecar_in_ = sidecar_out_ = 0;
     loop::ProcessOptions opts;
     opts.args = sup_.options_.launcher;
     for (auto& a : instance_args(spec_, port_))
       opts.args.push_back(std::move(a));
-    opts.env = instance_env(sup_.options_.environment, spec_, name_, port_);
+    opts.env = instance_env(sup_.options_.environment, spec_, name_, port_, sidecar_out_);
     opts.cwd = spec_.working_dir;
     auto proc = loop::Process::spawn(sup_.loop_, opts, this);
     if (!proc) {
@@ -488,6 +508,8 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
   std::optional<config::Workload> next_spec_;  // restart with this once stopped
   bool removed_ = false;                       // erase once stopped
   uint32_t port_;
+  uint32_t sidecar_in_ = 0;  // the sidecar's listeners on 127.0.0.1; 0 = not injected
+  uint32_t sidecar_out_ = 0;
   bool port_picked_;  // port_ was chosen by meshbox (the spec says 0)
   InstanceState state_ = InstanceState::Backoff;
   loop::ProcessPtr proc_;
@@ -557,7 +579,9 @@ void Supervisor::set_workloads(const std::vector<config::Workload>& workloads) {
 std::vector<RunningInstance> Supervisor::running() const {
   std::vector<RunningInstance> out;
   for (const auto& [key, inst] : instances_)
-    if (inst->serving()) out.push_back({inst->name(), inst->port(), &inst->spec()});
+    if (inst->serving())
+      out.push_back({inst->name(), inst->port(), inst->sidecar_inbound_port(),
+                     inst->sidecar_outbound_port(), &inst->spec()});
   return out;
 }
 
@@ -605,8 +629,11 @@ Result<uint32_t> Supervisor::pick_port(const std::string& address) {
   auto addr = dns::parse_ip(address, 0);
   if (!addr) addr = dns::parse_ip("127.0.0.1", 0);
   std::set<uint32_t> taken;
-  for (const auto& [key, inst] : instances_)
+  for (const auto& [key, inst] : instances_) {
     taken.insert(inst->port());
+    taken.insert(inst->sidecar_inbound_port());
+    taken.insert(inst->sidecar_outbound_port());
+  }
   for (int attempt = 0; attempt < 16; ++attempt) {
     int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -86,9 +86,11 @@ std::vector<std::string> instance_args(const config::Workload& w, uint32_t port)
 /// The child's environment: `base` (NAME=VALUE), then the workload's env (values expanded),
 /// then PORT, MESHBOX_WORKLOAD, MESHBOX_SERVICE; a later entry replaces an earlier one of the
 /// same name, in place.
+/// With `outbound_port` (a sidecar's), also HTTP_PROXY and http_proxy naming it, and
+/// NO_PROXY and no_proxy for loopback: the app's calls to other services go through it.
 std::vector<std::string> instance_env(const std::vector<std::string>& base,
                                       const config::Workload& w, std::string_view instance,
-                                      uint32_t port);
+                                      uint32_t port, uint32_t outbound_port = 0);
 /// True if an instance of `a` may keep running as an instance of `b`: everything the process
 /// sees is the same (name, namespace, service, command, env, working_dir, address, port).
 /// Labels, weight, locality, health and replicas only change endpoints.
@@ -134,6 +136,8 @@ struct InstanceStatus {
 struct RunningInstance {
   std::string instance;
   uint32_t port = 0;
+  uint32_t sidecar_inbound_port = 0;  // 0: not injected
+  uint32_t sidecar_outbound_port = 0;
   const config::Workload* workload = nullptr;
 };
 

@@ -163,6 +163,13 @@ TEST_CASE("supervisor: ${PORT}, instance names, argv and environment") {
   CHECK(env == std::vector<std::string>{"PATH=/bin", "HOME=/srv", "PORT=9000",
                                         "EMPTY=", "UPSTREAM=http://127.0.0.1:9000/",
                                         "MESHBOX_WORKLOAD=web-1", "MESHBOX_SERVICE=api"});
+  // With a sidecar: the app's proxy is its outbound listener, loopback excepted.
+  auto injected = instance_env({"http_proxy=http://corp:3128"}, w, "web-1", 9000, 15001);
+  CHECK(injected == std::vector<std::string>{
+                        "http_proxy=http://127.0.0.1:15001", "HOME=/srv",
+                        "UPSTREAM=http://127.0.0.1:9000/", "PORT=9000", "MESHBOX_WORKLOAD=web-1",
+                        "MESHBOX_SERVICE=api", "HTTP_PROXY=http://127.0.0.1:15001",
+                        "NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"});
 }
 
 TEST_CASE("supervisor: what the process sees restarts it; endpoint-only fields do not") {
@@ -181,6 +188,7 @@ TEST_CASE("supervisor: what the process sees restarts it; endpoint-only fields d
            [](config::Workload& w) { w.port = 9000; },
            [](config::Workload& w) { w.address = "127.0.0.2"; },
            [](config::Workload& w) { w.service = "other"; },
+           [](config::Workload& w) { w.inject = false; },
        }) {
     config::Workload c = a;
     change(c);
