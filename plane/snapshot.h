@@ -332,6 +332,10 @@ struct VirtualHostSpec {
 struct RouteTableSpec {
   std::string name;
   std::vector<VirtualHostSpec> virtual_hosts;
+  /// A sidecar's outbound table: a virtual host per service port, so the Host header's port
+  /// is kept: "reviews:9080" matches only a domain "reviews:9080", "reviews" only "reviews"
+  /// (port 80), anything else only "*".
+  bool strict_port = false;
   bool operator==(const RouteTableSpec&) const = default;
 };
 

@@ -531,6 +531,7 @@ class Compiler {
   RouteTableSpec outbound_table(const std::string& name, const Endpoint& client) {
     RouteTableSpec table;
     table.name = name;
+    table.strict_port = true;
     auto add_host = [&](const std::string& fqdn, std::vector<std::string> domains, uint32_t port) {
       VirtualHostSpec vh;
       vh.name = fmt::format("{}:{}", fqdn, port);
@@ -551,6 +552,11 @@ class Compiler {
           if (!labels_contain(client.labels, m.source_labels)) return false;
           return m.source_namespace.empty() || m.source_namespace == client.ns;
         });
+        // A match's port is the service port here, already checked above: not the port of
+        // the sidecar's listener, which the data plane would compare it with.
+        for (auto& r : routes)
+          for (auto& m : r.matches)
+            m.port = 0;
         vh.routes.insert(vh.routes.end(), std::make_move_iterator(routes.begin()),
                          std::make_move_iterator(routes.end()));
         break;  // Istio merges several; meshbox takes the first (as for destination rules)

@@ -69,6 +69,19 @@ RouteInput RouteInput::from(const http::RequestHead& head, uint32_t listener_por
 }
 
 const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host) {
+  if (table.strict_port) {
+    const VirtualHostSpec* any = nullptr;
+    for (const auto& vh : table.virtual_hosts) {
+      for (const auto& d : vh.domains) {
+        if (d == "*") {
+          if (!any) any = &vh;
+        } else if (iequal(host, d)) {
+          return &vh;
+        }
+      }
+    }
+    return any;
+  }
   std::string_view with_port = host;
   host = strip_port(host);
   const VirtualHostSpec* best = nullptr;

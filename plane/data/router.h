@@ -31,7 +31,8 @@ struct RouteInput {
 
 /// The most specific virtual host for `host` (case-insensitive): a domain equal to it with
 /// its port ("reviews:9080": the sidecars' per-port hosts), then, port stripped, an exact
-/// domain, the longest "*.suffix", the longest "prefix.*", then "*". Null if none.
+/// domain, the longest "*.suffix", the longest "prefix.*", then "*". Null if none. A
+/// strict_port table (a sidecar's) takes only a domain equal to the Host as sent, or "*".
 const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host);
 
 /// True if every condition of one match block holds.

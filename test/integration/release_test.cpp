@@ -39,17 +39,8 @@ constexpr uint16_t kGatewayPort = 8080;
 // substitution is a port the test does not know: the example and the test disagree.
 constexpr uint16_t kFirstBackendPort = 9001, kLastBackendPort = 9099;
 
-// The source tree: $MESHBOX_SOURCE_DIR, else found from this file's path, which meson gives
-// relative to the build directory (MESHBOX_BIN is BUILD/cli/meshbox).
-fs::path source_dir() {
-  if (const char* s = std::getenv("MESHBOX_SOURCE_DIR"); s && *s) return s;
-  fs::path file = __FILE__;
-  if (file.is_relative()) file = fs::path(meshbox_bin()).parent_path().parent_path() / file;
-  return fs::weakly_canonical(file).parent_path().parent_path().parent_path();
-}
-
 fs::path release_dir() {
-  return source_dir() / "examples" / "release";
+  return fs::path(source_dir()) / "examples" / "release";
 }
 
 // `text` with every example port (whole numbers only) replaced by the test's. Sets *error

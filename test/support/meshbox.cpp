@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -57,6 +58,14 @@ std::string meshbox_bin() {
 }
 std::string httpbin_bin() {
   return env_or_throw("HTTPBIN_BIN");
+}
+
+std::string source_dir() {
+  namespace fs = std::filesystem;
+  if (const char* s = std::getenv("MESHBOX_SOURCE_DIR"); s && *s) return s;
+  fs::path file = __FILE__;  // test/support/meshbox.cpp
+  if (file.is_relative()) file = fs::path(meshbox_bin()).parent_path().parent_path() / file;
+  return fs::weakly_canonical(file).parent_path().parent_path().parent_path().string();
 }
 
 std::optional<std::string> wait_for_ready_file(const std::string& path, Process& proc,

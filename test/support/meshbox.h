@@ -22,6 +22,9 @@ namespace meshbox::test {
 /// $MESHBOX_BIN / $HTTPBIN_BIN (set by meson); fails the test if unset.
 std::string meshbox_bin();
 std::string httpbin_bin();
+/// The source tree: $MESHBOX_SOURCE_DIR, else found from this file's path, which meson gives
+/// relative to the build directory (MESHBOX_BIN is BUILD/cli/meshbox).
+std::string source_dir();
 
 /// Waits until `path` holds "HOST:PORT\n" and returns HOST:PORT; nullopt if `proc` exits
 /// first or the deadline passes. Polls every few milliseconds: a file has no event to wait on.

@@ -536,19 +536,26 @@ class FakeDns {
   using Script = std::function<std::vector<std::string>(const Query&)>;
 
   explicit FakeDns(Script script) : script_(std::move(script)) {
-    udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(udp_ >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(udp_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(udp_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
-    tcp_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    REQUIRE(::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    // UDP and TCP on one port: the UDP port the kernel picks may be taken for TCP (by any
+    // connection's local port), so pick again until both binds hold.
+    for (int attempt = 0;; ++attempt) {
+      REQUIRE(attempt < 50);
+      udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      REQUIRE(udp_ >= 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::bind(udp_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+      socklen_t len = sizeof a;
+      REQUIRE(::getsockname(udp_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+      port_ = ntohs(a.sin_port);
+      tcp_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (::bind(tcp_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) break;
+      ::close(tcp_);
+      ::close(udp_);
+    }
     REQUIRE(::listen(tcp_, 16) == 0);
     REQUIRE(::pipe(stop_) == 0);
     thread_ = std::thread([this] { serve(); });

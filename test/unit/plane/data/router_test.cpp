@@ -46,6 +46,19 @@ TEST_CASE("router: the most specific virtual host wins; a domain with a port bea
   CHECK(pick(t, "reviews:80") == "reviews-80");  // no "reviews:80" domain: the port-less one
   CHECK(pick(t, "elsewhere") == "any");
   CHECK(pick(table({{"only", {"a.com"}}}), "b.com") == "(none)");
+
+  // A sidecar's table: the Host's port decides.
+  RouteTableSpec strict = table({
+      {"any", {"*"}},
+      {"ext-80", {"ext.example:80", "ext.example"}},
+      {"reviews-9080", {"reviews:9080"}},
+  });
+  strict.strict_port = true;
+  CHECK(pick(strict, "ext.example") == "ext-80");
+  CHECK(pick(strict, "EXT.example:80") == "ext-80");
+  CHECK(pick(strict, "ext.example:8081") == "any");
+  CHECK(pick(strict, "reviews:9080") == "reviews-9080");
+  CHECK(pick(strict, "reviews") == "any");
 }
 
 TEST_CASE("router: route input splits an absolute-form target") {
