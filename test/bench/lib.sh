@@ -326,3 +326,29 @@ cpu_model() {
 }
 
 os_name() { (. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}"); }
+
+# splice_results RESULTS SECTION TAG: puts SECTION's text in RESULTS between
+# <!-- TAG:begin --> and <!-- TAG:end --> (the markers are part of SECTION), replacing what
+# was there, or appends it the first time; written to a temp file and renamed.
+splice_results() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+
+results_path, section_path, tag = sys.argv[1:4]
+section = open(section_path).read()
+begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+text = open(results_path).read() if os.path.exists(results_path) else ""
+i = text.find(begin)
+j = text.find(end, i + len(begin)) if i >= 0 else -1
+if i >= 0 and j >= 0:
+    text = text[:i] + section.rstrip("\n") + text[j + len(end):]
+    if not text.endswith("\n"):
+        text += "\n"
+else:
+    text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section
+tmp = results_path + ".tmp"
+with open(tmp, "w") as fh:
+    fh.write(text)
+os.replace(tmp, results_path)
+PY
+}

@@ -676,22 +676,8 @@ w("<!-- reload:end -->")
 section = "\n".join(L) + "\n"
 open(section_path, "w").write(section)
 
-begin, end = "<!-- reload:begin -->", "<!-- reload:end -->"
-text = open(results_path).read() if os.path.exists(results_path) else ""
-i = text.find(begin)
-j = text.find(end, i + len(begin)) if i >= 0 else -1
-if i >= 0 and j >= 0:
-    after = text[j + len(end):]
-    text = text[:i] + section.rstrip("\n") + after
-    if not text.endswith("\n"):
-        text += "\n"
-else:
-    text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section
-tmp = results_path + ".tmp"
-with open(tmp, "w") as fh:
-    fh.write(text)
-os.replace(tmp, results_path)
 PY
+splice_results "$RESULTS" "$OUT_DIR/section.md" reload
 
 log "wrote the reload section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
 if ((${#PROBLEMS[@]})); then

@@ -572,21 +572,8 @@ w("<!-- routes:end -->")
 section = "\n".join(L) + "\n"
 open(section_path, "w").write(section)
 
-begin, end = "<!-- routes:begin -->", "<!-- routes:end -->"
-text = open(results_path).read() if os.path.exists(results_path) else ""
-i = text.find(begin)
-j = text.find(end, i + len(begin)) if i >= 0 else -1
-if i >= 0 and j >= 0:
-    text = text[:i] + section.rstrip("\n") + text[j + len(end):]
-    if not text.endswith("\n"):
-        text += "\n"
-else:
-    text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section
-tmp = results_path + ".tmp"
-with open(tmp, "w") as fh:
-    fh.write(text)
-os.replace(tmp, results_path)
 PY
+splice_results "$RESULTS" "$OUT_DIR/section.md" routes
 
 log "wrote the routes section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
 if ((${#PROBLEMS[@]})); then
