@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "cli/serve.h"
+#include "core/base/file.h"
 #include "core/base/log.h"
 #include "core/loop/loop.h"
 #include "core/loop/signal.h"
@@ -171,7 +172,7 @@ int cmd_run(int argc, char** argv) {
     std::string ready = "admin " + plane->admin_address().to_string() + "\n";
     for (const auto& l : runtime->current()->listeners)
       ready += "listener " + l.name + " " + l.address.to_string() + "\n";
-    if (!ready_file.empty() && !write_file_atomic(ready_file, ready)) {
+    if (!ready_file.empty() && !write_file_atomic(ready_file, ready).is_ok()) {
       MB_ERROR("meshbox", "cannot write ready file {}", ready_file);
       exit_code = 1;
       return drain_all(0);

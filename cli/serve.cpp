@@ -5,20 +5,12 @@
 #include <memory>
 
 #include "cli/runtime.h"
+#include "core/base/file.h"
 #include "core/base/log.h"
 #include "core/loop/loop.h"
 #include "core/loop/signal.h"
 
 namespace meshbox::cli {
-
-bool write_file_atomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return false;
-  bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
-  ok = (std::fclose(f) == 0) && ok;
-  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 int serve(std::shared_ptr<Snapshot> snapshot, const ServeOptions& options) {
   // A peer that resets while we write must give EPIPE, not kill the process.
@@ -61,7 +53,7 @@ int serve(std::shared_ptr<Snapshot> snapshot, const ServeOptions& options) {
   }
   runtime->when_applied(snap.version, [&, ready] {
     if (draining) return;
-    if (!options.ready_file.empty() && !write_file_atomic(options.ready_file, ready)) {
+    if (!options.ready_file.empty() && !write_file_atomic(options.ready_file, ready).is_ok()) {
       MB_ERROR("meshbox", "cannot write ready file {}", options.ready_file);
       exit_code = 1;
       return drain_all(0);

@@ -21,7 +21,4 @@ struct ServeOptions {
 /// Returns the process exit code.
 int serve(std::shared_ptr<Snapshot> snapshot, const ServeOptions& options);
 
-/// Writes `content` to `path` atomically (temporary file + rename).
-bool write_file_atomic(const std::string& path, const std::string& content);
-
 }  // namespace meshbox::cli

@@ -5,28 +5,13 @@
 #include <csignal>
 #include <cstdio>
 
+#include "core/base/file.h"
 #include "core/base/log.h"
 #include "core/loop/signal.h"
 
 namespace meshbox::bookinfo {
 
 namespace {
-
-// Writes `address` and a newline to PATH.tmp, then renames it to PATH, so a reader never
-// sees a partial file.
-Status write_ready_file(const std::string& path, const std::string& address) {
-  std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "w");
-  if (!f) return make_error(Code::Io, "cannot create " + tmp);
-  std::string line = address + "\n";
-  bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return make_error(Code::Io, "cannot write " + path);
-  }
-  return Status::ok();
-}
 
 int run(const Options& opts, const AppSpec& spec, const ServiceFactory& make) {
   std::string program(spec.program);
@@ -43,7 +28,7 @@ int run(const Options& opts, const AppSpec& spec, const ServiceFactory& make) {
       return 1;
     }
     if (!opts.ready_file.empty()) {
-      Status s = write_ready_file(opts.ready_file, bound->to_string());
+      Status s = write_file_atomic(opts.ready_file, bound->to_string() + "\n");
       if (!s.is_ok()) {
         std::fprintf(stderr, "%s: %s\n", program.c_str(), s.message().c_str());
         return 1;
