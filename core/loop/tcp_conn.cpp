@@ -1,5 +1,8 @@
 #include "core/loop/tcp_conn.h"
 
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+
 #include "core/base/assert.h"
 
 namespace meshbox::loop {
@@ -248,6 +251,18 @@ Address TcpConn::local() const {
   int len = sizeof ss;
   uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len);
   return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+Address TcpConn::original_dst() const {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return {};
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  // Without NAT the kernel answers ENOENT; a v6 socket may carry v4-mapped traffic.
+  if (::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) == 0 ||
+      (len = sizeof ss, ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0))
+    return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+  return {};
 }
 
 }  // namespace meshbox::loop

@@ -82,6 +82,10 @@ class TcpConn : NonCopyable {
   void set_nodelay(bool on);
   Address peer() const;
   Address local() const;
+  /// Where the client meant to connect before an iptables REDIRECT/DNAT sent it here
+  /// (SO_ORIGINAL_DST, IPv4 and IPv6); empty (family 0) when the connection was not
+  /// redirected or the kernel does not know.
+  Address original_dst() const;
   Loop& loop() { return loop_; }
 
   /// Closes now; pending output is dropped. Prefer dropping the TcpConnPtr.
