@@ -20,7 +20,7 @@
 
 #include "core/loop/address.h"
 #include "plane/config/host_index.h"
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 namespace meshbox::control {
 

@@ -32,7 +32,7 @@
 #include "core/loop/timer.h"
 #include "plane/config/host_index.h"
 #include "plane/config/resources.h"
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 namespace meshbox::control {
 

@@ -18,7 +18,7 @@
 #include "core/base/log.h"
 #include "core/loop/process.h"
 #include "core/loop/tcp_listener.h"
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 namespace meshbox::control {
 

@@ -1,4 +1,4 @@
-// Fuzz target for the DNS code of plane/control/dns.h, which parses what the network sends.
+// Fuzz target for the DNS code of core/dns/dns.h, which parses what the network sends.
 // The first byte picks the question (A or AAAA) and the rest is the packet, whose own first
 // two bytes are taken as the expected id, so that parsing gets past the header. Beyond "never
 // crash" it checks what parse_response promises (addresses are IPs of the asked family,
@@ -15,11 +15,11 @@
 #include <string>
 #include <string_view>
 
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 namespace {
 
-namespace dns = meshbox::control::dns;
+namespace dns = meshbox::dns;
 
 [[noreturn]] void die(const char* what) {
   std::fprintf(stderr, "dns_packet_fuzz: invariant broken: %s\n", what);

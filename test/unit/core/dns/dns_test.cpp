@@ -1,4 +1,4 @@
-// Tests for plane/control/dns.h and the registry's DNS names: the packet builder and parser
+// Tests for core/dns/dns.h and the registry's DNS names: the packet builder and parser
 // (answers, CNAME chains, compression, negative TTLs, and every way a hostile or broken packet
 // can be wrong: truncated at each byte, random garbage, pointer loops, oversized names),
 // resolv.conf and hosts parsing, and the Resolver and Registry against a fake DNS server
@@ -6,7 +6,7 @@
 // failover on silence, SERVFAIL and refused ports, TCP fallback after TC, the hosts file
 // first, cancellation, re-resolution on TTL, and failures keeping the last good addresses.
 // No sleeps: the loop runs until a condition holds, with a deadline. Every loop closes clean.
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -31,10 +31,12 @@
 #include "test/support/files.h"
 #include "test/support/test_loop.h"
 
-namespace meshbox::control::dns {
+namespace meshbox::dns {
 namespace {
 
 using namespace std::chrono_literals;
+using control::Endpoint;
+using control::Registry;
 using loop::run_until;
 using test::TempDir;
 
@@ -1105,4 +1107,4 @@ TEST_CASE("registry: IP endpoints of dns entries are used as they are, without l
 }
 
 }  // namespace
-}  // namespace meshbox::control::dns
+}  // namespace meshbox::dns

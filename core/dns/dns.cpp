@@ -1,4 +1,4 @@
-#include "plane/control/dns.h"
+#include "core/dns/dns.h"
 
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -18,7 +18,7 @@
 #include "core/loop/tcp_conn.h"
 #include "core/loop/timer.h"
 
-namespace meshbox::control::dns {
+namespace meshbox::dns {
 
 namespace {
 
@@ -770,4 +770,4 @@ DnsQueryPtr Resolver::resolve(const std::string& name, Done done) {
   return std::make_unique<Lookup>(loop_, name, conf_, std::move(done));
 }
 
-}  // namespace meshbox::control::dns
+}  // namespace meshbox::dns

@@ -1,6 +1,6 @@
-// DNS for the control plane: a small asynchronous stub resolver on the control loop, for
-// service entries with `resolution = "dns"` (the registry re-resolves each name when its TTL
-// runs out). A name is looked up in the hosts file first, then with A and AAAA queries over
+// DNS: a small asynchronous stub resolver on a libuv loop, for service entries with
+// `resolution = "dns"` (the control plane's registry re-resolves each name when its TTL runs
+// out) and for the data plane's passthrough of unknown hosts (plane/data/host_cache.h). A name is looked up in the hosts file first, then with A and AAAA queries over
 // UDP to the nameservers of resolv.conf (each tried in turn, with a timeout per try), falling
 // back to TCP when an answer comes back truncated. No search list: names are absolute (the
 // hosts of a service entry are fully qualified); no DNSSEC; no cache (the registry keeps the
@@ -8,7 +8,7 @@
 //
 // The packet code (build_query, parse_response) is pure and parses untrusted input: it never
 // reads outside the packet, follows compression pointers only backwards, and bounds CNAME
-// chains (test/unit/plane/control/dns_test.cpp, test/fuzz/dns_packet_fuzz.cpp).
+// chains (test/unit/core/dns/dns_test.cpp, test/fuzz/dns_packet_fuzz.cpp).
 //
 // Resolver and DnsQuery: Loop thread only (the control loop). The rest: pure functions.
 #pragma once
@@ -27,7 +27,7 @@
 #include "core/loop/address.h"
 #include "core/loop/loop.h"
 
-namespace meshbox::control::dns {
+namespace meshbox::dns {
 
 constexpr uint16_t kTypeA = 1;
 constexpr uint16_t kTypeCname = 5;
@@ -130,7 +130,8 @@ class DnsQuery : NonCopyable {
 using DnsQueryPtr = std::unique_ptr<DnsQuery>;
 
 /// Starts lookups. Re-reads resolv.conf and the hosts file when they change (checked at
-/// most every kFileCheckMs, when a lookup starts). Loop thread only. A query does not refer
+/// most every kFileCheckMs, when a lookup starts). Loop thread only (any loop: the control
+/// loop, or a worker's). A query does not refer
 /// to its Resolver: either may be destroyed first.
 class Resolver : NonCopyable {
  public:
@@ -158,4 +159,4 @@ class Resolver : NonCopyable {
   bool loaded_ = false;
 };
 
-}  // namespace meshbox::control::dns
+}  // namespace meshbox::dns
