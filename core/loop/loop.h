@@ -78,8 +78,11 @@ void close_and_free(T* handle) {
   uv_close(h, [](uv_handle_t* closed) { delete reinterpret_cast<T*>(closed); });
 }
 
-/// uv error code → message.
+/// uv error code → message; also names the codes a connection's Transport adds
+/// (core/loop/transport.h: kErrTransportHandshake = -30001, kErrTransportProtocol = -30002).
 inline const char* uv_error(int err) {
+  if (err == -30001) return "TLS handshake failed";
+  if (err == -30002) return "TLS protocol error";
   return uv_strerror(err);
 }
 

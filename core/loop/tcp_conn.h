@@ -6,6 +6,11 @@
 // closes the socket (pending writes are discarded) and the memory goes when libuv's close
 // callback runs. After close no callback is delivered, so an owner may drop its TcpConnPtr
 // from inside any callback.
+//
+// A Transport (TLS: core/tls/tls_transport.h) may sit between the socket and the callbacks:
+// set_transport() turns it on and nothing else changes for the user — on_data carries
+// plaintext, write() takes plaintext, watermarks count the encrypted bytes queued, shutdown()
+// sends close_notify before the FIN, and on_connected waits for the handshake.
 #pragma once
 
 #include <memory>
@@ -14,6 +19,7 @@
 #include "core/base/non_copyable.h"
 #include "core/loop/address.h"
 #include "core/loop/loop.h"
+#include "core/loop/transport.h"
 
 namespace meshbox::loop {
 
@@ -24,9 +30,11 @@ class TcpConnCallbacks {
   virtual void on_data(const char* data, size_t len) = 0;
   /// The peer finished sending (FIN). Writing may continue.
   virtual void on_eof() = 0;
-  /// The connection failed (reset, write error, connect error): drop it.
+  /// The connection failed (reset, write error, connect error, a transport's
+  /// kErrTransport*: see TcpConn::transport()->error_detail()): drop it.
   virtual void on_error(int uv_error) = 0;
-  /// connect() finished successfully (errors go to on_error).
+  /// connect() finished successfully (errors go to on_error); with a transport set before
+  /// the connect finished, once its handshake has finished too.
   virtual void on_connected() {}
   /// Pending output fell back below the low watermark after crossing the high one.
   virtual void on_drained() {}
@@ -40,7 +48,7 @@ struct TcpConnCloser {
 };
 using TcpConnPtr = std::unique_ptr<TcpConn, TcpConnCloser>;
 
-class TcpConn : NonCopyable {
+class TcpConn final : NonCopyable, TransportIo {
  public:
   static constexpr size_t kDefaultHighWatermark = 256 * 1024;
   static constexpr size_t kDefaultLowWatermark = 64 * 1024;
@@ -53,7 +61,20 @@ class TcpConn : NonCopyable {
   void set_callbacks(TcpConnCallbacks* cb) { cb_ = cb; }
   /// Starts an asynchronous connect; the result arrives in on_connected or on_error.
   Status connect(const Address& to);
+  /// Before connect(): use `fd`, an unconnected TCP socket made elsewhere (one made in another
+  /// network namespace: core/loop/netns.h), instead of a socket of connect()'s own. Takes
+  /// ownership of `fd`, also on failure.
+  Status adopt(int fd);
   bool connecting() const { return connecting_; }
+
+  /// Puts `t` between the socket and the callbacks. Client side: before connect() finishes
+  /// (on_connected then follows the handshake), or later (no on_connected). Server side:
+  /// any time before the first byte is read as plain text, or with `already_read`: bytes
+  /// the user read as plain text before (a peeked ClientHello), handed to the transport
+  /// first. The handshake runs whether or not the user reads. Never calls back from inside.
+  void set_transport(TransportPtr t, std::string_view already_read = {});
+  /// The transport, or null (plain TCP).
+  Transport* transport() const { return transport_.get(); }
 
   void read_start();
   void read_stop();
@@ -67,14 +88,17 @@ class TcpConn : NonCopyable {
   /// Gathers several pieces into one system call where possible.
   void writev(const iovec* parts, size_t count);
 
-  size_t pending() const { return pending_.size(); }
-  bool above_high_watermark() const { return pending_.size() >= high_watermark_; }
+  /// Bytes written but not yet taken by the socket (encoded, with a transport; plus what
+  /// waits for the handshake).
+  size_t pending() const { return pending_.size() + (transport_ ? transport_->held() : 0); }
+  bool above_high_watermark() const { return pending() >= high_watermark_; }
   void set_watermarks(size_t high, size_t low) {
     high_watermark_ = high;
     low_watermark_ = low;
   }
 
-  /// Half-close: send FIN once every pending byte is written; on_flushed follows.
+  /// Half-close: send FIN once every pending byte is written (a transport's close_notify
+  /// first); on_flushed follows.
   void shutdown();
   /// Calls on_flushed once every pending byte is written (no FIN).
   void notify_when_flushed();
@@ -104,6 +128,20 @@ class TcpConn : NonCopyable {
   void flush();
   void maybe_finish_flush();
   void fail(int err);
+  void write_raw(const iovec* parts, size_t count);
+  // Transport plumbing.
+  void send_to_peer(const char* data, size_t len) override;
+  bool wants_data() const override;
+  bool deliver(const char* data, size_t len) override;
+  bool on_transport_ready() override;
+  void on_transport_eof() override;
+  void pump(const char* data, size_t len);
+  void sync_socket_reading();
+  void pump_soon();
+  void fail_soon(int err);
+  // Ends a task run_soon() ran for this object: frees it if libuv closed it meanwhile.
+  // Returns false when the object must not be used any more (closed or freed).
+  bool end_deferred();
 
   Loop& loop_;
   uv_tcp_t tcp_;
@@ -122,8 +160,18 @@ class TcpConn : NonCopyable {
   bool shutdown_started_ = false;
   bool flush_notify_ = false;
   bool closed_ = false;
-  bool deferred_error_ = false;  // an error report is queued on the loop (run_soon)
-  bool close_done_ = false;      // libuv closed the handle while that report was queued
+  int deferred_ = 0;         // tasks queued on the loop (run_soon) that refer to this object
+  bool close_done_ = false;  // libuv closed the handle while such a task was queued
+  // With a transport (the plain path uses none of these).
+  TransportPtr transport_;
+  bool established_ = false;        // accepted, or connect() succeeded
+  bool socket_reading_ = false;     // uv_read_start is in effect (reading_ is the user's wish)
+  bool connected_pending_ = false;  // on_connected waits for the handshake
+  bool socket_eof_ = false;
+  bool eof_delivered_ = false;
+  bool failed_ = false;
+  bool close_notify_sent_ = false;
+  bool pump_queued_ = false;
 };
 
 inline void TcpConnCloser::operator()(TcpConn* c) const {

@@ -1070,5 +1070,22 @@ http = [{ route = [{ destination = { host = "reviews", subset = "v1" } }] }, { r
   CHECK_FALSE(g.loaded.ok());
 }
 
+TEST_CASE("validate: [mesh] trust domains follow the SPIFFE ID spec") {
+  const std::string text = R"([mesh]
+trust_domain = "Cluster.local"
+trust_domain_aliases = ["old.example", "new.example:8443", "a b"]
+)";
+  auto f = load_toml(text);
+  CHECK_FINDING(f, text, "trust_domain", "\"Cluster.local\"", Severity::Error,
+                "\"Cluster.local\" is not a SPIFFE trust domain: write it in lowercase");
+  CHECK(findings_at(f.loaded, "trust_domain_aliases[0]").empty());
+  CHECK_FINDING(f, text, "trust_domain_aliases[1]", "\"new.example:8443\"", Severity::Error,
+                "a port (':') is not allowed");
+  CHECK_FINDING(f, text, "trust_domain_aliases[2]", "\"a b\"", Severity::Error,
+                "\" \" is not allowed");
+  auto good = load_toml("[mesh]\ntrust_domain = \"prod-1.example_org\"\n");
+  CHECK(good.loaded.findings.empty());
+}
+
 }  // namespace
 }  // namespace meshbox::config::test
