@@ -8,7 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
+#include <fmt/format.h>
+
+#include "core/base/json.h"
 #include "core/http/parser.h"
 #include "core/loop/address.h"
 
@@ -205,6 +210,49 @@ Result<AdminReply> admin_call(const std::string& address, std::string_view metho
     }
   }
   return std::move(reader.reply);
+}
+
+namespace {
+
+// A small file's text without its trailing newlines and spaces; "" if unreadable.
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Result<AdminEndpoint> find_admin(const std::string& state_dir, const std::string& admin,
+                                 const std::string& token_file, bool need_token) {
+  AdminEndpoint e;
+  e.address = admin.empty() ? read_text(state_dir + "/admin.address") : admin;
+  if (e.address.empty())
+    return Status(Code::NotFound, "no admin address in " + state_dir +
+                                      "/admin.address: is `meshbox run` running with "
+                                      "--state-dir " +
+                                      state_dir + "? (or pass --admin ADDR)");
+  if (need_token) {
+    std::string file = token_file.empty() ? state_dir + "/admin.token" : token_file;
+    e.token = read_text(file);
+    if (e.token.empty())
+      return Status(Code::NotFound, "cannot read the admin token " + file +
+                                        " (it is readable by the user of `meshbox run` only; "
+                                        "or pass --token-file PATH)");
+  }
+  return e;
+}
+
+std::string reply_error(const AdminReply& r) {
+  auto v = json::parse(r.body);
+  if (v)
+    if (const json::Value* e = v->get("error"); e && e->is_string()) return e->as_string();
+  return fmt::format("HTTP {}: {}", r.status, r.body);
 }
 
 }  // namespace meshbox::cli

@@ -30,4 +30,18 @@ Result<AdminReply> admin_call(const std::string& address, std::string_view metho
                               std::string_view target, std::string_view body,
                               const std::string& token, uint64_t timeout_ms = 30'000);
 
+/// Where a running meshbox's admin API is, and its token.
+struct AdminEndpoint {
+  std::string address, token;
+};
+
+/// The admin API of the meshbox whose state dir is `state_dir`: `admin` when given, else
+/// STATE_DIR/admin.address; the token (when `need_token`) from `token_file` when given, else
+/// STATE_DIR/admin.token. NotFound, with what to try, when either is missing.
+Result<AdminEndpoint> find_admin(const std::string& state_dir, const std::string& admin,
+                                 const std::string& token_file, bool need_token);
+
+/// The message of a JSON error reply ({"error": "..."}), else "HTTP STATUS: BODY".
+std::string reply_error(const AdminReply& r);
+
 }  // namespace meshbox::cli

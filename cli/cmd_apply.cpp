@@ -95,47 +95,9 @@ int usage_error(std::string_view cmd, const std::string& message) {
   return 2;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-    s.pop_back();
-  return s;
-}
-
-struct Endpoint {
-  std::string address, token;
-};
-
-// The admin API's address and token, from flags and the state dir.
-Result<Endpoint> admin_endpoint(const Args& args, bool need_token) {
-  std::string dir = args.get("state-dir").value_or(".meshbox");
-  Endpoint e;
-  e.address = args.get("admin").value_or("");
-  if (e.address.empty()) e.address = read_text(dir + "/admin.address");
-  if (e.address.empty())
-    return Status(Code::NotFound, "no admin address in " + dir +
-                                      "/admin.address: is `meshbox run` running with "
-                                      "--state-dir " +
-                                      dir + "? (or pass --admin ADDR)");
-  if (need_token) {
-    e.token = read_text(dir + "/admin.token");
-    if (e.token.empty())
-      return Status(Code::NotFound, "cannot read the admin token " + dir + "/admin.token");
-  }
-  return e;
-}
-
-// The error message of a JSON error reply, else the body.
-std::string reply_error(const AdminReply& r) {
-  auto v = json::parse(r.body);
-  if (v) {
-    if (const json::Value* e = v->get("error"); e && e->is_string()) return e->as_string();
-  }
-  return fmt::format("HTTP {}: {}", r.status, r.body);
+Result<AdminEndpoint> admin_endpoint(const Args& args, bool need_token) {
+  return find_admin(args.get("state-dir").value_or(".meshbox"), args.get("admin").value_or(""), "",
+                    need_token);
 }
 
 // Config findings from the API, printed like `meshbox validate` prints them.
@@ -295,8 +257,12 @@ int cmd_apply(int argc_in, char** argv_in) {
   if (!changed || !changed->is_array() || changed->array.empty()) {
     fmt::print("unchanged (revision {})\n", str_of(*body, "revision"));
   } else {
-    for (const auto& c : changed->array)
-      fmt::print("{} configured\n", c.as_string());
+    for (const auto& c : changed->array) {
+      // KIND/NAMESPACE/NAME; resources without a namespace ([mesh]) as KIND/NAME.
+      std::string name = c.as_string();
+      if (size_t at = name.find("//"); at != std::string::npos) name.erase(at, 1);
+      fmt::print("{} configured\n", name);
+    }
     fmt::print("revision {}\n", str_of(*body, "revision"));
   }
   if (const json::Value* pe = body->get("publish_error"); pe && pe->is_string()) {

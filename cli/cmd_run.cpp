@@ -4,6 +4,9 @@
 // drains, and exits 0.
 //
 // Also `meshbox __workload-exec`, which every workload process runs first (see below).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -77,18 +80,57 @@ std::vector<std::string> own_environment() {
 // for the whole life of `meshbox run`), so a workload never outlives a meshbox that crashed or
 // was SIGKILLed. If meshbox died before the request took effect, the parent is no longer
 // PARENT_PID: exit at once. Then exec PROGRAM, looked up in PATH; the pid stays the same.
+//
+// A captured instance (capture = "iptables", plane/control/netns.h) adds `--netns NAME`:
+// enter the network namespace /run/netns/NAME, and `--hosts FILE`: in a mount namespace of
+// its own (changes not propagated back), bind-mount FILE over /etc/hosts, as `ip netns exec`
+// does with /etc/netns/NAME/hosts. Either failing is fatal: the app must never run uncaptured.
 int cmd_workload_exec(int argc, char** argv) {
-  if (argc < 5 || std::strcmp(argv[3], "--") != 0) {
-    fmt::print(stderr, "usage: meshbox __workload-exec PARENT_PID -- PROGRAM [ARGS...]\n");
+  std::string netns, hosts;
+  int at = 3;
+  while (at + 1 < argc && std::strcmp(argv[at], "--") != 0) {
+    if (std::strcmp(argv[at], "--netns") == 0) {
+      netns = argv[at + 1];
+    } else if (std::strcmp(argv[at], "--hosts") == 0) {
+      hosts = argv[at + 1];
+    } else {
+      break;
+    }
+    at += 2;
+  }
+  if (argc < at + 2 || std::strcmp(argv[at], "--") != 0) {
+    fmt::print(stderr,
+               "usage: meshbox __workload-exec PARENT_PID [--netns NAME] [--hosts FILE] -- "
+               "PROGRAM [ARGS...]\n");
     return 2;
   }
+  char** program = argv + at + 1;
   pid_t parent = static_cast<pid_t>(std::strtol(argv[2], nullptr, 10));
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
     fmt::print(stderr, "meshbox: PR_SET_PDEATHSIG: {}\n", std::strerror(errno));
   if (::getppid() != parent) return 1;
-  ::execvp(argv[4], argv + 4);
+  if (!netns.empty()) {
+    std::string path = "/run/netns/" + netns;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+      fmt::print(stderr, "meshbox: cannot enter network namespace {}: {}\n", netns,
+                 std::strerror(errno));
+      return 126;
+    }
+    ::close(fd);
+  }
+  if (!hosts.empty()) {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr) != 0 ||
+        ::mount(hosts.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr) != 0) {
+      fmt::print(stderr, "meshbox: cannot bind-mount {} over /etc/hosts: {}\n", hosts,
+                 std::strerror(errno));
+      return 126;
+    }
+  }
+  ::execvp(program[0], program);
   int err = errno;
-  fmt::print(stderr, "meshbox: cannot run {}: {}\n", argv[4], std::strerror(err));
+  fmt::print(stderr, "meshbox: cannot run {}: {}\n", program[0], std::strerror(err));
   return err == ENOENT ? 127 : 126;  // the shell's codes
 }
 
@@ -148,13 +190,16 @@ int cmd_run(int argc, char** argv) {
     plane->stop_workloads(drain_proxies);
     if (deadline_ms == 0) plane->kill_workloads();
   };
-  runtime = std::make_unique<Runtime>(control, workers, [&](const Status&) {
-    // A worker could not open a listener of the first snapshot: nothing sane to serve.
-    if (runtime->applied_version() == 0) {
-      exit_code = 1;
-      drain_all(0);
-    }
-  });
+  runtime = std::make_unique<Runtime>(
+      control, workers,
+      [&](const Status&) {
+        // A worker could not open a listener of the first snapshot: nothing sane to serve.
+        if (runtime->applied_version() == 0) {
+          exit_code = 1;
+          drain_all(0);
+        }
+      },
+      dns::ResolverOptions::for_state_dir(copts.state_dir));
   plane = std::make_unique<control::ControlPlane>(control, *runtime, copts);
   Status started = plane->start();
   if (!started.is_ok()) {

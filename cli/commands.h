@@ -4,8 +4,10 @@
 namespace meshbox::cli {
 
 int cmd_apply(int argc, char** argv);
+int cmd_ca(int argc, char** argv);
 int cmd_delete(int argc, char** argv);
 int cmd_get(int argc, char** argv);
+int cmd_inject(int argc, char** argv);
 int cmd_proxy(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_validate(int argc, char** argv);

@@ -15,8 +15,10 @@ meshbox is a service mesh in one binary: control plane and proxies in one proces
 commands:
   run        run the mesh: control plane, admin API and proxies (meshbox run --help)
   apply      create or replace resources in a running mesh (meshbox apply -f FILE)
+  ca         the mesh's CA: print its root, issue a certificate (meshbox ca --help)
   delete     delete a resource from a running mesh (meshbox delete KIND NAME)
   get        show services, endpoints, workloads, routes, clusters or config of a running mesh
+  inject     run a process with a sidecar of a running mesh (meshbox inject --help)
   proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
   validate   check a mesh config and print every error with its position
   version    print the version
@@ -44,8 +46,10 @@ int main(int argc, char** argv) {
   }
   if (cmd == "run") return meshbox::cli::cmd_run(argc, argv);
   if (cmd == "apply") return meshbox::cli::cmd_apply(argc, argv);
+  if (cmd == "ca") return meshbox::cli::cmd_ca(argc, argv);
   if (cmd == "delete") return meshbox::cli::cmd_delete(argc, argv);
   if (cmd == "get") return meshbox::cli::cmd_get(argc, argv);
+  if (cmd == "inject") return meshbox::cli::cmd_inject(argc, argv);
   if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
   if (cmd == "validate") return meshbox::cli::cmd_validate(argc, argv);
   if (cmd == "__workload-exec") return meshbox::cli::cmd_workload_exec(argc, argv);

@@ -1,5 +1,7 @@
 #include "plane/config/decode.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -1033,6 +1035,7 @@ void decode_workload(Fields& f, Workload& w) {
   f.read("replicas", w.replicas,
          p_int<uint32_t>(0, kMaxReplicas, "a number of replicas (processes of `command`)"));
   f.read("inject", w.inject, p_bool);
+  f.read("capture", w.capture, p_enum<Capture>());
   f.read("env", w.env, p_string_map);
   f.read("working_dir", w.working_dir, p_string);
   f.read("address", w.address, p_string);
@@ -1198,6 +1201,30 @@ std::optional<OutboundTrafficPolicy> p_outbound(Scope& s, const node& n, const s
   return p_enum<OutboundTrafficPolicy>()(s, n, path);
 }
 
+// An IPv4 range "A.B.C.D/N" with room for at least one /30 (N <= 30).
+std::optional<std::string> p_capture_cidr(Scope& s, const node& n, const std::string& path) {
+  auto v = p_string(s, n, path);
+  if (!v) return std::nullopt;
+  auto slash = v->find('/');
+  in_addr addr{};
+  int prefix = -1;
+  if (slash != std::string::npos) {
+    std::string bits = v->substr(slash + 1);
+    if (!bits.empty() && bits.size() <= 2 &&
+        std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      prefix = std::stoi(bits);
+  }
+  if (slash == std::string::npos || prefix < 0 || prefix > 30 ||
+      ::inet_pton(AF_INET, v->substr(0, slash).c_str(), &addr) != 1) {
+    s.error(pos_of(n), path,
+            fmt::format("expected an IPv4 range with room for a /30, like \"10.250.0.0/16\", "
+                        "got \"{}\"",
+                        *v));
+    return std::nullopt;
+  }
+  return v;
+}
+
 void decode_mesh(Fields& f, Mesh& m) {
   f.read("name", m.name, p_string);
   f.read("trust_domain", m.trust_domain, p_string);
@@ -1206,6 +1233,7 @@ void decode_mesh(Fields& f, Mesh& m) {
   f.read("root_namespace", m.root_namespace, p_label_name);
   f.read("outbound_traffic_policy", m.outbound_traffic_policy, p_outbound);
   f.read("connect_timeout", m.connect_timeout, p_duration);
+  f.read("capture_cidr", m.capture_cidr, p_capture_cidr);
   f.read("enable_auto_mtls", m.enable_auto_mtls, p_bool);
   f.read("access_log_file", m.access_log_file, p_string);
   f.read("access_log_encoding", m.access_log_encoding, p_enum<AccessLogEncoding>());

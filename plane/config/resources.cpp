@@ -86,6 +86,10 @@ constexpr Names<OutboundTrafficPolicy, 2> kOutbound{{
     {"allow_any", OutboundTrafficPolicy::AllowAny},
     {"registry_only", OutboundTrafficPolicy::RegistryOnly},
 }};
+constexpr Names<Capture, 2> kCaptures{{
+    {"none", Capture::None},
+    {"iptables", Capture::Iptables},
+}};
 constexpr Names<AccessLogEncoding, 2> kEncodings{{
     {"text", AccessLogEncoding::Text},
     {"json", AccessLogEncoding::Json},
@@ -149,6 +153,9 @@ std::span<const EnumName<Protocol>> enum_names(Protocol) {
 }
 std::span<const EnumName<OutboundTrafficPolicy>> enum_names(OutboundTrafficPolicy) {
   return kOutbound;
+}
+std::span<const EnumName<Capture>> enum_names(Capture) {
+  return kCaptures;
 }
 std::span<const EnumName<AccessLogEncoding>> enum_names(AccessLogEncoding) {
   return kEncodings;

@@ -119,6 +119,11 @@ struct LocalityLbSetting {
 // config (`[mesh]`), optional.
 
 enum class OutboundTrafficPolicy { AllowAny, RegistryOnly };
+/// How a workload's traffic reaches its sidecar. None: HTTP_PROXY names the outbound listener
+/// (any user, any OS). Iptables: transparent capture (Linux, root): the instance runs in a
+/// network namespace of its own whose iptables rules REDIRECT its TCP to the sidecar, as
+/// Istio's init container does (plane/control/netns.h).
+enum class Capture { None, Iptables };
 enum class AccessLogEncoding { Text, Json };
 
 struct Mesh {
@@ -132,6 +137,9 @@ struct Mesh {
   std::string root_namespace = "istio-system";  // policies here apply to the whole mesh
   OutboundTrafficPolicy outbound_traffic_policy = OutboundTrafficPolicy::AllowAny;
   Duration connect_timeout = std::chrono::seconds(10);
+  /// Captured workloads (capture = "iptables"): each instance's network namespace gets a /30
+  /// of this IPv4 range for its veth pair (meshbox's side .1, the workload's .2).
+  std::string capture_cidr = "10.250.0.0/16";
   bool enable_auto_mtls = true;
   std::string access_log_file;  // "" = off; "/dev/stdout" or a path
   AccessLogEncoding access_log_encoding = AccessLogEncoding::Text;
@@ -176,6 +184,10 @@ struct Workload : Resource {
   /// outbound listener, and the service reaches it through its inbound listener. Processes
   /// only (workloads with a command).
   bool inject = true;
+  /// With inject: how the app's traffic reaches the sidecar (Capture). "iptables" also gives
+  /// the instance its own network namespace: it is reached at that namespace's address, and
+  /// calls other services by name through a hosts file of their virtual IPs.
+  Capture capture = Capture::None;
   std::map<std::string, std::string> env;
   std::string working_dir;
   std::string address = "127.0.0.1";  // where the app listens
@@ -600,6 +612,7 @@ struct EnumName {
 
 std::span<const EnumName<Protocol>> enum_names(Protocol);
 std::span<const EnumName<OutboundTrafficPolicy>> enum_names(OutboundTrafficPolicy);
+std::span<const EnumName<Capture>> enum_names(Capture);
 std::span<const EnumName<AccessLogEncoding>> enum_names(AccessLogEncoding);
 std::span<const EnumName<HttpRedirect::DerivePort>> enum_names(HttpRedirect::DerivePort);
 std::span<const EnumName<LbPolicy>> enum_names(LbPolicy);

@@ -1,6 +1,7 @@
 #include "plane/config/validate.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -168,6 +169,29 @@ std::string describe_labels(const Labels& labels) {
   return out;
 }
 
+// Why transparent capture cannot work on this host ("" = it can): it needs Linux, root (to
+// make network namespaces and iptables rules) and the `ip` (iproute2) and `iptables-restore`
+// programs.
+std::string capture_unavailable() {
+#ifndef __linux__
+  return "it needs Linux";
+#else
+  if (::geteuid() != 0)
+    return "it needs root (meshbox makes network namespaces and iptables rules)";
+  auto found = [](std::string_view program) {
+    for (std::string_view dir :
+         {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/", "/usr/local/sbin/", "/usr/local/bin/"}) {
+      std::string path = std::string(dir) + std::string(program);
+      if (::access(path.c_str(), X_OK) == 0) return true;
+    }
+    return false;
+  };
+  if (!found("ip")) return "`ip` is missing (apt-get install iproute2)";
+  if (!found("iptables-restore")) return "`iptables-restore` is missing (apt-get install iptables)";
+  return "";
+#endif
+}
+
 class Validator {
  public:
   explicit Validator(const Config& c) : c_(c), hosts_(c) {
@@ -178,6 +202,7 @@ class Validator {
   }
 
   std::vector<ConfigError> run() {
+    check_mesh();
     check_duplicates(c_.services, "service");
     check_duplicates(c_.workloads, "workload");
     check_duplicates(c_.virtual_services, "virtual_service");
@@ -227,6 +252,38 @@ class Validator {
     bool written(const std::string& path) const { return config::written(r.source, path); }
     bool clean(const std::string& path) const { return r.source.clean(path); }
   };
+
+  // [mesh] trust_domain and its aliases become the host part of SPIFFE IDs
+  // (spiffe://TRUST_DOMAIN/ns/NS/sa/SA): the SPIFFE ID spec's trust domain rules, as
+  // core/tls/spiffe.cpp applies them to IDs.
+  void check_mesh() {
+    const Mesh& m = c_.mesh;
+    auto check = [&](const std::string& field, const std::string& td) {
+      if (!m.source.clean(field)) return;
+      std::string why;
+      if (td.empty()) why = "it is empty";
+      if (td.size() > 255) why = "it has more than 255 characters";
+      for (char c : td) {
+        if (!why.empty()) break;
+        if (c >= 'A' && c <= 'Z') why = "write it in lowercase";
+        if (c == ':') why = "a port (':') is not allowed";
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_') &&
+            why.empty())
+          why = fmt::format("{} is not allowed", q(std::string(1, c)));
+      }
+      if (why.empty()) return;
+      Pos p = m.source.at(field);
+      out_.push_back(ConfigError{
+          Severity::Error, m.source.file, p.line, p.column, "mesh", "", field,
+          fmt::format("{} is not a SPIFFE trust domain: {} (lowercase letters, digits, '.', '-' "
+                      "and '_', like \"cluster.local\")",
+                      q(td), why)});
+    };
+    check("trust_domain", m.trust_domain);
+    for (size_t i = 0; i < m.trust_domain_aliases.size(); ++i)
+      check(fmt::format("trust_domain_aliases[{}]", i), m.trust_domain_aliases[i]);
+  }
 
   template <typename R>
   void check_duplicates(const std::vector<R>& list, std::string_view kind) {
@@ -313,6 +370,28 @@ class Validator {
     }
   }
 
+  // capture = "iptables": a sidecar and a process to capture, and a host that can do it.
+  void check_capture(const At& at, const Workload& w) {
+    if (!w.inject) {
+      at.error("capture",
+               "capture = \"iptables\" sends the app's traffic to its sidecar: it "
+               "needs inject = true");
+    } else if (w.command.empty()) {
+      at.error("capture",
+               "capture = \"iptables\" runs the process in a network namespace of its own: it "
+               "needs a command");
+    } else if (std::string why = capture_unavailable(); !why.empty()) {
+      at.error("capture", "capture = \"iptables\" is not available here: " + why +
+                              " (capture = \"none\" works anywhere: HTTP_PROXY)");
+    }
+    if (w.address != "127.0.0.1" && w.address != "0.0.0.0" && !w.address.empty())
+      at.error("address",
+               fmt::format("with capture = \"iptables\" the app listens in its own network "
+                           "namespace, where its sidecar reaches it on 127.0.0.1: use "
+                           "\"127.0.0.1\" or \"0.0.0.0\", not {}",
+                           q(w.address)));
+  }
+
   void check_workloads() {
     // Instance names of workloads with a command, by namespace (check_replicas).
     std::map<std::pair<std::string, std::string>, const Workload*> instances;
@@ -377,6 +456,7 @@ class Validator {
                fmt::format("workload {} ({})", q(w.display_name()), where(w.source, "port"))});
         }
       }
+      if (w.capture == Capture::Iptables) check_capture(at, w);
       if (!w.address.empty() && !is_ip(w.address) && !host_error(w.address, false).empty())
         at.error("address",
                  fmt::format("expected an IP address or a host name, got {}", q(w.address)));

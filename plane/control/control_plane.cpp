@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "core/loop/timer.h"
 #include "plane/config/decode.h"
 #include "plane/config/host_index.h"
+#include "plane/control/ca.h"
 #include "plane/control/compiler.h"
 #include "plane/control/http_server.h"
 #include "plane/control/registry.h"
@@ -31,6 +33,11 @@ namespace meshbox::control {
 namespace {
 
 constexpr uint64_t kFileWatchIntervalMs = 500;
+
+/// What captured workloads take from the mesh config (supervisor.h).
+CaptureSettings capture_settings(const config::Config& config) {
+  return {config.mesh.capture_cidr, service_vips(config)};
+}
 
 std::string resource_key(std::string_view kind, std::string_view ns, std::string_view name) {
   return fmt::format("{}/{}/{}", kind, ns, name);
@@ -193,13 +200,14 @@ Status ControlPlane::start() {
   auto store = EmbeddedStore::open(loop_, options_.state_dir);
   if (!store) return store.error();
   store_ = std::move(*store);
-  // A resolv.conf in the state dir replaces the system's for service entries' DNS names
-  // (docs/mesh.md): a mesh whose names live elsewhere than the host's, and tests, use it.
-  dns::ResolverOptions dns;
-  if (std::string local = options_.state_dir + "/resolv.conf"; ::access(local.c_str(), F_OK) == 0)
-    dns.resolv_conf = local;
+  // The CA next, before anything listens: an operator's CA files that do not load stop the
+  // start. Its root's fingerprint goes to the log, never a key.
+  auto ca = CertificateAuthority::open(options_.state_dir);
+  if (!ca) return Status(ca.error().code(), "certificate authority: " + ca.error().message());
+  ca_ = std::move(*ca);
+  MB_INFO("ca", "{}", ca_->describe());
   registry_ = std::make_unique<Registry>(
-      loop_, [this] { recompile(); }, std::move(dns));
+      loop_, [this] { recompile(); }, dns::ResolverOptions::for_state_dir(options_.state_dir));
   store_->watch([this] { on_store_change(); });
   on_store_change();  // what the store had from the last run
 
@@ -273,9 +281,13 @@ Status ControlPlane::start() {
   sup.environment = options_.environment;
   sup.launcher = options_.workload_launcher;
   sup.stop_grace_ms = options_.workload_stop_grace_ms;
-  supervisor_ =
-      std::make_unique<Supervisor>(loop_, std::move(sup), [this] { update_instance_endpoints(); });
-  if (config_) supervisor_->set_workloads(config_->workloads);
+  // A recompile too: an instance's sidecar listeners come with its process, before the
+  // registry lists its endpoint (starting_sidecars).
+  supervisor_ = std::make_unique<Supervisor>(loop_, std::move(sup), [this] {
+    update_instance_endpoints();
+    recompile();
+  });
+  if (config_) supervisor_->set_workloads(config_->workloads, capture_settings(*config_));
   update_instance_endpoints();
   return Status::ok();
 }
@@ -303,8 +315,25 @@ void ControlPlane::update_instance_endpoints() {
   std::vector<Endpoint> eps;
   for (const auto& r : supervisor_->running())
     eps.push_back(instance_endpoint(index, *r.workload, r.port, r.instance, r.sidecar_inbound_port,
-                                    r.sidecar_outbound_port));
+                                    r.sidecar_outbound_port, r.netns, r.netns_ip));
   registry_->set_instance_endpoints(std::move(eps));
+}
+
+std::vector<Endpoint> ControlPlane::starting_sidecars() const {
+  std::vector<Endpoint> out;
+  if (!supervisor_ || !registry_ || !config_) return out;
+  std::set<std::pair<std::string, std::string>> listed;  // (namespace, instance)
+  for (const auto& e : registry_->endpoints())
+    if (!e.instance.empty()) listed.emplace(e.ns, e.instance);
+  config::HostIndex index(*config_);
+  for (const auto& r : supervisor_->running()) {
+    if (!r.sidecar_inbound_port || listed.count({r.workload->ns, r.instance})) continue;
+    Endpoint ep = instance_endpoint(index, *r.workload, r.port, r.instance, r.sidecar_inbound_port,
+                                    r.sidecar_outbound_port, r.netns, r.netns_ip);
+    ep.host.clear();
+    out.push_back(std::move(ep));
+  }
+  return out;
 }
 
 void ControlPlane::reload_files() {
@@ -425,7 +454,7 @@ void ControlPlane::on_store_change() {
   config_revision_ = store_->revision();
   if (registry_) registry_->set_config_endpoints(endpoints_from_config(*config_));
   if (supervisor_) {
-    supervisor_->set_workloads(config_->workloads);
+    supervisor_->set_workloads(config_->workloads, capture_settings(*config_));
     update_instance_endpoints();
   }
   recompile();
@@ -435,7 +464,20 @@ void ControlPlane::recompile() {
   if (!publishing_ || !config_ || !registry_) return;
   CompileOptions opts;
   opts.default_bind = options_.default_bind;
-  Compiled c = compile(*config_, registry_->endpoints(), opts);
+  // An instance's sidecar serves from the start of its process, not from its first passed
+  // health check: the app's outbound calls work while it starts, and `meshbox inject` can
+  // start the app once the listeners serve. Until the registry lists its endpoint, the
+  // instance goes in with an empty host: the compiler gives every endpoint with an instance
+  // and sidecar ports its listeners, and no service's cluster takes an endpoint of no host.
+  const std::vector<Endpoint>* endpoints = &registry_->endpoints();
+  std::vector<Endpoint> with_starting;
+  if (std::vector<Endpoint> starting = starting_sidecars(); !starting.empty()) {
+    with_starting = registry_->endpoints();
+    with_starting.insert(with_starting.end(), std::make_move_iterator(starting.begin()),
+                         std::make_move_iterator(starting.end()));
+    endpoints = &with_starting;
+  }
+  Compiled c = compile(*config_, *endpoints, opts);
   if (c.warnings != compile_warnings_)
     for (const auto& w : c.warnings)
       MB_WARN("control", "{}", w);
@@ -543,6 +585,9 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
   if (get && p == "/stats/push") return respond(json_response(200, push_stats_json()));
   if (get && p == "/workloads") return respond(json_response(200, workloads_json()));
   if (m == "POST" && p == "/endpoints") return register_endpoint(req, std::move(respond));
+  if (m == "POST" && p == "/workloads/attach") return attach_workload(req, std::move(respond));
+  if (m == "DELETE" && p.rfind("/workloads/attach/", 0) == 0)
+    return detach_workload(req, std::move(respond));
   if (m == "DELETE" && p == "/endpoints") {
     auto host = req.param("host"), address = req.param("address"), port = req.param("port");
     if (!host || !address || !port)
@@ -654,6 +699,177 @@ void ControlPlane::register_endpoint(HttpRequest& req, Respond respond) {
   json::Writer w;
   w.begin_object().field("registered", key).end_object();
   respond(json_response(200, w.take()));
+}
+
+namespace {
+
+// A DNS label (RFC 1123), as Kubernetes names pods and namespaces: lower-case letters, digits
+// and '-', 63 at most, a letter or digit at both ends. Instance names become listener,
+// cluster and log names.
+bool dns_label(std::string_view s) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (s.empty() || s.size() > 63 || !alnum(s.front()) || !alnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [&](char c) { return alnum(c) || c == '-'; });
+}
+
+// SERVICE[-VERSION]-XXXXX, the shape of a Kubernetes pod's name.
+std::string attached_name(const std::string& service, const std::string& version) {
+  static constexpr std::string_view kChars = "bcdfghjklmnpqrstvwxz2456789";  // Kubernetes'
+  Random random;
+  std::string suffix;
+  for (int i = 0; i < 5; ++i)
+    suffix.push_back(kChars[random.below(kChars.size())]);
+  std::string base = service + (dns_label(version) ? "-" + version : std::string());
+  return base.substr(0, 63 - suffix.size() - 1) + "-" + suffix;
+}
+
+}  // namespace
+
+void ControlPlane::attach_workload(HttpRequest& req, Respond respond) {
+  // {"service": "reviews", "namespace": "default", "version": "v1", "labels": {"k": "v"},
+  //  "port": 9080 (0 or absent: meshbox picks one), "service_account": "bookinfo-reviews",
+  //  "pid": 4242 (0 or absent: not watched), "name": "reviews-v1-x7k2p" (absent: made up)}
+  auto body = json::parse(req.body);
+  if (!body) return respond(error_response(400, "bad JSON body: " + body.error().message()));
+  if (!body->is_object()) return respond(error_response(400, "expected a JSON object"));
+  auto str = [&](const char* key) -> std::optional<std::string> {
+    const json::Value* v = body->get(key);
+    if (!v || v->is_null()) return std::string();
+    if (!v->is_string()) return std::nullopt;
+    return v->as_string();
+  };
+  auto service = str("service"), ns = str("namespace"), version = str("version"),
+       account = str("service_account"), name = str("name");
+  if (!service || !ns || !version || !account || !name)
+    return respond(error_response(400,
+                                  "service, namespace, version, service_account and name "
+                                  "must be strings"));
+  if (ns->empty()) *ns = "default";
+  if (service->empty()) return respond(error_response(400, "expected a \"service\" of the mesh"));
+  if (!dns_label(*ns))
+    return respond(error_response(400, fmt::format("bad namespace \"{}\": expected a DNS label "
+                                                   "(a-z, 0-9, '-')",
+                                                   *ns)));
+  if (!config_ || !supervisor_) return respond(error_response(503, "the mesh is starting"));
+  config::HostIndex hosts(*config_);
+  config::HostTarget target = hosts.find(*service, *ns);
+  // An instance belongs to its namespace's service (as a workload does).
+  if (!target.service || target.service->ns != *ns)
+    return respond(error_response(
+        404, fmt::format("no service {} in namespace {} (`meshbox get services` lists them)",
+                         *service, *ns)));
+  auto number = [&](const char* key, int64_t max) -> std::optional<int64_t> {
+    const json::Value* v = body->get(key);
+    if (!v || v->is_null()) return 0;
+    auto n = v->as_int();
+    if (!n || *n < 0 || *n > max) return std::nullopt;
+    return n;
+  };
+  auto port = number("port", 65535);
+  if (!port)
+    return respond(error_response(400,
+                                  "expected a \"port\" in 1..65535 (or none: meshbox "
+                                  "picks one)"));
+  auto pid = number("pid", std::numeric_limits<int>::max());
+  if (!pid) return respond(error_response(400, "expected a \"pid\" (a positive integer)"));
+
+  config::Workload w;
+  w.ns = *ns;
+  w.service = target.service->name;
+  if (const json::Value* labels = body->get("labels"); labels && !labels->is_null()) {
+    if (!labels->is_object())
+      return respond(error_response(400, "expected \"labels\" as an object of strings"));
+    for (const auto& [k, v] : labels->object) {
+      if (!v.is_string() || k.empty())
+        return respond(error_response(400, "expected \"labels\" as an object of strings"));
+      w.labels[k] = v.as_string();
+    }
+  }
+  if (!version->empty()) w.labels["version"] = *version;
+  w.labels.emplace("app", w.service);
+  if (!account->empty()) w.service_account = *account;
+  w.port = static_cast<uint32_t>(*port);
+  if (name->empty()) {
+    *name = attached_name(w.service, *version);
+  } else if (!dns_label(*name)) {
+    return respond(error_response(400, fmt::format("bad name \"{}\": expected a DNS label "
+                                                   "(a-z, 0-9, '-', at most 63)",
+                                                   *name)));
+  }
+  w.name = *name;
+  auto attached = supervisor_->attach(std::move(w), static_cast<int>(*pid));
+  if (!attached) {
+    int status = attached.error().code() == Code::AlreadyExists     ? 409
+                 : attached.error().code() == Code::InvalidArgument ? 400
+                                                                    : 503;
+    return respond(error_response(status, attached.error().message()));
+  }
+  // Copied now: the workload pointer lives until the supervisor's next change.
+  const RunningInstance inst = *attached;
+  const config::Workload spec = *inst.workload;
+  std::vector<std::string> env =
+      instance_env({}, spec, inst.instance, inst.port, inst.sidecar_outbound_port);
+
+  // Compile and publish now; answer once every worker serves the sidecar's listeners.
+  update_instance_endpoints();
+  recompile();
+  SnapshotConstPtr cur = sink_.current();
+  auto serves = [&](uint32_t port) {
+    return cur && std::any_of(cur->listeners.begin(), cur->listeners.end(),
+                              [&](const ListenerSpec& l) { return l.address.port() == port; });
+  };
+  if (!serves(inst.sidecar_inbound_port) || !serves(inst.sidecar_outbound_port)) {
+    std::string why = last_publish_error_.empty() ? "its sidecar's listeners were not compiled"
+                                                  : last_publish_error_;
+    supervisor_->detach(spec.ns, inst.instance);
+    update_instance_endpoints();
+    recompile();
+    return respond(error_response(503, "cannot attach " + inst.instance + ": " + why));
+  }
+  json::Writer w2;
+  w2.begin_object()
+      .field("instance", inst.instance)
+      .field("namespace", spec.ns)
+      .field("service", spec.service)
+      .field("host", target.fqdn)
+      .field("port", inst.port)
+      .field("sidecar_inbound_port", inst.sidecar_inbound_port)
+      .field("sidecar_outbound_port", inst.sidecar_outbound_port)
+      .field("pid", *pid)
+      .field("mesh_uid", static_cast<uint64_t>(::getuid()))
+      .field("version", cur->version);
+  w2.key("labels").begin_object();
+  for (const auto& [k, v] : spec.labels)
+    w2.field(k, v);
+  w2.end_object().key("env").begin_array();
+  for (const auto& e : env)
+    w2.value(e);
+  w2.end_array().end_object();
+  auto alive = alive_;
+  sink_.when_applied(cur->version, [alive, respond, body = w2.take()]() mutable {
+    if (*alive) respond(json_response(200, std::move(body)));
+  });
+}
+
+void ControlPlane::detach_workload(HttpRequest& req, Respond respond) {
+  // DELETE /workloads/attach/INSTANCE?namespace=NS
+  std::string name = req.path.substr(std::string_view("/workloads/attach/").size());
+  std::string ns = req.param("namespace").value_or("default");
+  if (!dns_label(name) || !dns_label(ns))
+    return respond(error_response(400, "expected /workloads/attach/INSTANCE[?namespace=NS]"));
+  if (!supervisor_ || !supervisor_->detach(ns, name))
+    return respond(
+        error_response(404, fmt::format("no attached instance {} in namespace {}", name, ns)));
+  update_instance_endpoints();
+  recompile();
+  SnapshotConstPtr cur = sink_.current();
+  uint64_t version = cur ? cur->version : 0;
+  json::Writer w;
+  w.begin_object().field("detached", ns + "/" + name).field("version", version).end_object();
+  auto alive = alive_;
+  sink_.when_applied(version, [alive, respond, body = w.take()]() mutable {
+    if (*alive) respond(json_response(200, std::move(body)));
+  });
 }
 
 std::string ControlPlane::services_json() const {
@@ -825,7 +1041,8 @@ std::string ControlPlane::workloads_json() const {
   for (const auto& e : registry_->endpoints())
     listed.emplace(e.key(), &e);
   for (const auto& r : supervisor_->running()) {
-    auto it = listed.find(instance_endpoint(index, *r.workload, r.port, r.instance).key());
+    auto it = listed.find(
+        instance_endpoint(index, *r.workload, r.port, r.instance, 0, 0, r.netns, r.netns_ip).key());
     if (it != listed.end() && it->second->healthy) ready.insert(r.workload->ns + "/" + r.instance);
   }
   for (const auto& s : supervisor_->status()) {
@@ -842,6 +1059,7 @@ std::string ControlPlane::workloads_json() const {
         .field("last_exit", s.last_exit)
         .field("uptime_ms", s.uptime_ms)
         .field("restart_in_ms", s.restart_in_ms)
+        .field("attached", s.attached)
         .end_object();
   }
   w.end_array();

@@ -1,10 +1,10 @@
 // ControlPlane: the mesh's brain in one object on the control loop — the config store, the
 // registry with its health checks, the compiler, the supervisor that runs workloads with a
-// `command`, and the admin API (127.0.0.1:15000). Every
-// change (files under the config path, `meshbox apply`/`delete`, endpoint registrations,
-// health transitions) goes: candidate config → validation (rejected whole on any error) →
-// store commit → compile with the registry → publish to the workers through a SnapshotSink,
-// only when the compiled snapshot really changed.
+// `command` (and keeps the processes attached with `meshbox inject`), and the admin API
+// (127.0.0.1:15000). Every change (files under the config path, `meshbox apply`/`delete`,
+// endpoint registrations, health transitions) goes: candidate config → validation (rejected
+// whole on any error) → store commit → compile with the registry → publish to the workers
+// through a SnapshotSink, only when the compiled snapshot really changed.
 // Loop thread only (the control loop).
 #pragma once
 
@@ -26,8 +26,10 @@
 
 namespace meshbox::control {
 
+class CertificateAuthority;
 class Store;
 class Registry;
+struct Endpoint;
 class Supervisor;
 
 /// Where snapshots go: the process's workers (cli/runtime.h). Loop thread only.
@@ -114,6 +116,11 @@ class ControlPlane : NonCopyable {
   void apply(HttpRequest& req, Respond respond);
   void finish_change(const ChangeResult& result, bool wait, const Respond& respond);
   void register_endpoint(HttpRequest& req, Respond respond);
+  /// POST /workloads/attach and DELETE /workloads/attach/INSTANCE: manual injection
+  /// (`meshbox inject`, supervisor.h). The attach answers once every worker serves the new
+  /// instance's sidecar listeners, with its name, ports and the environment for the app.
+  void attach_workload(HttpRequest& req, Respond respond);
+  void detach_workload(HttpRequest& req, Respond respond);
   std::string services_json() const;
   std::string endpoints_json() const;
   std::string clusters_json() const;
@@ -122,11 +129,15 @@ class ControlPlane : NonCopyable {
   std::string workloads_json() const;
   /// Gives the registry the endpoints of the running workload processes.
   void update_instance_endpoints();
+  /// Running instances with a sidecar that the registry does not list yet (their app has not
+  /// passed its first health check), with an empty host: see recompile().
+  std::vector<Endpoint> starting_sidecars() const;
 
   loop::Loop& loop_;
   SnapshotSink& sink_;
   ControlOptions options_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<CertificateAuthority> ca_;  // from start(): STATE_DIR/ca or the operator's
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<Supervisor> supervisor_;  // from the end of start()
   std::unique_ptr<HttpServer> admin_;

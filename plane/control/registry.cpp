@@ -9,6 +9,7 @@
 #include "core/base/log.h"
 #include "core/http/parser.h"
 #include "core/loop/address.h"
+#include "core/loop/netns.h"
 #include "core/loop/tcp_conn.h"
 #include "plane/config/host_index.h"
 
@@ -58,7 +59,7 @@ bool same_endpoint(const Endpoint& a, const Endpoint& b) {
          a.named_ports == b.named_ports && a.labels == b.labels && a.locality == b.locality &&
          a.weight == b.weight && a.source == b.source && a.healthy == b.healthy &&
          a.resolution == b.resolution && a.hostname == b.hostname &&
-         a.wait_for_first_check == b.wait_for_first_check &&
+         a.wait_for_first_check == b.wait_for_first_check && a.netns == b.netns &&
          same_check(a.health_check, b.health_check);
 }
 
@@ -135,7 +136,8 @@ Endpoint workload_endpoint(const config::HostIndex& index, const config::Workloa
 
 Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
                            std::string_view instance, uint32_t sidecar_inbound_port,
-                           uint32_t sidecar_outbound_port) {
+                           uint32_t sidecar_outbound_port, std::string_view netns,
+                           std::string_view netns_ip) {
   Endpoint ep = workload_endpoint(index, w, port, instance);
   ep.instance = std::string(instance);
   ep.sidecar_inbound_port = sidecar_inbound_port;
@@ -143,6 +145,10 @@ Endpoint instance_endpoint(const config::HostIndex& index, const config::Workloa
   // An app told to listen everywhere is reached on loopback (meshbox runs on its host).
   if (ep.address.empty() || ep.address == "0.0.0.0") ep.address = "127.0.0.1";
   if (ep.address == "::") ep.address = "::1";
+  if (!netns.empty()) {
+    ep.netns = std::string(netns);
+    ep.address = std::string(netns_ip);
+  }
   ep.wait_for_first_check = true;
   return ep;
 }
@@ -209,11 +215,14 @@ std::vector<Endpoint> endpoints_from_config(const config::Config& config) {
 class Registry::Prober final : public loop::TcpConnCallbacks, public http::ParserCallbacks {
  public:
   /// `wait_for_first_check`: unhealthy (and left out: Registry::rebuild) until a check passes.
+  /// `netns`: probe from inside this network namespace (a captured instance's app, on the
+  /// namespace's loopback); "" = meshbox's own.
   Prober(Registry& registry, std::string key, const loop::Address& to,
-         const config::HealthCheck& check, bool wait_for_first_check)
+         const config::HealthCheck& check, bool wait_for_first_check, std::string netns = {})
       : registry_(registry),
         key_(std::move(key)),
         to_(to),
+        netns_(std::move(netns)),
         check_(check),
         interval_ms_(check.interval ? static_cast<uint64_t>(check.interval->count())
                                     : kDefaultIntervalMs),
@@ -270,7 +279,12 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
     timer_.start(timeout_ms_);
     conn_ = loop::TcpConn::create(registry_.loop_);
     conn_->set_callbacks(this);
-    Status s = conn_->connect(to_);
+    Status s = Status::ok();
+    if (!netns_.empty()) {
+      auto fd = loop::tcp_socket_in_netns(netns_, to_.family());
+      s = fd ? conn_->adopt(*fd) : fd.error();
+    }
+    if (s.is_ok()) s = conn_->connect(to_);
     if (!s.is_ok()) done(false, s.message());
   }
 
@@ -370,6 +384,7 @@ class Registry::Prober final : public loop::TcpConnCallbacks, public http::Parse
   Registry& registry_;
   std::string key_;
   loop::Address to_;
+  std::string netns_;
   config::HealthCheck check_;
   uint64_t interval_ms_;
   uint64_t timeout_ms_;
@@ -616,7 +631,9 @@ bool Registry::rebuild() {
     ep.healthy = true;
     if (!ep.health_check) continue;
     // Names (dns entries) and port 0 cannot be connected to: not probed.
-    auto to = ip_address(ep.address, ep.port);
+    // A captured instance is probed inside its namespace, on the app's own port: the app's
+    // health, as a kubelet probes a pod, without the sidecar in between.
+    auto to = ip_address(ep.netns.empty() ? ep.address : "127.0.0.1", ep.port);
     if (!to) continue;
     std::string key = ep.key();
     auto old = probers_.find(key);
@@ -625,8 +642,8 @@ bool Registry::rebuild() {
       ep.healthy = old->second->healthy();
       probers.emplace(std::move(key), std::move(old->second));
     } else {
-      auto prober =
-          std::make_unique<Prober>(*this, key, *to, *ep.health_check, ep.wait_for_first_check);
+      auto prober = std::make_unique<Prober>(*this, key, *to, *ep.health_check,
+                                             ep.wait_for_first_check, ep.netns);
       ep.healthy = prober->healthy();
       probers.emplace(std::move(key), std::move(prober));
     }

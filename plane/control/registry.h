@@ -1,10 +1,11 @@
 // Registry: the services' endpoints (Istio's service discovery). Endpoints come from four
 // places: workloads in the config that meshbox does not run (no `command`) and static
 // endpoints of service entries (both replaced whole on every config change), the running
-// processes of workloads with a `command` (the supervisor's instances, replaced whole whenever
-// one starts or stops), and register calls on the admin API (what `meshbox inject` uses; kept
-// in memory until deregistered). A process with a health check is left out until its first
-// check passes (Kubernetes' readiness: an app still starting gets no traffic).
+// processes of workloads with a `command` and the processes attached with `meshbox inject`
+// (the supervisor's instances, replaced whole whenever one starts or stops), and register
+// calls on the admin API (kept in memory until deregistered). A process with a health check
+// is left out until its first check passes (Kubernetes' readiness: an app still starting gets
+// no traffic).
 //
 // Endpoints with a health check are probed actively
 // (HTTP GET of a path that must answer 2xx or 3xx, as Kubernetes probes do, or a TCP connect)
@@ -28,11 +29,11 @@
 
 #include "core/base/non_copyable.h"
 #include "core/base/result.h"
+#include "core/dns/dns.h"
 #include "core/loop/loop.h"
 #include "core/loop/timer.h"
 #include "plane/config/host_index.h"
 #include "plane/config/resources.h"
-#include "core/dns/dns.h"
 
 namespace meshbox::control {
 
@@ -63,13 +64,18 @@ struct Endpoint {
   /// meshbox starts). Without, or when the address cannot be probed: listed at once.
   bool wait_for_first_check = false;
 
-  /// A workload instance meshbox runs with a sidecar (automatic injection): the instance's
-  /// name and its sidecar's listeners on 127.0.0.1. The service's clusters then reach the
-  /// instance through its inbound listener, and the app's outbound calls (HTTP_PROXY) go
-  /// through its outbound listener. 0 = no sidecar: the app is reached directly.
+  /// A workload instance meshbox runs with a sidecar (automatic injection), or a process
+  /// attached with `meshbox inject` (manual injection): the instance's name and its sidecar's
+  /// listeners on 127.0.0.1. The service's clusters then reach the instance through its
+  /// inbound listener, and the app's outbound calls (HTTP_PROXY) go through its outbound
+  /// listener. 0 = no sidecar: the app is reached directly.
   std::string instance;
   uint32_t sidecar_inbound_port = 0;
   uint32_t sidecar_outbound_port = 0;
+  /// A captured instance (capture = "iptables"): its network namespace (/run/netns/NAME).
+  /// `address` is then the namespace's address, where iptables sends every connection to its
+  /// inbound listener; the sidecar's listeners and the health check live in the namespace.
+  std::string netns;
 
   /// The endpoint port for a service port (named_ports by port name, then `port`, then the
   /// service port's target_port or number).
@@ -90,10 +96,12 @@ std::vector<Endpoint> endpoints_from_config(const config::Config& config);
 Endpoint workload_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
                            std::string_view instance);
 /// The endpoint of a running process of `w` (supervisor.h): workload_endpoint, on loopback
-/// when `address` means every interface, waiting for its first health check.
+/// when `address` means every interface, waiting for its first health check. A captured
+/// instance (`netns`: its namespace's path) is at `netns_ip` instead.
 Endpoint instance_endpoint(const config::HostIndex& index, const config::Workload& w, uint32_t port,
                            std::string_view instance, uint32_t sidecar_inbound_port = 0,
-                           uint32_t sidecar_outbound_port = 0);
+                           uint32_t sidecar_outbound_port = 0, std::string_view netns = {},
+                           std::string_view netns_ip = {});
 
 class Registry : NonCopyable {
  public:

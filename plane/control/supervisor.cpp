@@ -16,9 +16,9 @@
 #include <fmt/core.h>
 
 #include "core/base/log.h"
+#include "core/dns/dns.h"
 #include "core/loop/process.h"
 #include "core/loop/tcp_listener.h"
-#include "core/dns/dns.h"
 
 namespace meshbox::control {
 
@@ -105,6 +105,41 @@ class LogFile {
   uint64_t size_ = 0;
   bool failed_ = false;
 };
+
+/// The start time (clock ticks since boot: /proc/PID/stat field 22) of process `pid`, if it
+/// exists and has not ended (a zombie has ended: only its parent has yet to reap it). With the
+/// pid it names one process for good, where a pid alone may be reused.
+std::optional<uint64_t> live_start_time(int pid) {
+  if (pid <= 0) return std::nullopt;
+  std::string path = fmt::format("/proc/{}/stat", pid);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  std::string_view stat(buf, static_cast<size_t>(n));
+  // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses; the last ')' ends it.
+  size_t paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(paren + 1);
+  std::vector<std::string_view> fields;  // fields[0] is field 3 (STATE)
+  while (!rest.empty() && fields.size() < 20) {
+    size_t start = rest.find_first_not_of(' ');
+    if (start == std::string_view::npos) break;
+    rest.remove_prefix(start);
+    size_t end = rest.find(' ');
+    fields.push_back(rest.substr(0, end));
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+  }
+  if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X") return std::nullopt;
+  uint64_t start_time = 0;
+  for (char c : fields[19]) {
+    if (c < '0' || c > '9') return std::nullopt;
+    start_time = start_time * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return start_time;
+}
 
 }  // namespace
 
@@ -229,7 +264,7 @@ std::vector<std::string> instance_env(const std::vector<std::string>& base,
 bool same_process(const config::Workload& a, const config::Workload& b) {
   return a.name == b.name && a.ns == b.ns && a.service == b.service && a.command == b.command &&
          a.env == b.env && a.working_dir == b.working_dir && a.address == b.address &&
-         a.port == b.port && a.inject == b.inject;
+         a.port == b.port && a.inject == b.inject && a.capture == b.capture;
 }
 
 std::string_view to_string(InstanceState state) {
@@ -242,6 +277,8 @@ std::string_view to_string(InstanceState state) {
       return "stopping";
     case InstanceState::Stopped:
       return "stopped";
+    case InstanceState::Attached:
+      return "attached";
   }
   return "stopped";
 }
@@ -319,9 +356,18 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
     if (!spec_.inject) sidecar_in_ = sidecar_out_ = 0;
     loop::ProcessOptions opts;
     opts.args = sup_.options_.launcher;
+    bool captured = spec_.inject && spec_.capture == config::Capture::Iptables;
+    if (!captured) {
+      netns_.reset();
+    } else if (Status s = start_capture(opts.args); !s.is_ok()) {
+      last_exit_ = s.message();
+      return schedule_restart(0, last_exit_);
+    }
     for (auto& a : instance_args(spec_, port_))
       opts.args.push_back(std::move(a));
-    opts.env = instance_env(sup_.options_.environment, spec_, name_, port_, sidecar_out_);
+    // Captured: no HTTP_PROXY; iptables sends the app's connections to the sidecar.
+    opts.env =
+        instance_env(sup_.options_.environment, spec_, name_, port_, captured ? 0 : sidecar_out_);
     opts.cwd = spec_.working_dir;
     auto proc = loop::Process::spawn(sup_.loop_, opts, this);
     if (!proc) {
@@ -340,6 +386,16 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
     started_ms_ = sup_.loop_.now_ms();
     MB_INFO(kLog, "{}: started (pid {}, port {})", label_, proc_->pid(), port_);
     sup_.changed();
+  }
+
+  /// The instance's network namespace (null: not captured).
+  const CaptureNetns* netns() const { return netns_.get(); }
+
+  /// The mesh's names changed: the hosts file follows (a running process sees it at once).
+  void update_hosts() {
+    if (!netns_) return;
+    if (Status s = netns_->write_hosts(hosts_file(sup_.capture_.vips, spec_.ns)); !s.is_ok())
+      MB_WARN(kLog, "{}: {}", label_, s.message());
   }
 
   /// The workload changed. Keeps running if the process would be the same; else restarts
@@ -361,6 +417,7 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
         stop(sup_.options_.stop_grace_ms);
         break;
       case InstanceState::Stopping:
+      case InstanceState::Attached:  // not an Instance's state
         break;
       case InstanceState::Backoff:
       case InstanceState::Stopped:
@@ -440,6 +497,25 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
  private:
   LineSplitter& splitter(Stream s) { return s == Stream::Stdout ? out_ : err_; }
 
+  /// capture = "iptables": makes the instance's network namespace (once: kept across
+  /// restarts, like its ports), writes its hosts file, and has the launcher enter both.
+  Status start_capture(std::vector<std::string>& args) {
+    // The launcher ends with "--" (cli: `meshbox __workload-exec PID --`); its options go
+    // before that.
+    if (args.empty() || args.back() != "--")
+      return make_error(Code::Internal,
+                        "capture = \"iptables\": no workload launcher to enter the network "
+                        "namespace");
+    if (!netns_) {
+      auto ns = CaptureNetns::create(sup_.capture_.cidr, sidecar_in_, sidecar_out_);
+      if (!ns) return make_error(ns.error().code(), "capture: " + ns.error().message());
+      netns_ = std::move(*ns);
+    }
+    update_hosts();
+    args.insert(args.end() - 1, {"--netns", netns_->name(), "--hosts", netns_->hosts_path()});
+    return Status::ok();
+  }
+
   void emit(std::string_view line) {
     if (sup_.options_.echo_fd >= 0) {
       std::string out;
@@ -510,6 +586,8 @@ class Supervisor::Instance final : public loop::ProcessCallbacks {
   uint32_t port_;
   uint32_t sidecar_in_ = 0;  // the sidecar's listeners on 127.0.0.1; 0 = not injected
   uint32_t sidecar_out_ = 0;
+  // Before proc_: the namespace is removed after the process is gone.
+  std::unique_ptr<CaptureNetns> netns_;
   bool port_picked_;  // port_ was chosen by meshbox (the spec says 0)
   InstanceState state_ = InstanceState::Backoff;
   loop::ProcessPtr proc_;
@@ -531,11 +609,16 @@ Supervisor::Supervisor(loop::Loop& loop, SupervisorOptions options, OnChange on_
     : loop_(loop),
       options_(std::move(options)),
       on_change_(std::move(on_change)),
-      notify_timer_(loop, [this] {
-        if (!on_change_) return;
-        OnChange cb = on_change_;  // may destroy this Supervisor
-        cb();
-      }) {}
+      notify_timer_(loop,
+                    [this] {
+                      if (!on_change_) return;
+                      OnChange cb = on_change_;  // may destroy this Supervisor
+                      cb();
+                    }),
+      attach_watch_timer_(loop, [this] { check_attached(); }) {
+  // What a meshbox that died left of its captured instances (only root could make them).
+  if (::geteuid() == 0) clean_stale_netns();
+}
 
 Supervisor::~Supervisor() {
   for (const auto& [key, inst] : instances_)
@@ -543,8 +626,14 @@ Supervisor::~Supervisor() {
   instances_.clear();  // each Process kills and reaps its child
 }
 
-void Supervisor::set_workloads(const std::vector<config::Workload>& workloads) {
+void Supervisor::set_workloads(const std::vector<config::Workload>& workloads,
+                               CaptureSettings capture) {
   if (stopping_all_) return;
+  bool names_changed = capture.vips != capture_.vips;
+  capture_ = std::move(capture);
+  if (names_changed)
+    for (const auto& [key, inst] : instances_)
+      inst->update_hosts();
   struct Want {
     std::string name;
     const config::Workload* spec;
@@ -568,6 +657,11 @@ void Supervisor::set_workloads(const std::vector<config::Workload>& workloads) {
       it->second->update(*w.spec);
       continue;
     }
+    if (attached_.count(key)) {
+      // Two instances of one name would share listener and cluster names.
+      MB_WARN(kLog, "{}: an attached instance (meshbox inject) has this name; not started", key);
+      continue;
+    }
     // Port 0: picked by start(), once.
     auto inst = std::make_unique<Instance>(*this, w.name, *w.spec, w.spec->port);
     Instance& ref = *inst;
@@ -581,7 +675,11 @@ std::vector<RunningInstance> Supervisor::running() const {
   for (const auto& [key, inst] : instances_)
     if (inst->serving())
       out.push_back({inst->name(), inst->port(), inst->sidecar_inbound_port(),
-                     inst->sidecar_outbound_port(), &inst->spec()});
+                     inst->sidecar_outbound_port(), &inst->spec(),
+                     inst->netns() ? inst->netns()->path() : "",
+                     inst->netns() ? inst->netns()->ip() : ""});
+  for (const auto& [key, a] : attached_)
+    out.push_back({a.spec.name, a.spec.port, a.sidecar_in, a.sidecar_out, &a.spec});
   return out;
 }
 
@@ -590,6 +688,19 @@ std::vector<InstanceStatus> Supervisor::status() const {
   out.reserve(instances_.size());
   for (const auto& [key, inst] : instances_)
     out.push_back(inst->status());
+  for (const auto& [key, a] : attached_) {
+    InstanceStatus s;
+    s.ns = a.spec.ns;
+    s.workload = a.spec.name;
+    s.instance = a.spec.name;
+    s.service = a.spec.service;
+    s.pid = a.pid;
+    s.port = a.spec.port;
+    s.state = InstanceState::Attached;
+    s.uptime_ms = loop_.now_ms() - a.attached_ms;
+    s.attached = true;
+    out.push_back(std::move(s));
+  }
   return out;
 }
 
@@ -634,6 +745,8 @@ Result<uint32_t> Supervisor::pick_port(const std::string& address) {
     taken.insert(inst->sidecar_inbound_port());
     taken.insert(inst->sidecar_outbound_port());
   }
+  for (const auto& [key, a] : attached_)
+    taken.insert({a.spec.port, a.sidecar_in, a.sidecar_out});
   for (int attempt = 0; attempt < 16; ++attempt) {
     int fd = ::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -650,6 +763,91 @@ Result<uint32_t> Supervisor::pick_port(const std::string& address) {
     if (!taken.count(bound->port())) return static_cast<uint32_t>(bound->port());
   }
   return make_error(Code::Io, "cannot pick a port no other instance uses");
+}
+
+// ---------------------------------------------------------------------------------------
+// Attached instances (manual injection)
+//
+// Watching the pid: a kAttachCheckMs timer reads /proc/PID/stat for each watched instance.
+// A pidfd (pidfd_open + uv_poll) would report the exit at once, but it needs a poll-handle
+// wrapper in core/loop and Linux 5.3; a read of /proc per instance per second is cheap, sees
+// a zombie as gone (kill(pid, 0) would not, and an inject process killed under a parent that
+// has not reaped it yet is one), and the start time catches a pid reused within the second.
+
+Result<RunningInstance> Supervisor::attach(config::Workload spec, int pid) {
+  if (stopping_all_) return make_error(Code::Unavailable, "meshbox is shutting down");
+  std::string key = instance_key(spec.ns, spec.name);
+  if (instances_.count(key) || attached_.count(key))
+    return make_error(Code::AlreadyExists, fmt::format("an instance named {} already runs in "
+                                                       "namespace {}",
+                                                       spec.name, spec.ns));
+  Attached a;
+  a.pid = pid;
+  if (pid != 0) {
+    auto start_time = live_start_time(pid);
+    if (!start_time)
+      return make_error(Code::InvalidArgument, fmt::format("no running process has pid {}", pid));
+    a.start_time = *start_time;
+  }
+  spec.command.clear();  // not a process of ours
+  spec.replicas = 1;
+  spec.inject = true;
+  spec.capture = config::Capture::None;  // its traffic reaches the sidecar by HTTP_PROXY
+  spec.address = "127.0.0.1";
+  // In service once the app accepts connections (Kubernetes' tcpSocket readiness probe):
+  // probed every 200 ms until then, at the default interval after.
+  config::HealthCheck check;
+  check.tcp = true;
+  spec.health = check;
+  a.spec = std::move(spec);
+  a.attached_ms = loop_.now_ms();
+  // In the map before the picks: pick_port skips the ports already taken there.
+  Attached& ref = attached_.emplace(key, std::move(a)).first->second;
+  for (uint32_t* p : {&ref.spec.port, &ref.sidecar_in, &ref.sidecar_out}) {
+    if (*p != 0) continue;
+    auto picked = pick_port("127.0.0.1");
+    if (!picked) {
+      attached_.erase(key);
+      return picked.error();
+    }
+    *p = *picked;
+  }
+  MB_INFO(kLog, "{}: attached (pid {}, app port {}, sidecar ports {} in, {} out)", key, ref.pid,
+          ref.spec.port, ref.sidecar_in, ref.sidecar_out);
+  if (ref.pid != 0 && !attach_watch_timer_.active())
+    attach_watch_timer_.start(kAttachCheckMs, kAttachCheckMs);
+  changed();
+  return RunningInstance{ref.spec.name, ref.spec.port, ref.sidecar_in, ref.sidecar_out, &ref.spec};
+}
+
+bool Supervisor::detach(const std::string& ns, const std::string& instance) {
+  auto it = attached_.find(instance_key(ns, instance));
+  if (it == attached_.end()) return false;
+  MB_INFO(kLog, "{}: detached", it->first);
+  attached_.erase(it);
+  changed();
+  return true;
+}
+
+void Supervisor::check_attached() {
+  bool watching = false;
+  for (auto it = attached_.begin(); it != attached_.end();) {
+    const Attached& a = it->second;
+    if (a.pid == 0) {
+      ++it;
+      continue;
+    }
+    auto start_time = live_start_time(a.pid);
+    if (start_time && *start_time == a.start_time) {
+      watching = true;
+      ++it;
+      continue;
+    }
+    MB_WARN(kLog, "{}: pid {} is gone without detaching; dropping the instance", it->first, a.pid);
+    it = attached_.erase(it);
+    changed();
+  }
+  if (!watching) attach_watch_timer_.stop();
 }
 
 }  // namespace meshbox::control

@@ -21,6 +21,10 @@
 //   (SIGTERM to its group, SIGKILL after stop_grace_ms) and forgotten; one whose process would
 //   differ (same_process) is stopped and started again with the new spec; the others keep
 //   running and only take the new labels, weight, health check … for their endpoint.
+// - Attached instances (manual injection, `meshbox inject`): processes meshbox did not start
+//   join the mesh with attach() and leave with detach(), or when their pid is gone. They get a
+//   sidecar like the others (ports picked the same way) and a TCP check of the app's port;
+//   nothing else of the above applies to them (no output, no restarts, no stop).
 // - OnChange runs (coalesced, on a later loop iteration, never from inside a call) when the
 //   set of running instances changed: the control plane then rebuilds their endpoints.
 #pragma once
@@ -38,6 +42,7 @@
 #include "core/loop/loop.h"
 #include "core/loop/timer.h"
 #include "plane/config/resources.h"
+#include "plane/control/netns.h"
 
 namespace meshbox::control {
 
@@ -116,6 +121,7 @@ enum class InstanceState {
   Backoff,   // it exited (or could not start); restarted when the back-off ends
   Stopping,  // SIGTERM sent (removed, changed, or shutting down); SIGKILL at the grace
   Stopped,   // ended for good: meshbox is shutting down
+  Attached,  // a process meshbox did not start (attach()); it serves until detached or gone
 };
 std::string_view to_string(InstanceState state);
 
@@ -129,6 +135,7 @@ struct InstanceStatus {
   std::string last_exit;       // "exit status 1", "signal 9 (Killed)", "cannot run …"; "" = none
   uint64_t uptime_ms = 0;      // Running: since the start
   uint64_t restart_in_ms = 0;  // Backoff: until the next start
+  bool attached = false;       // attach(): uptime_ms counts from the attach
 };
 
 /// An instance whose process runs and is not being stopped: what its endpoint is made of.
@@ -139,6 +146,17 @@ struct RunningInstance {
   uint32_t sidecar_inbound_port = 0;  // 0: not injected
   uint32_t sidecar_outbound_port = 0;
   const config::Workload* workload = nullptr;
+  /// capture = "iptables": the instance's network namespace (/run/netns/NAME) and its address
+  /// there, where the mesh reaches it; "" otherwise.
+  std::string netns = {};
+  std::string netns_ip = {};
+};
+
+/// What captured instances (capture = "iptables", plane/control/netns.h) take from the mesh
+/// config besides their workload.
+struct CaptureSettings {
+  std::string cidr = "10.250.0.0/16";  // mesh.capture_cidr
+  std::vector<ServiceVip> vips;        // the names in their hosts files
 };
 
 class Supervisor : NonCopyable {
@@ -151,7 +169,7 @@ class Supervisor : NonCopyable {
 
   /// Reconciles the instances with `workloads` (those without command are ignored); new
   /// instances start now. Ignored once stop_all() was called.
-  void set_workloads(const std::vector<config::Workload>& workloads);
+  void set_workloads(const std::vector<config::Workload>& workloads, CaptureSettings capture = {});
   /// Running instances, by namespace and instance name.
   std::vector<RunningInstance> running() const;
   std::vector<InstanceStatus> status() const;
@@ -162,9 +180,31 @@ class Supervisor : NonCopyable {
   /// SIGKILL to every process now (a second Ctrl-C).
   void kill_all();
 
+  /// Manual injection: a process meshbox did not start joins as instance `spec.name` (in
+  /// spec.ns) of spec.service, with a sidecar whose two ports are picked now, as is the app's
+  /// port when spec.port is 0. Its endpoint is made of `spec` (labels, service account …) with
+  /// a TCP health check of the app's port, so it is in service once the app listens. It stays
+  /// running() until detach(), or, when `pid` is not 0, until that process is gone: checked
+  /// every kAttachCheckMs (see "Attached instances" in supervisor.cpp). Fails with AlreadyExists if
+  /// an instance has that name, InvalidArgument if `pid` names no live process, Io if no port
+  /// can be picked. The result's workload points into the Supervisor (see RunningInstance).
+  Result<RunningInstance> attach(config::Workload spec, int pid);
+  /// Ends an attachment; false if no attached instance has that name.
+  bool detach(const std::string& ns, const std::string& instance);
+  static constexpr uint64_t kAttachCheckMs = 1'000;
+
  private:
   class Instance;
   friend class Instance;
+  struct Attached {
+    config::Workload spec;  // name = the instance; port = the app's
+    uint32_t sidecar_in = 0, sidecar_out = 0;
+    int pid = 0;              // 0: not watched
+    uint64_t start_time = 0;  // the pid's, from /proc: a reused pid is another process
+    uint64_t attached_ms = 0;
+  };
+  /// Drops attached instances whose process is gone (the watch timer).
+  void check_attached();
   /// Schedules OnChange.
   void changed();
   /// An instance ended and is not wanted any more.
@@ -176,8 +216,11 @@ class Supervisor : NonCopyable {
   loop::Loop& loop_;
   SupervisorOptions options_;
   OnChange on_change_;
+  CaptureSettings capture_;
   loop::Timer notify_timer_;                                    // coalesces OnChange (see Registry)
   std::map<std::string, std::unique_ptr<Instance>> instances_;  // by "NS/INSTANCE"
+  std::map<std::string, Attached> attached_;                    // by "NS/INSTANCE"
+  loop::Timer attach_watch_timer_;  // runs while an attached instance has a pid
   bool stopping_all_ = false;
   std::function<void()> stopped_;
 };

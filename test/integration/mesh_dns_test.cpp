@@ -154,16 +154,6 @@ std::set<std::string> endpoint_addresses(const Mesh& mesh, const std::string& ho
   return out;
 }
 
-template <typename F>
-bool eventually(F pred, std::chrono::milliseconds within) {
-  Deadline d(within);
-  while (!d.expired()) {
-    if (pred()) return true;
-    poll_pause(20ms);
-  }
-  return pred();
-}
-
 TEST_CASE("dns: a service entry follows its DNS answer when it changes at the TTL") {
   TempDir dir;
   // Both backends on one port P, on two loopback addresses.

@@ -31,25 +31,6 @@ void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
-// A process exists and is not a zombie.
-bool alive(int pid) {
-  if (pid <= 0) return false;
-  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  size_t paren = stat->rfind(')');
-  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
-}
-
-template <typename F>
-bool eventually(F pred, std::chrono::milliseconds within = 10s) {
-  Deadline d(within);
-  while (!d.expired()) {
-    if (pred()) return true;
-    poll_pause(20ms);
-  }
-  return pred();
-}
-
 // GET / through the gateway: the status and the replica that answered (x-backend-name).
 std::pair<int, std::string> get(const std::string& gw) {
   HttpResponse r = exchange(gw, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
@@ -206,7 +187,7 @@ TEST_CASE("workloads: replicas serve, restart after SIGKILL, log, reload, delete
     ws = workloads(mesh);
     return ws["solo"].state == "running" && ws["solo"].pid != solo_pid;
   }));
-  CHECK_FALSE(alive(solo_pid));
+  CHECK_FALSE(process_alive(solo_pid));
   // w was not touched by any of it.
   CHECK(ws["w-1"].restarts == 0);
 
@@ -215,7 +196,7 @@ TEST_CASE("workloads: replicas serve, restart after SIGKILL, log, reload, delete
   auto deleted = mesh.cli({"delete", "workload", "solo", "--wait"});
   REQUIRE(deleted.status);
   CHECK_MESSAGE(deleted.status->ok(), deleted.err);
-  CHECK(eventually([&] { return !alive(solo_pid) && !workloads(mesh).count("solo"); }));
+  CHECK(eventually([&] { return !process_alive(solo_pid) && !workloads(mesh).count("solo"); }));
 
   // SIGTERM: the children stop first, then meshbox exits 0.
   ws = workloads(mesh);
@@ -225,7 +206,7 @@ TEST_CASE("workloads: replicas serve, restart after SIGKILL, log, reload, delete
   REQUIRE_MESSAGE(exit.has_value(), mesh.log());
   CHECK_MESSAGE(exit->ok(), exit->describe());
   for (int pid : pids)
-    CHECK_FALSE(alive(pid));
+    CHECK_FALSE(process_alive(pid));
   std::string log = mesh.log(1 << 20);
   auto stopping = log.find("stopping the workload processes");
   auto draining = log.find("draining");
@@ -264,9 +245,9 @@ TEST_CASE("workloads: a failing command backs off; children die with a SIGKILLed
 
   // meshbox dies without a chance to stop them: PR_SET_PDEATHSIG does.
   int pid = ws["keep"].pid;
-  REQUIRE(alive(pid));
+  REQUIRE(process_alive(pid));
   mesh.process().kill_and_wait();
-  CHECK(eventually([&] { return !alive(pid); }, 5s));
+  CHECK(eventually([&] { return !process_alive(pid); }, 5s));
 }
 
 }  // namespace

@@ -43,6 +43,18 @@ inline void poll_pause(std::chrono::milliseconds d = 5ms) {
   ::poll(nullptr, 0, static_cast<int>(d.count()));
 }
 
+/// Checks `pred` every `every` until it holds or `within` passes; its last answer.
+template <typename F>
+bool eventually(F pred, std::chrono::milliseconds within = 10s,
+                std::chrono::milliseconds every = 20ms) {
+  Deadline d(within);
+  while (!d.expired()) {
+    if (pred()) return true;
+    poll_pause(every);
+  }
+  return pred();
+}
+
 /// Milliseconds since `start` (for MESSAGE lines and bounds on how long something took).
 inline int64_t ms_since(Deadline::Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Deadline::Clock::now() - start)

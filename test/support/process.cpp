@@ -1,5 +1,7 @@
 #include "test/support/process.h"
 
+#include "test/support/files.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -183,6 +185,14 @@ ExitStatus Process::kill_and_wait() {
 
 void Process::close_stdin() {
   close_fd(stdin_fd_);
+}
+
+bool process_alive(int pid) {
+  if (pid <= 0) return false;
+  auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
 }
 
 }  // namespace meshbox::test

@@ -74,4 +74,7 @@ class Process {
   std::optional<ExitStatus> status_;
 };
 
+/// Process `pid` exists and is not a zombie (from /proc/PID/stat).
+bool process_alive(int pid);
+
 }  // namespace meshbox::test
