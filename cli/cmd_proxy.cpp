@@ -98,7 +98,7 @@ int cmd_proxy(int argc, char** argv) {
     RouteSpec route;
     route.name = "proxy";
     route.clusters.push_back({cluster.name, 100});
-    snap->route_tables.push_back({"proxy", {{"proxy", {"*"}, {std::move(route)}}}});
+    snap->route_tables.push_back({"proxy", {{"proxy", {"*"}, {std::move(route)}, {}, {}}}});
   }
 
   ServeOptions opts;

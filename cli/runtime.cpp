@@ -42,15 +42,18 @@ Result<std::pair<int, loop::Address>> reserve(const loop::Address& requested) {
 
 }  // namespace
 
-Runtime::Runtime(loop::Loop& control, int workers, std::function<void(const Status&)> on_failure)
+Runtime::Runtime(loop::Loop& control, int workers, std::function<void(const Status&)> on_failure,
+                 dns::ResolverOptions dns)
     : control_(control), mailbox_(control), on_failure_(std::move(on_failure)) {
   applied_.assign(static_cast<size_t>(workers), 0);
   for (int w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<data::Worker>(
-        w, publisher_, shared_clusters_, [this](int id, uint64_t version, const Status& status) {
+        w, publisher_, shared_clusters_,
+        [this](int id, uint64_t version, const Status& status) {
           // On the worker's thread: report to the control loop.
           mailbox_.post([this, id, version, status] { on_applied(id, version, status); });
-        }));
+        },
+        dns));
   }
 }
 
@@ -65,6 +68,9 @@ Result<SnapshotConstPtr> Runtime::publish(std::shared_ptr<Snapshot> snap) {
   std::map<std::string, Reservation> next;
   std::vector<int> fresh;
   for (auto& l : snap->listeners) {
+    // A listener in a workload's network namespace has a concrete port already, and nothing
+    // in meshbox's own namespace to reserve.
+    if (!l.netns.empty()) continue;
     std::string key = l.address.to_string();
     if (auto it = next.find(key); it != next.end()) {
       l.address = it->second.address;

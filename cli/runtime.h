@@ -26,7 +26,9 @@ class Runtime : public control::SnapshotSink {
  public:
   /// `on_failure` runs on the control loop if a worker cannot apply a snapshot (a listener
   /// that will not bind).
-  Runtime(loop::Loop& control, int workers, std::function<void(const Status&)> on_failure);
+  /// `dns`: where the workers look up the hosts of passthrough requests.
+  Runtime(loop::Loop& control, int workers, std::function<void(const Status&)> on_failure,
+          dns::ResolverOptions dns = {});
   ~Runtime() override;
 
   Result<SnapshotConstPtr> publish(std::shared_ptr<Snapshot> snapshot) override;

@@ -47,14 +47,12 @@ bool iequal_prefix(std::string_view text, std::string_view lower_prefix) {
 
 }  // namespace
 
-bool StringMatcher::matches(std::string_view text) const {
+bool StringMatcher::matches_slow(std::string_view text) const {
   switch (kind_) {
     case Kind::Exact:
-      if (ignore_case_) return text.size() == value_.size() && iequal_prefix(text, value_);
-      return text == value_;
+      return text.size() == value_.size() && iequal_prefix(text, value_);
     case Kind::Prefix:
-      if (ignore_case_) return iequal_prefix(text, value_);
-      return text.substr(0, value_.size()) == value_;
+      return iequal_prefix(text, value_);
     case Kind::Regex:
       return RE2::FullMatch(re2::StringPiece(text.data(), text.size()), regex_->re);
     case Kind::Present:
@@ -102,6 +100,47 @@ const RouteTableSpec* Snapshot::find_route_table(std::string_view name) const {
   for (const auto& r : route_tables)
     if (r.name == name) return &r;
   return nullptr;
+}
+
+void VirtualHostSpec::build_prefilter() {
+  prefilter.clear();
+  header_names.clear();
+  for (size_t r = 0; r < routes.size(); ++r) {
+    const RouteSpec& route = routes[r];
+    if (route.matches.empty()) {
+      prefilter.push_back({.route = static_cast<uint32_t>(r), .block = MatchPrefilter::kNoBlock});
+      continue;
+    }
+    for (size_t b = 0; b < route.matches.size(); ++b) {
+      const RouteMatchSpec& m = route.matches[b];
+      MatchPrefilter p{.route = static_cast<uint32_t>(r), .block = static_cast<uint32_t>(b)};
+      if (m.path && !m.path->ignore_case() && m.path->value().size() <= UINT16_MAX &&
+          (m.path->kind() == StringMatcher::Kind::Exact ||
+           m.path->kind() == StringMatcher::Kind::Prefix)) {
+        const std::string& v = m.path->value();
+        p.path_kind = m.path->kind() == StringMatcher::Kind::Exact ? 1 : 2;
+        p.path_len = static_cast<uint16_t>(v.size());
+        p.path_tail = tail_bytes(v, v.size());
+      }
+      for (const auto& h : m.headers) {
+        const StringMatcher& hm = h.match;
+        if (h.invert || hm.kind() != StringMatcher::Kind::Exact || hm.ignore_case() ||
+            hm.value().size() > UINT16_MAX)
+          continue;
+        auto at = std::find(header_names.begin(), header_names.end(), h.name);
+        if (at == header_names.end()) {
+          if (header_names.size() == MatchPrefilter::kMaxHeaderSlots) continue;
+          at = header_names.insert(header_names.end(), h.name);
+        }
+        p.header_kind = 1;
+        p.header_slot = static_cast<uint16_t>(at - header_names.begin());
+        p.header_len = static_cast<uint16_t>(hm.value().size());
+        p.header_tail = tail_bytes(hm.value(), hm.value().size());
+        break;
+      }
+      prefilter.push_back(p);
+    }
+  }
 }
 
 }  // namespace meshbox

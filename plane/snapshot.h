@@ -80,8 +80,20 @@ struct OutlierSpec {
   uint64_t interval_ms = 10'000;  // an ejection count decays by one per interval un-ejected
   uint64_t base_ejection_time_ms = 30'000;
   uint32_t max_ejection_percent = 10;
+  /// Istio's min_health_percent (Envoy's panic threshold): when fewer than this percentage
+  /// of the endpoints are un-ejected, ejections are ignored and every endpoint takes traffic.
+  /// 0 = never.
+  uint32_t min_health_percent = 0;
   bool enabled() const { return consecutive_5xx > 0 || consecutive_gateway_errors > 0; }
   bool operator==(const OutlierSpec&) const = default;
+};
+
+/// A captured connection's original destination (a service's virtual IP and port) and the
+/// cluster it goes to.
+struct OriginalDstRoute {
+  loop::Address address;
+  std::string cluster;
+  bool operator==(const OriginalDstRoute&) const = default;
 };
 
 /// An upstream: a set of endpoints and how to talk to them.
@@ -96,6 +108,13 @@ struct ClusterSpec {
   uint64_t response_timeout_ms = 15'000;  // request sent → response head (Envoy's route default)
   uint64_t idle_timeout_ms = 60'000;  // a pooled connection unused, or a body stalled, this long
   uint32_t max_idle_per_endpoint = 1'024;  // keep-alive connections kept per endpoint per worker
+  /// Connections are made from inside this network namespace (/run/netns/NAME; "" = meshbox's
+  /// own): a captured workload's inbound cluster reaches its app on the namespace's loopback.
+  std::string netns;
+  /// Istio's PassthroughCluster (outbound_traffic_policy allow_any): no endpoints; each
+  /// request goes where the client meant it to: the connection's original destination when
+  /// an iptables redirect brought it, else its Host (or CONNECT target), looked up in DNS.
+  bool original_dst = false;
   bool operator==(const ClusterSpec&) const = default;
 };
 
@@ -110,7 +129,19 @@ class StringMatcher {
 
   /// Fails only for a regex that does not compile (validation should have caught it).
   static Result<StringMatcher> make(Kind kind, std::string value, bool ignore_case = false);
-  bool matches(std::string_view text) const;
+  /// Inline for the common case-sensitive exact and prefix matches: a route table of a
+  /// hundred routes runs this a hundred times per request.
+  bool matches(std::string_view text) const {
+    if (!ignore_case_) {
+      if (kind_ == Kind::Exact)
+        return text.size() == value_.size() &&
+               std::char_traits<char>::compare(text.data(), value_.data(), value_.size()) == 0;
+      if (kind_ == Kind::Prefix)
+        return text.size() >= value_.size() &&
+               std::char_traits<char>::compare(text.data(), value_.data(), value_.size()) == 0;
+    }
+    return matches_slow(text);
+  }
 
   Kind kind() const { return kind_; }
   const std::string& value() const { return value_; }
@@ -121,6 +152,7 @@ class StringMatcher {
 
  private:
   struct Regex;
+  bool matches_slow(std::string_view text) const;
   Kind kind_ = Kind::Exact;
   std::string value_;
   bool ignore_case_ = false;
@@ -322,10 +354,43 @@ struct RouteSpec {
 /// "example.com", "*.example.com", "example.*" or "*"; compared without the port and
 /// without regard to case. The most specific domain wins (exact, then the longest suffix
 /// wildcard, then the longest prefix wildcard, then "*"), as in Envoy.
+/// One match block's cheap pre-check, kept apart from the routes so that a scan of a long
+/// table reads 32 bytes per block, not the whole RouteSpec (a hundred routes of those do not
+/// fit in a core's L1 cache). It can only tell that a block cannot match: its path is not the
+/// right length or does not end as the block's exact or prefix value does, or its first exact
+/// header condition's value differs in length or end. A block that passes is checked in full.
+struct MatchPrefilter {
+  static constexpr uint32_t kNoBlock = UINT32_MAX;  // the route has no match block
+  static constexpr size_t kMaxHeaderSlots = 16;
+  uint32_t route = 0;  // index in VirtualHostSpec::routes
+  uint32_t block = 0;  // index in that route's matches, or kNoBlock
+  uint16_t path_len = 0;
+  uint8_t path_kind = 0;    // 0: no pre-check, 1: exact, 2: prefix (case-sensitive both)
+  uint8_t header_kind = 0;  // 0: no pre-check, 1: exact value of header_names[header_slot]
+  uint16_t header_slot = 0;
+  uint16_t header_len = 0;
+  uint64_t path_tail = 0;  // the last min(8, path_len) bytes of the path value
+  uint64_t header_tail = 0;
+  bool operator==(const MatchPrefilter&) const = default;
+};
+
+/// The last min(8, len) bytes of s[0, len) as a number (s.size() >= len).
+inline uint64_t tail_bytes(std::string_view s, size_t len) {
+  uint64_t v = 0;
+  size_t n = len < 8 ? len : 8;
+  std::char_traits<char>::copy(reinterpret_cast<char*>(&v), s.data() + len - n, n);
+  return v;
+}
+
 struct VirtualHostSpec {
   std::string name;
   std::vector<std::string> domains;  // lower case
   std::vector<RouteSpec> routes;     // first match wins
+  /// Built by build_prefilter() once the routes are final (the compiler does, for every
+  /// table); empty: the router checks every block in full.
+  std::vector<MatchPrefilter> prefilter;
+  std::vector<std::string> header_names;  // of the prefilter's header checks, lower case
+  void build_prefilter();
   bool operator==(const VirtualHostSpec&) const = default;
 };
 
@@ -395,6 +460,18 @@ struct ListenerSpec {
   uint64_t tls_inspect_timeout_ms = 10'000;
   HttpListenerOptions http;
   uint64_t tcp_idle_timeout_ms = 3'600'000;  // Envoy's TCP proxy default: 1 h
+  /// The socket is bound inside this network namespace (/run/netns/NAME; "" = meshbox's own):
+  /// a captured workload's sidecar listeners, where its iptables REDIRECT rules send its
+  /// traffic. Two listeners in different namespaces may share an address.
+  std::string netns;
+  /// A captured workload's outbound listener (Istio's virtual outbound listener): a
+  /// connection whose original destination is one of `original_dst_routes` (a service's
+  /// virtual IP and one of its tcp ports) is tunnelled to that cluster at once; any other is
+  /// HTTP if its first bytes are, else passed through to its original destination when
+  /// `tcp_passthrough` (outbound_traffic_policy allow_any), or reset.
+  bool capture_outbound = false;
+  bool tcp_passthrough = false;
+  std::vector<OriginalDstRoute> original_dst_routes;
   bool operator==(const ListenerSpec&) const = default;
 };
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -768,6 +769,13 @@ DnsQueryPtr Resolver::resolve(const std::string& name, Done done) {
     return std::make_unique<Lookup>(loop_, std::move(r), std::move(done));
   }
   return std::make_unique<Lookup>(loop_, name, conf_, std::move(done));
+}
+
+ResolverOptions ResolverOptions::for_state_dir(const std::string& state_dir) {
+  ResolverOptions o;
+  if (std::string local = state_dir + "/resolv.conf"; ::access(local.c_str(), F_OK) == 0)
+    o.resolv_conf = local;
+  return o;
 }
 
 }  // namespace meshbox::dns

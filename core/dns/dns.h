@@ -1,10 +1,10 @@
 // DNS: a small asynchronous stub resolver on a libuv loop, for service entries with
 // `resolution = "dns"` (the control plane's registry re-resolves each name when its TTL runs
-// out) and for the data plane's passthrough of unknown hosts (plane/data/host_cache.h). A name is looked up in the hosts file first, then with A and AAAA queries over
-// UDP to the nameservers of resolv.conf (each tried in turn, with a timeout per try), falling
-// back to TCP when an answer comes back truncated. No search list: names are absolute (the
-// hosts of a service entry are fully qualified); no DNSSEC; no cache (the registry keeps the
-// answer for its TTL).
+// out) and for the data plane's passthrough of unknown hosts (plane/data/host_cache.h). A name is
+// looked up in the hosts file first, then with A and AAAA queries over UDP to the nameservers of
+// resolv.conf (each tried in turn, with a timeout per try), falling back to TCP when an answer
+// comes back truncated. No search list: names are absolute (the hosts of a service entry are fully
+// qualified); no DNSSEC; no cache (the registry keeps the answer for its TTL).
 //
 // The packet code (build_query, parse_response) is pure and parses untrusted input: it never
 // reads outside the packet, follows compression pointers only backwards, and bounds CNAME
@@ -106,6 +106,10 @@ struct ResolverOptions {
   /// Override resolv.conf's timeout per try and attempts (0: take the file's).
   uint64_t timeout_ms = 0;
   int attempts = 0;
+
+  /// The defaults, except that a resolv.conf in `state_dir` replaces the system's when there
+  /// is one (docs/mesh.md): a mesh whose names live elsewhere than the host's, and tests.
+  static ResolverOptions for_state_dir(const std::string& state_dir);
 };
 
 /// The result of one lookup.

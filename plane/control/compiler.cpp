@@ -18,15 +18,19 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include "core/dns/dns.h"
 #include "core/loop/address.h"
 #include "plane/config/host_index.h"
-#include "core/dns/dns.h"
+#include "plane/control/netns.h"
 
 namespace meshbox::control {
 
 namespace {
 
 using config::HostIndex;
+
+/// Istio's name for the cluster of hosts outside the registry (allow_any).
+constexpr const char* kPassthroughCluster = "PassthroughCluster";
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -217,8 +221,11 @@ class Compiler {
       out.snapshot->clusters.push_back(std::move(cluster));
     for (auto& [key, listener] : listeners_)
       out.snapshot->listeners.push_back(std::move(listener));
-    for (auto& [name, table] : route_tables_)
+    for (auto& [name, table] : route_tables_) {
+      for (auto& vh : table.virtual_hosts)
+        vh.build_prefilter();
       out.snapshot->route_tables.push_back(std::move(table));
+    }
     out.warnings = std::move(warnings_);
     return out;
   }
@@ -346,6 +353,14 @@ class Compiler {
     return &*it->second;
   }
 
+  const loop::Address* any_address(uint32_t port) {
+    std::string text = host_port("0.0.0.0", port);
+    auto [it, inserted] = addresses_.try_emplace(text);
+    if (inserted && port > 0 && port <= 65535)
+      it->second = dns::parse_ip("0.0.0.0", static_cast<uint16_t>(port));
+    return it->second ? &*it->second : nullptr;
+  }
+
   const loop::Address* loopback_address(uint32_t port) {
     std::string text = host_port("127.0.0.1", port);
     auto [it, inserted] = addresses_.try_emplace(text);
@@ -367,8 +382,9 @@ class Compiler {
     std::vector<Candidate> all;
     for (const Endpoint* ep : eps) {
       if (subset_labels && !labels_contain(ep->labels, *subset_labels)) continue;
-      // An instance with a sidecar is reached through its inbound listener.
-      const loop::Address* addr = ep->sidecar_inbound_port
+      // An instance with a sidecar is reached through its inbound listener; a captured one
+      // at its namespace's address, where iptables hands every connection to that listener.
+      const loop::Address* addr = ep->sidecar_inbound_port && ep->netns.empty()
                                       ? loopback_address(ep->sidecar_inbound_port)
                                       : endpoint_address(*ep, ep->port_for(port));
       if (!addr) continue;
@@ -441,6 +457,8 @@ class Compiler {
             static_cast<uint64_t>(od->base_ejection_time->count());
       if (od->max_ejection_percent)
         cluster.outlier.max_ejection_percent = std::min<uint32_t>(100, *od->max_ejection_percent);
+      if (od->min_health_percent)
+        cluster.outlier.min_health_percent = std::min<uint32_t>(100, *od->min_health_percent);
     }
 
     clusters_.try_emplace(cluster.name, std::move(cluster));
@@ -468,25 +486,37 @@ class Compiler {
 
   void compile_sidecar(const Endpoint& ep) {
     const std::string& inst = ep.instance;
+    // Captured (ep.netns): the listeners are in the instance's namespace, the inbound one on
+    // every address there (iptables REDIRECTs to the address a connection came in on), and
+    // the app is on that namespace's loopback.
+    bool captured = !ep.netns.empty();
     // Inbound: every request to the app's port.
-    const loop::Address* app = endpoint_address(ep, ep.port);
-    const loop::Address* in = loopback_address(ep.sidecar_inbound_port);
+    const loop::Address* app = captured ? loopback_address(ep.port) : endpoint_address(ep, ep.port);
+    const loop::Address* in =
+        captured ? any_address(ep.sidecar_inbound_port) : loopback_address(ep.sidecar_inbound_port);
     if (app && in) {
       ClusterSpec cluster;
       cluster.name = fmt::format("inbound|{}||{}", ep.port, inst);
       cluster.endpoints.push_back({*app, 1, ep.locality});
       cluster.lb_policy = LbPolicy::RoundRobin;
       cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
+      cluster.netns = ep.netns;
       RouteSpec route;
       route.name = "inbound|" + inst;
       route.clusters.push_back({cluster.name, 100});
       RouteTableSpec table;
       table.name = "inbound|" + inst;
-      table.virtual_hosts.push_back({"inbound|" + inst, {"*"}, {std::move(route)}});
+      table.virtual_hosts.push_back({"inbound|" + inst, {"*"}, {std::move(route)}, {}, {}});
       ListenerSpec listener;
       listener.name = "sidecar_" + inst + "_inbound";
       listener.address = *in;
       listener.route_table = table.name;
+      listener.netns = ep.netns;
+      if (!serves_http(ep)) {
+        // A tcp (or tls) service: its inbound sidecar passes the bytes through.
+        listener.protocol = ListenerSpec::Protocol::Tcp;
+        listener.cluster = cluster.name;
+      }
       listeners_.try_emplace({ep.sidecar_inbound_port, "sidecar_in_" + inst}, std::move(listener));
       route_tables_.try_emplace(table.name, std::move(table));
       clusters_.try_emplace(cluster.name, std::move(cluster));
@@ -498,8 +528,54 @@ class Compiler {
     listener.name = "sidecar_" + inst + "_outbound";
     listener.address = *out;
     listener.route_table = table.name;
+    listener.netns = ep.netns;
+    if (captured) {
+      listener.capture_outbound = true;
+      listener.tcp_passthrough =
+          c_.mesh.outbound_traffic_policy != config::OutboundTrafficPolicy::RegistryOnly;
+      listener.original_dst_routes = original_dst_routes();
+    }
     listeners_.try_emplace({ep.sidecar_outbound_port, "sidecar_out_" + inst}, std::move(listener));
     route_tables_.try_emplace(table.name, std::move(table));
+  }
+
+  /// Whether the service of `ep` has an HTTP port (else its sidecar's inbound side is TCP).
+  bool serves_http(const Endpoint& ep) const {
+    for (const auto& s : c_.services)
+      if (!s.name.empty() && hosts_.fqdn(s) == lower(ep.host))
+        return std::any_of(s.ports.begin(), s.ports.end(), [](const config::Port& p) {
+          return p.protocol == config::Protocol::Http;
+        });
+    return true;
+  }
+
+  /// Each service's (and service entry host's) virtual IP with each of its tcp and tls
+  /// ports, to the port's cluster: what a captured app's connections to a non-HTTP service
+  /// carry as their original destination.
+  const std::vector<OriginalDstRoute>& original_dst_routes() {
+    if (vip_routes_) return *vip_routes_;
+    vip_routes_.emplace();
+    auto add = [&](const std::string& vip, const std::string& host,
+                   const std::vector<config::Port>& ports) {
+      for (const auto& p : ports) {
+        if (p.protocol == config::Protocol::Http) continue;
+        auto addr = dns::parse_ip(vip, static_cast<uint16_t>(p.number));
+        if (addr && clusters_.count(cluster_name(p.number, "", host)))
+          vip_routes_->push_back({*addr, cluster_name(p.number, "", host)});
+      }
+    };
+    for (const ServiceVip& v : service_vips(c_)) {
+      if (v.names.empty()) continue;
+      if (!v.name.empty()) {
+        for (const auto& s : c_.services)
+          if (s.name == v.name && s.ns == v.ns) add(v.vip, hosts_.fqdn(s), s.ports);
+        continue;
+      }
+      for (const auto& se : c_.service_entries)
+        for (const auto& h : se.hosts)
+          if (hosts_.resolve(h, se.ns) == v.names.front()) add(v.vip, v.names.front(), se.ports);
+    }
+    return *vip_routes_;
   }
 
   static bool binds_mesh(const std::vector<std::string>& gateways) {
@@ -589,18 +665,25 @@ class Compiler {
         }
       }
     }
-    // Any other host: Istio's outbound_traffic_policy.
+    // Any other host: Istio's outbound_traffic_policy. allow_any passes the request to the
+    // host it names (PassthroughCluster); registry_only refuses it.
     RouteSpec other;
     other.name = "outbound_traffic_policy";
-    other.action = RouteSpec::Action::DirectResponse;
-    other.direct_response.status = 502;
-    other.direct_response.body =
-        c_.mesh.outbound_traffic_policy == config::OutboundTrafficPolicy::RegistryOnly
-            ? "unknown host: outbound_traffic_policy is registry_only, and no service or "
-              "service_entry has this host and port\n"
-            : "unknown host: no service or service_entry has this host and port (passing "
-              "traffic to hosts outside the mesh is not supported yet; add a service_entry)\n";
-    table.virtual_hosts.push_back({"outbound_traffic_policy", {"*"}, {std::move(other)}});
+    if (c_.mesh.outbound_traffic_policy == config::OutboundTrafficPolicy::RegistryOnly) {
+      other.action = RouteSpec::Action::DirectResponse;
+      other.direct_response.status = 502;
+      other.direct_response.body =
+          "unknown host: outbound_traffic_policy is registry_only, and no service or "
+          "service_entry has this host and port\n";
+    } else {
+      ClusterSpec pass;
+      pass.name = kPassthroughCluster;
+      pass.original_dst = true;
+      clusters_.try_emplace(pass.name, std::move(pass));
+      other.clusters.push_back({kPassthroughCluster, 100});
+      other.retry = retry_spec(std::nullopt);
+    }
+    table.virtual_hosts.push_back({"outbound_traffic_policy", {"*"}, {std::move(other)}, {}, {}});
     return table;
   }
 
@@ -1375,6 +1458,7 @@ class Compiler {
   std::map<std::string, std::vector<const Endpoint*>> endpoints_by_host_;  // lower-case host
   std::map<std::string, std::optional<loop::Address>> addresses_;          // "HOST:PORT" → parsed
   std::map<std::string, ClusterSpec> clusters_;                            // by name
+  std::optional<std::vector<OriginalDstRoute>> vip_routes_;                // made on first use
   std::map<std::pair<uint32_t, std::string>, ListenerSpec> listeners_;     // (port, bind)
   std::map<std::string, RouteTableSpec> route_tables_;                     // by name
   std::vector<std::string> warnings_;

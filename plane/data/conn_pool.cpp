@@ -2,6 +2,7 @@
 
 #include "core/base/log.h"
 #include "core/http/serializer.h"
+#include "core/loop/netns.h"
 
 namespace meshbox::data {
 
@@ -119,8 +120,12 @@ void UpstreamConn::fail(UpstreamFailure why) {
 }
 
 ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-                   SharedClusterPtr shared)
-    : loop_(loop), endpoint_(endpoint), settings_(settings), shared_(std::move(shared)) {}
+                   SharedClusterPtr shared, std::string netns)
+    : loop_(loop),
+      endpoint_(endpoint),
+      settings_(settings),
+      shared_(std::move(shared)),
+      netns_(std::move(netns)) {}
 
 ConnPool::~ConnPool() {
   close_idle();
@@ -135,7 +140,14 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
   } else {
     if (!shared_->try_open_connection(settings_.max_connections)) return nullptr;
     c = new UpstreamConn(*this, loop::TcpConn::create(loop_));
-    Status s = c->conn_->connect(endpoint_);
+    Status s = Status::ok();
+    if (!netns_.empty()) {
+      // A captured workload's app, on its namespace's loopback: the socket is made there.
+      auto fd = loop::tcp_socket_in_netns(netns_, endpoint_.family());
+      s = fd ? c->conn_->adopt(*fd) : fd.error();
+      if (!s.is_ok()) MB_LOG_EVERY(1, Warn, "pool", "{}", s.message());
+    }
+    if (s.is_ok()) s = c->conn_->connect(endpoint_);
     // An immediate failure is reported from the loop, never from inside acquire().
     c->timer_.start(s.is_ok() ? settings_.connect_timeout_ms : 0);
   }

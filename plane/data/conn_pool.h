@@ -121,9 +121,10 @@ class UpstreamConn : public LinkedNode,
 /// All upstream connections of one worker to one endpoint.
 class ConnPool {
  public:
-  /// `shared` counts the connections of the pool's cluster across workers.
+  /// `shared` counts the connections of the pool's cluster across workers. `netns`: the
+  /// network namespace connections are made in (ClusterSpec::netns; "" = meshbox's own).
   ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-           SharedClusterPtr shared);
+           SharedClusterPtr shared, std::string netns = {});
   ~ConnPool();
 
   /// An idle connection if there is one, else a new one (connecting) — unless the cluster is
@@ -151,6 +152,7 @@ class ConnPool {
   loop::Address endpoint_;
   PoolSettings settings_;
   SharedClusterPtr shared_;
+  std::string netns_;
   LinkedList<UpstreamConn> idle_;  // most recently used at the back (LIFO keeps them warm)
   LinkedList<UpstreamConn> busy_;  // connecting or busy
   size_t idle_count_ = 0;

@@ -11,7 +11,8 @@ namespace meshbox::data {
 
 namespace {
 
-constexpr size_t kMaxHeldBytes = 64 * 1024;  // pipelined bytes buffered before reading stops
+constexpr size_t kMaxHeldBytes = 64 * 1024;         // pipelined bytes buffered before reading stops
+constexpr uint64_t kPassthroughConnectMs = 10'000;  // Istio's default connect_timeout
 
 bool is_hop_by_hop(std::string_view name) {
   using http::iequals;
@@ -97,6 +98,7 @@ HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
         flush_upstream_head();
       }) {
   waiter_.owner = this;
+  host_waiter_.owner = this;
   client_ip_ = down_->peer().ip();
   down_->set_callbacks(this);
   down_->read_start();
@@ -114,6 +116,15 @@ void HttpConnection::arm(Wait what, uint64_t ms) {
 
 void HttpConnection::on_data(const char* data, size_t len) {
   if (closing_) return;
+  if (!sniffed_ && listener_.capture_outbound) {
+    // A captured app's connection to somewhere that is not a tcp service: HTTP methods are
+    // upper-case tokens; anything else is another protocol, passed through or refused.
+    sniffed_ = true;
+    if (len > 0 && !(data[0] >= 'A' && data[0] <= 'Z')) {
+      pass_through_tcp(data, len);
+      return;
+    }
+  }
   if (parser_paused_ || upgrade_pending_) {
     // A request is being answered: keep what follows for later, within a bound.
     held_.append(data, len);
@@ -387,10 +398,18 @@ void HttpConnection::start_try() {
     if (!request_done_) parser_.stop();
     fail_stream({flag, ErrorSource::Upstream, false, ""});
   };
-  size_t i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, tried_);
-  if (i == ClusterState::npos) return give_up(ResponseFlag::NoHealthyUpstream);
+  bool passthrough = cluster_->spec().original_dst;
+  size_t i;
+  if (passthrough) {
+    if (!resolve_passthrough()) return;
+    i = cluster_->endpoint_for(worker_.loop(), *passthrough_);
+    if (i == ClusterState::npos) return give_up(ResponseFlag::Overflow);
+  } else {
+    i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, tried_);
+    if (i == ClusterState::npos) return give_up(ResponseFlag::NoHealthyUpstream);
+  }
   UpstreamConn* up = cluster_->pool(i).acquire(this);
-  if (!up) {
+  if (!up && !passthrough) {
     // At the connection limit. A kept-alive connection of another endpoint will do.
     for (size_t k = 0; k < cluster_->spec().endpoints.size() && !up; ++k) {
       if (cluster_->pool(k).idle_count() == 0) continue;
@@ -438,6 +457,104 @@ void HttpConnection::start_try() {
     send(up_->tcp(), take_upstream_head(), nullptr, 0, upstream_chunked_, true);
     if (!response_started_) arm_response_timer();
   }
+}
+
+bool HttpConnection::pass_through_tcp(const char* data, size_t len) {
+  loop::Address to = down_->original_dst();
+  if (!listener_.tcp_passthrough || to.family() == 0 || to == down_->local()) {
+    MB_LOG_EVERY(10, Debug, "http", "listener {}: non-HTTP connection to {} reset ({})",
+                 listener_.name, to.family() ? to.to_string() : "?",
+                 listener_.tcp_passthrough ? "no original destination"
+                                           : "outbound_traffic_policy is registry_only");
+    down_->close_reset();
+    close();
+    return false;
+  }
+  Buffer first;
+  first.append(data, len);
+  timer_.stop();
+  closing_ = closed_ = true;
+  Tunnel::to_address(worker_, std::move(down_), to, std::move(first), kPassthroughConnectMs,
+                     listener_.tcp_idle_timeout_ms);
+  worker_.remove(this);
+  return true;
+}
+
+bool HttpConnection::passthrough_target(std::string_view authority) {
+  // An iptables redirect brought the connection: its original destination is the answer.
+  loop::Address original = down_->original_dst();
+  if (original.family() != 0 && !(original == down_->local())) {
+    passthrough_ = original;
+    return true;
+  }
+  // Else the Host (CONNECT: the target): host, host:port, [v6], [v6]:port.
+  std::string_view host = authority, port_text;
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close != std::string_view::npos) {
+      port_text = host.substr(close + 1);
+      host = host.substr(1, close - 1);
+      if (!port_text.empty() && port_text.front() != ':') host = {};
+      if (!port_text.empty()) port_text.remove_prefix(1);
+    } else {
+      host = {};
+    }
+  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    port_text = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  uint32_t port = port_text.empty() ? 80 : 0;
+  for (char c : port_text)
+    port =
+        (c >= '0' && c <= '9' && port < 65536) ? port * 10 + static_cast<uint32_t>(c - '0') : 65536;
+  if (host.empty() || port == 0 || port > 65535) {
+    reply_when_complete(400, "bad host: cannot tell where to pass this request through\n",
+                        ResponseFlag::DownstreamProtocolError);
+    return false;
+  }
+  if (auto ip = dns::parse_ip(host, static_cast<uint16_t>(port))) {
+    passthrough_ = *ip;
+    return true;
+  }
+  passthrough_host_.assign(host);
+  for (char& c : passthrough_host_)
+    c = http::ascii_lower(c);
+  passthrough_port_ = static_cast<uint16_t>(port);
+  return true;
+}
+
+bool HttpConnection::resolve_passthrough() {
+  auto give_up = [this](std::string_view body, ResponseFlag flag) {
+    awaiting_ = replayable_ = false;
+    replay_.clear();
+    if (!request_done_) parser_.stop();
+    local_reply(flag == ResponseFlag::DnsResolutionFailure ? 503 : 502, body, flag,
+                close_after_ || !request_done_);
+    return false;
+  };
+  if (!passthrough_) {
+    auto answer = worker_.hosts().lookup(passthrough_host_, passthrough_port_, &host_waiter_);
+    if (!answer) return false;  // on_host_resolved tries again
+    if (!answer->has_value()) {
+      MB_LOG_EVERY(5, Debug, "http", "passthrough: {}", answer->error().message());
+      return give_up(
+          local_reply_for({ResponseFlag::DnsResolutionFailure, ErrorSource::Upstream, false, ""})
+              .body,
+          ResponseFlag::DnsResolutionFailure);
+    }
+    passthrough_ = **answer;
+  }
+  // A request for this very listener would come back here, again and again.
+  if (*passthrough_ == down_->local())
+    return give_up("passthrough loop: the request's destination is this proxy's own listener\n",
+                   ResponseFlag::NoRouteFound);
+  return true;
+}
+
+void HttpConnection::on_host_resolved() {
+  if (closing_) return;
+  if (connect_tunnel_) return start_connect_tunnel();
+  start_try();
 }
 
 void HttpConnection::on_connection_slot() {
@@ -510,12 +627,13 @@ void HttpConnection::schedule_retry() {
 void HttpConnection::report_outcome(SharedCluster::Outcome outcome, int status) {
   if (!cluster_ || endpoint_ == SIZE_MAX) return;
   const ClusterSpec& c = cluster_->spec();
-  if (!c.outlier.enabled()) return;
+  if (!c.outlier.enabled() || !cluster_->health(endpoint_)) return;
   cluster_->shared().report(cluster_->health(endpoint_), outcome, status, c.outlier,
                             c.endpoints.size());
 }
 
 void HttpConnection::end_stream_state() {
+  host_waiter_.unlink();
   if (cluster_) {
     cluster_->cancel_wait(&waiter_);
     if (request_slot_) cluster_->shared().end_request();
@@ -650,6 +768,10 @@ bool HttpConnection::route(http::RequestHead& head) {
     return false;
   }
   request_slot_ = true;
+  passthrough_.reset();
+  if (spec.original_dst &&
+      !passthrough_target(head.method == "CONNECT" ? std::string_view(head.target) : in.host))
+    return false;
   if (spec.hash.kind != HashPolicySpec::Kind::None) {
     if (auto h = request_hash(spec.hash, head.headers, in.query, client_ip_)) {
       hash_ = *h;
@@ -888,9 +1010,14 @@ void HttpConnection::finish_stream() {
 void HttpConnection::start_connect_tunnel() {
   // CONNECT is terminated here: the proxy opens a TCP connection to the route's upstream and,
   // once it is up, answers 200 and splices the two sockets (Envoy's connect_config).
-  size_t i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, {});
-  ConnPool* pool = i == ClusterState::npos ? nullptr : &cluster_->pool(i);
-  const loop::Address* to = pool ? &pool->endpoint() : nullptr;
+  const loop::Address* to = nullptr;
+  if (cluster_->spec().original_dst) {
+    if (!resolve_passthrough()) return;
+    to = &*passthrough_;
+  } else if (size_t i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, {});
+             i != ClusterState::npos) {
+    to = &cluster_->pool(i).endpoint();
+  }
   if (!to) {
     parser_.stop();
     return fail_stream({ResponseFlag::NoHealthyUpstream, ErrorSource::Upstream, false, ""});

@@ -72,6 +72,7 @@ class HttpConnection : public ActiveConnection,
   void on_upstream_read_done() override;
 
   void process(const char* data, size_t len);
+  bool pass_through_tcp(const char* data, size_t len);
   void process_held();
   void on_parse_error();
   void on_timeout();
@@ -99,6 +100,8 @@ class HttpConnection : public ActiveConnection,
   void reply_when_complete(int status, std::string body, ResponseFlag flag,
                            std::string extra_headers = {});
   void start_connect_tunnel();
+  bool passthrough_target(std::string_view authority);
+  bool resolve_passthrough();
   void finish_stream();
   void release_upstream(bool reusable);
   void local_reply(int status, std::string_view body, ResponseFlag flag, bool close,
@@ -142,6 +145,16 @@ class HttpConnection : public ActiveConnection,
     void on_connection_slot() override { owner->on_connection_slot(); }
   };
   Waiter waiter_;
+  // The passthrough cluster's destination: the address, or the host still to look up.
+  std::optional<loop::Address> passthrough_;
+  std::string passthrough_host_;
+  uint16_t passthrough_port_ = 0;
+  struct HostWaiter : HostCache::Waiter {
+    HttpConnection* owner = nullptr;
+    void on_host_resolved(const HostCache::Answer&) override { owner->on_host_resolved(); }
+  };
+  HostWaiter host_waiter_;
+  void on_host_resolved();
   loop::Timer retry_timer_;
   Buffer replay_;
   std::vector<size_t> tried_;   // endpoints of this request's tries (cluster_ indices)
@@ -189,6 +202,7 @@ class HttpConnection : public ActiveConnection,
   bool close_after_ = false;  // close once the current response is out
   bool closing_ = false;
   bool closed_ = false;
+  bool sniffed_ = false;  // a capture listener's first bytes were looked at
   // CONNECT: the upstream socket while it connects.
   struct ConnectWaiter : loop::TcpConnCallbacks {
     HttpConnection* owner;

@@ -36,6 +36,8 @@ std::string_view flag_name(ResponseFlag flag) {
       return "DI";
     case ResponseFlag::FaultInjected:
       return "FI";
+    case ResponseFlag::DnsResolutionFailure:
+      return "DF";
   }
   return "-";
 }
@@ -64,6 +66,8 @@ LocalReply local_reply_for(const ProxyError& e) {
       return {404, "no route\n"};
     case ResponseFlag::NoClusterFound:
       return {503, "no cluster\n"};
+    case ResponseFlag::DnsResolutionFailure:
+      return {503, "dns resolution failure\n"};
     default:
       return {500, "internal error\n"};
   }

@@ -24,6 +24,7 @@ enum class ResponseFlag {
   NoClusterFound,                   // NC: the route names a cluster the snapshot lacks
   DelayInjected,                    // DI: a route's fault delayed the request
   FaultInjected,                    // FI: a route's fault aborted the request
+  DnsResolutionFailure,             // DF: a passthrough host did not resolve
 };
 
 enum class ErrorSource { Downstream, Upstream, Internal };

@@ -68,6 +68,24 @@ RouteInput RouteInput::from(const http::RequestHead& head, uint32_t listener_por
   return in;
 }
 
+const std::string* RouteInput::header(const std::string& name) const {
+  for (const Seen& s : seen_) {
+    if (!s.name) break;
+    if (s.name == &name || *s.name == name) return s.value;
+  }
+  const std::string* value = headers ? headers->get(name) : nullptr;
+  seen_[next_seen_++ % 4] = {&name, value};
+  return value;
+}
+
+const std::string* RouteInput::header_slot(const VirtualHostSpec& vhost, size_t slot) const {
+  if (!(slot_known_ & (1u << slot))) {
+    slot_value_[slot] = headers ? headers->get(vhost.header_names[slot]) : nullptr;
+    slot_known_ |= 1u << slot;
+  }
+  return slot_value_[slot];
+}
+
 const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::string_view host) {
   if (table.strict_port) {
     const VirtualHostSpec* any = nullptr;
@@ -117,15 +135,18 @@ const VirtualHostSpec* find_virtual_host(const RouteTableSpec& table, std::strin
   return best;
 }
 
-bool matches(const RouteMatchSpec& m, const RouteInput& in) {
-  if (m.port && m.port != in.listener_port) return false;
-  if (m.path && !m.path->matches(in.path)) return false;
+namespace {
+
+// The conditions after the path, out of line: most blocks of a big table fail on their path
+// (or have no more conditions), and the inline part below stays small enough to cost no
+// call at all then.
+[[gnu::noinline]] bool matches_rest(const RouteMatchSpec& m, const RouteInput& in) {
   if (m.method && !m.method->matches(in.method)) return false;
   if (m.authority && !m.authority->matches(in.host)) return false;
   if (m.scheme && !m.scheme->matches(in.scheme)) return false;
   for (const auto& h : m.headers) {
     // A repeated header is matched on its first value.
-    const std::string* value = in.headers ? in.headers->get(h.name) : nullptr;
+    const std::string* value = in.header(h.name);
     bool ok = value && h.match.matches(*value);
     if (ok == h.invert) return false;
   }
@@ -136,11 +157,52 @@ bool matches(const RouteMatchSpec& m, const RouteInput& in) {
   return true;
 }
 
+inline bool matches_block(const RouteMatchSpec& m, const RouteInput& in) {
+  if (m.port && m.port != in.listener_port) return false;
+  if (m.path && !m.path->matches(in.path)) return false;
+  return matches_rest(m, in);
+}
+
+}  // namespace
+
+bool matches(const RouteMatchSpec& m, const RouteInput& in) {
+  return matches_block(m, in);
+}
+
+namespace {
+
+/// False when `p` proves its block cannot match `in` (see MatchPrefilter).
+inline bool may_match(const MatchPrefilter& p, const VirtualHostSpec& vhost, const RouteInput& in) {
+  if (p.path_kind) {
+    size_t n = in.path.size();
+    if (p.path_kind == 1 ? n != p.path_len : n < p.path_len) return false;
+    if (tail_bytes(in.path, p.path_len) != p.path_tail) return false;
+  }
+  if (p.header_kind) {
+    const std::string* v = in.header_slot(vhost, p.header_slot);
+    if (!v || v->size() != p.header_len || tail_bytes(*v, p.header_len) != p.header_tail)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 RouteHit find_route(const VirtualHostSpec& vhost, const RouteInput& in) {
+  if (!vhost.prefilter.empty()) {
+    for (const MatchPrefilter& p : vhost.prefilter) {
+      if (!may_match(p, vhost, in)) continue;
+      const RouteSpec& r = vhost.routes[p.route];
+      if (p.block == MatchPrefilter::kNoBlock) return {&r, nullptr};
+      const RouteMatchSpec& m = r.matches[p.block];
+      if (matches_block(m, in)) return {&r, &m};
+    }
+    return {};
+  }
   for (const auto& r : vhost.routes) {
     if (r.matches.empty()) return {&r, nullptr};
     for (const auto& m : r.matches)
-      if (matches(m, in)) return {&r, &m};
+      if (matches_block(m, in)) return {&r, &m};
   }
   return {};
 }

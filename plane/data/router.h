@@ -24,9 +24,26 @@ struct RouteInput {
   uint32_t listener_port = 0;
   const http::HeaderMap* headers = nullptr;
 
+  /// The first value of header `name` (lower case), or null. A table's routes tend to test
+  /// the same few headers again and again: the last few names' answers are kept, so `name`
+  /// must outlive this input (the snapshot's header matchers do).
+  const std::string* header(const std::string& name) const;
+  /// The first value of `vhost.header_names[slot]`, looked up once per slot.
+  const std::string* header_slot(const VirtualHostSpec& vhost, size_t slot) const;
+
   /// Splits the request target (origin-form, or absolute-form whose authority is then the
   /// host when the Host header is absent) into path and query.
   static RouteInput from(const http::RequestHead& head, uint32_t listener_port);
+
+ private:
+  struct Seen {
+    const std::string* name = nullptr;
+    const std::string* value = nullptr;
+  };
+  mutable Seen seen_[4];
+  mutable unsigned next_seen_ = 0;
+  mutable const std::string* slot_value_[MatchPrefilter::kMaxHeaderSlots] = {};
+  mutable uint32_t slot_known_ = 0;  // bit i: slot_value_[i] is looked up
 };
 
 /// The most specific virtual host for `host` (case-insensitive): a domain equal to it with

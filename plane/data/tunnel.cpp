@@ -9,29 +9,7 @@
 
 namespace meshbox::data {
 
-namespace {
-
-/// An endpoint of cluster `name` in the worker's current snapshot, picked by the cluster's
-/// balancer; null (and `why`) if there is none. Valid until the callback returns.
-ConnPool* pick_endpoint(Worker& worker, const std::string& name, uint64_t& connect_timeout_ms,
-                        std::string& why) {
-  ClusterStatePtr cluster = worker.cluster(name);
-  if (!cluster) {
-    why = fmt::format("no cluster {}", name);
-    return nullptr;
-  }
-  // TODO(l4): a consistent-hash cluster could hash the client's address (Envoy's tcp_proxy
-  // does for use_source_ip); for now a TCP connection goes where the ring puts "no hash".
-  size_t endpoint = cluster->pick(worker.random(), nullptr, {});
-  if (endpoint == ClusterState::npos) {
-    why = fmt::format("cluster {} has no usable endpoint", name);
-    return nullptr;
-  }
-  connect_timeout_ms = cluster->spec().connect_timeout_ms;
-  return &cluster->pool(endpoint);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 const L4RouteSpec* select_l4_route(const std::vector<L4RouteSpec>& routes,
                                    std::optional<std::string_view> sni) {
@@ -94,21 +72,73 @@ Tunnel* Tunnel::accept(Worker& worker, SnapshotConstPtr snapshot, const Listener
     if (!route || route->clusters.empty()) return nullptr;
     cluster = &pick_l4_cluster(*route, worker.random());
   }
-  uint64_t connect_timeout_ms = 0;
+  return to_cluster(worker, std::move(down), *cluster, listener.tcp_idle_timeout_ms);
+}
+
+Tunnel* Tunnel::to_cluster(Worker& worker, loop::TcpConnPtr down, const std::string& cluster,
+                           uint64_t idle_timeout_ms) {
+  auto* t = new Tunnel(worker, std::move(down), idle_timeout_ms);
   std::string why;
-  ConnPool* pool = pick_endpoint(worker, *cluster, connect_timeout_ms, why);
-  if (!pool) {
-    MB_LOG_EVERY(10, Debug, "tunnel", "listener {}: connection closed: {}", listener.name, why);
+  if (!t->connect(cluster, why)) {
+    MB_LOG_EVERY(10, Debug, "tunnel", "connection closed: {}", why);
+    t->closed_ = true;  // never tracked by the worker: just go
+    t->down_.conn.reset();
+    delete t;
     return nullptr;
   }
-  auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
-  t->set_up(loop::TcpConn::create(worker.loop()));
-  Status s = t->up_.conn->connect(pool->endpoint());
   // The client may talk first: its bytes wait in the upstream's output buffer until the
   // connection is up, bounded by the watermark like any other write.
   t->down_.conn->read_start();
-  t->timer_.start(s.is_ok() ? connect_timeout_ms : 0);
   return t;
+}
+
+bool Tunnel::connect(const std::string& cluster_name, std::string& why) {
+  ClusterStatePtr cluster = worker_.cluster(cluster_name);
+  if (!cluster) {
+    why = fmt::format("no cluster {}", cluster_name);
+    return false;
+  }
+  // TODO(l4): a consistent-hash cluster could hash the client's address (Envoy's tcp_proxy
+  // does for use_source_ip); for now a TCP connection goes where the ring puts "no hash".
+  size_t endpoint = cluster->pick(worker_.random(), nullptr, {});
+  if (endpoint == ClusterState::npos) {
+    why = fmt::format("cluster {} has no usable endpoint", cluster_name);
+    return false;
+  }
+  // The cluster's max_connections holds for TCP as for HTTP (Istio's tcp.maxConnections):
+  // at the limit the connection is refused at once (Envoy's upstream_cx_overflow, UO).
+  const ClusterSpec& spec = cluster->spec();
+  if (!cluster->shared().try_open_connection(spec.limits.max_connections)) {
+    cluster->shared().count_overflow();
+    why = fmt::format("cluster {}: max_connections {} reached (UO)", cluster_name,
+                      spec.limits.max_connections);
+    return false;
+  }
+  cluster_ = std::move(cluster);
+  endpoint_ = endpoint;
+  set_up(loop::TcpConn::create(worker_.loop()));
+  Status s = up_.conn->connect(cluster_->pool(endpoint).endpoint());
+  timer_.start(s.is_ok() ? spec.connect_timeout_ms : 0);
+  return true;
+}
+
+void Tunnel::report(SharedCluster::Outcome outcome) {
+  if (!cluster_ || reported_) return;
+  reported_ = true;
+  const ClusterSpec& spec = cluster_->spec();
+  cluster_->shared().report(cluster_->health(endpoint_), outcome, 0, spec.outlier,
+                            spec.endpoints.size());
+}
+
+void Tunnel::to_address(Worker& worker, loop::TcpConnPtr down, const loop::Address& to,
+                        Buffer first, uint64_t connect_timeout_ms, uint64_t idle_timeout_ms) {
+  auto* t = new Tunnel(worker, std::move(down), idle_timeout_ms);
+  worker.track(t);
+  t->set_up(loop::TcpConn::create(worker.loop()));
+  Status s = t->up_.conn->connect(to);
+  t->up_.conn->write(std::move(first));  // held until the connection is up
+  t->down_.conn->read_start();
+  t->timer_.start(s.is_ok() ? connect_timeout_ms : 0);
 }
 
 void Tunnel::splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, Buffer to_up,
@@ -146,11 +176,8 @@ void Tunnel::on_hello_data(const char* data, size_t len) {
                : "no route for a ClientHello without SNI");
     return;
   }
-  uint64_t connect_timeout_ms = 0;
   std::string why;
-  ConnPool* pool =
-      pick_endpoint(worker_, pick_l4_cluster(*route, worker_.random()), connect_timeout_ms, why);
-  if (!pool) {
+  if (!connect(pick_l4_cluster(*route, worker_.random()), why)) {
     reject(why);
     return;
   }
@@ -159,12 +186,9 @@ void Tunnel::on_hello_data(const char* data, size_t len) {
   inspecting_ = false;
   listener_ = nullptr;
   snapshot_.reset();  // the route is chosen: new snapshots may retire this one
-  set_up(loop::TcpConn::create(worker_.loop()));
-  Status s = up_.conn->connect(pool->endpoint());
   // The ClientHello goes first, held in the upstream's output until the connection is up.
   up_.conn->write(hello_);
   std::string().swap(hello_);
-  timer_.start(s.is_ok() ? connect_timeout_ms : 0);
 }
 
 void Tunnel::reject(std::string_view why) {
@@ -179,6 +203,7 @@ void Tunnel::on_timeout() {
   if (inspecting_) {
     reject(fmt::format("no whole ClientHello after {} ms", listener_->tls_inspect_timeout_ms));
   } else {
+    if (up_.conn && up_.conn->connecting()) report(SharedCluster::Outcome::LocalFailure);
     close();  // connect or idle timeout
   }
 }
@@ -192,13 +217,17 @@ void Tunnel::close() {
   closed_ = true;
   timer_.stop();
   down_.conn.reset();
+  bool had_upstream = up_.conn != nullptr;
   up_.conn.reset();
   snapshot_.reset();
+  if (cluster_ && had_upstream) cluster_->shared().close_connection();
+  cluster_.reset();
   worker_.remove(this);
 }
 
 void Tunnel::Side::on_connected() {
   // Only the upstream side connects.
+  tunnel->report(SharedCluster::Outcome::Success);
   tunnel->touch();
   conn->read_start();
 }
@@ -236,6 +265,8 @@ void Tunnel::Side::on_flushed() {
 
 void Tunnel::Side::on_error(int err) {
   MB_DEBUG("tunnel", "tunnel closed: {}", uv_strerror(err));
+  // A connect that failed (the upstream never connected) counts against the endpoint.
+  if (this == &tunnel->up_) tunnel->report(SharedCluster::Outcome::LocalFailure);
   // Pass the failure on as a reset rather than a clean end.
   if (peer->conn) peer->conn->close_reset();
   tunnel->close();

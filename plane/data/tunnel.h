@@ -33,6 +33,15 @@ class Tunnel : public ActiveConnection {
   /// endpoint): `down` is then closed. The caller tracks the tunnel.
   static Tunnel* accept(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
                         loop::TcpConnPtr down);
+  /// A tunnel from `down` to cluster `cluster` (a captured connection to a service's virtual
+  /// IP); null, `down` closed, when it cannot be routed now. The caller tracks the tunnel.
+  static Tunnel* to_cluster(Worker& worker, loop::TcpConnPtr down, const std::string& cluster,
+                            uint64_t idle_timeout_ms);
+  /// A tunnel from `down` to the address `to`, no cluster (a captured connection passed
+  /// through to its original destination); `first` are bytes already read from `down`. The
+  /// worker tracks the new tunnel.
+  static void to_address(Worker& worker, loop::TcpConnPtr down, const loop::Address& to,
+                         Buffer first, uint64_t connect_timeout_ms, uint64_t idle_timeout_ms);
   /// Takes over two connected sockets (after an HTTP upgrade). `to_up`/`to_down` are bytes
   /// already read that belong to the other side. The worker tracks the new tunnel.
   static void splice(Worker& worker, loop::TcpConnPtr down, loop::TcpConnPtr up, Buffer to_up,
@@ -60,9 +69,12 @@ class Tunnel : public ActiveConnection {
 
   Tunnel(Worker& worker, loop::TcpConnPtr down, uint64_t idle_timeout_ms);
   void set_up(loop::TcpConnPtr up);
-  /// Connects upstream to an endpoint of `route`'s cluster picked for this connection; false
-  /// (nothing started) if there is none. `why` gets the reason.
-  bool connect(const L4RouteSpec& route, std::string& why);
+  /// Picks an endpoint of `cluster` and starts connecting to it (the connect timeout
+  /// armed); false (and `why`) when there is none or the cluster is at max_connections.
+  bool connect(const std::string& cluster, std::string& why);
+  /// The endpoint's first outcome (connected, or not) for outlier detection; only the first
+  /// call counts, so an error after the connect succeeded is not a connect failure.
+  void report(SharedCluster::Outcome outcome);
   /// Bytes from the client while the ClientHello is incomplete.
   void on_hello_data(const char* data, size_t len);
   /// Refuses a connection still being inspected: logged, then reset.
@@ -86,6 +98,9 @@ class Tunnel : public ActiveConnection {
   std::string hello_;
   bool inspecting_ = false;
   bool closed_ = false;
+  bool reported_ = false;
+  ClusterStatePtr cluster_;  // the upstream's, while it holds one of its connections
+  size_t endpoint_ = 0;
 };
 
 /// The route for a connection whose ClientHello named `sni` (nullopt: no name; also for TCP

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/base/log.h"
+#include "core/loop/netns.h"
 #include "plane/data/http_connection.h"
 #include "plane/data/tunnel.h"
 
@@ -26,6 +27,14 @@ size_t ClusterState::pick(Random& random, const uint64_t* hash, const std::vecto
   if (pools_.empty()) return npos;
   // The clock is read only for clusters with outlier detection.
   uint64_t now = spec_.outlier.enabled() ? shared_now_ms() : 0;
+  if (now && spec_.outlier.min_health_percent > 0) {
+    // Panic: too few endpoints left un-ejected, so the ejections are ignored (Envoy's
+    // healthy_panic_threshold, Istio's min_health_percent).
+    size_t healthy = 0;
+    for (auto* h : health_)
+      healthy += !h || !h->ejected(now);
+    if (healthy * 100 < spec_.outlier.min_health_percent * health_.size()) now = 0;
+  }
   auto load = [this](size_t i) { return pools_[i]->active_count(); };
   auto not_ejected = [&](size_t i) { return !now || !health_[i]->ejected(now); };
   if (!tried.empty()) {
@@ -40,6 +49,34 @@ size_t ClusterState::pick(Random& random, const uint64_t* hash, const std::vecto
     if (i != npos) return i;
   }
   return lb_.pick(random, hash, not_ejected, load);
+}
+
+size_t ClusterState::endpoint_for(loop::Loop& loop, const loop::Address& to) {
+  std::string key = to.to_string();
+  if (auto it = dynamic_.find(key); it != dynamic_.end()) return it->second;
+  size_t slot = npos;
+  if (pools_.size() >= kMaxDynamicEndpoints) {
+    // Full: take over the endpoint of a destination nobody uses now.
+    for (auto it = dynamic_.begin(); it != dynamic_.end(); ++it) {
+      const ConnPool& p = *pools_[it->second];
+      if (p.active_count() == 0 && p.idle_count() == 0) {
+        slot = it->second;
+        dynamic_.erase(it);
+        break;
+      }
+    }
+    if (slot == npos) return npos;
+  }
+  auto pool = std::make_shared<ConnPool>(loop, to, PoolSettings::of(spec_), shared_);
+  if (slot == npos) {
+    slot = pools_.size();
+    pools_.push_back(std::move(pool));
+    health_.push_back(nullptr);  // no outlier detection for destinations seen in passing
+  } else {
+    pools_[slot] = std::move(pool);
+  }
+  dynamic_.emplace(std::move(key), slot);
+  return slot;
 }
 
 bool ClusterState::wait(ConnWaiter* w) {
@@ -73,12 +110,13 @@ void ClusterState::shed_idle() {
 }
 
 Worker::Worker(int id, const SnapshotPublisher& source, SharedClusters& shared,
-               OnApplied on_applied)
+               OnApplied on_applied, dns::ResolverOptions dns)
     : id_(id),
       source_(source),
       shared_(shared),
       on_applied_(std::move(on_applied)),
-      thread_("mb-worker-" + std::to_string(id)) {
+      thread_("mb-worker-" + std::to_string(id)),
+      dns_options_(std::move(dns)) {
   // Other workers wake this one from their threads, even while it ends.
   shared_.add_worker([this](const std::string& cluster, SharedClusters::Event event) {
     thread_.try_post([this, cluster, event] { on_cluster_event(cluster, event); });
@@ -116,15 +154,16 @@ Status Worker::apply_listeners(const Snapshot& snap) {
   for (const auto& spec : snap.listeners) {
     std::unique_ptr<Listener> l;
     for (auto& old : listeners_)
-      if (old && old->address == spec.address) l = std::move(old);
+      if (old && old->address == spec.address && old->netns == spec.netns) l = std::move(old);
     if (!l) {
-      auto fd = loop::bind_reuseport(spec.address);
+      auto fd = loop::bind_reuseport_in_netns(spec.netns, spec.address);
       if (!fd) {
         status = Status(fd.error().code(), "listener " + spec.name + ": " + fd.error().message());
         continue;
       }
       l = std::make_unique<Listener>();
       l->address = spec.address;
+      l->netns = spec.netns;
       Listener* raw = l.get();
       auto socket = loop::TcpListener::open(
           loop(), *fd, [this, raw](loop::TcpConnPtr conn) { on_accept(raw, std::move(conn)); });
@@ -151,15 +190,15 @@ void Worker::apply_clusters(const Snapshot& snap) {
     std::vector<std::shared_ptr<ConnPool>> endpoint_pools;
     for (const auto& ep : spec.endpoints) {
       std::string key =
-          fmt::format("{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
+          fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
                       settings.connect_timeout_ms, settings.idle_timeout_ms, settings.max_idle,
-                      settings.max_connections, settings.max_requests_per_connection);
+                      settings.max_connections, settings.max_requests_per_connection, spec.netns);
       auto& pool = pools[key];
       if (!pool) {
         auto old = pools_.find(key);
         pool = old != pools_.end()
                    ? old->second
-                   : std::make_shared<ConnPool>(loop(), ep.address, settings, shared);
+                   : std::make_shared<ConnPool>(loop(), ep.address, settings, shared, spec.netns);
       }
       endpoint_pools.push_back(pool);
     }
@@ -187,6 +226,11 @@ void Worker::on_cluster_event(const std::string& name, SharedClusters::Event eve
   c->shed_idle();
 }
 
+HostCache& Worker::hosts() {
+  if (!hosts_) hosts_ = std::make_unique<HostCache>(loop(), dns_options_);
+  return *hosts_;
+}
+
 ClusterStatePtr Worker::cluster(std::string_view name) const {
   auto it = clusters_.find(name);
   return it == clusters_.end() ? nullptr : it->second;
@@ -198,8 +242,16 @@ void Worker::on_accept(Listener* listener, loop::TcpConnPtr conn) {
   for (const auto& l : snapshot_->listeners)
     if (l.name == listener->name) spec = &l;
   if (!spec) return;
-  ActiveConnection* c;
-  if (spec->protocol == ListenerSpec::Protocol::Tcp) {
+  ActiveConnection* c = nullptr;
+  const OriginalDstRoute* to_service = nullptr;
+  if (spec->capture_outbound && !spec->original_dst_routes.empty()) {
+    loop::Address original = conn->original_dst();
+    for (const auto& r : spec->original_dst_routes)
+      if (r.address == original) to_service = &r;
+  }
+  if (to_service) {
+    c = Tunnel::to_cluster(*this, std::move(conn), to_service->cluster, spec->tcp_idle_timeout_ms);
+  } else if (spec->protocol == ListenerSpec::Protocol::Tcp) {
     c = Tunnel::accept(*this, snapshot_, *spec, std::move(conn));
   } else {
     c = new HttpConnection(*this, snapshot_, *spec, std::move(conn));
@@ -249,6 +301,7 @@ void Worker::shutdown() {
   connections_.for_each([](ActiveConnection* c) { c->abort(); });
   clusters_.clear();
   pools_.clear();
+  hosts_.reset();  // its lookups in flight hold sockets and timers on this loop
   // shutdown() may run inside the drain timer's own callback: destroy it afterwards.
   loop().run_soon([this] { drain_timer_.reset(); });
   thread_.release();

@@ -17,10 +17,12 @@
 
 #include "core/base/linked_list.h"
 #include "core/base/random.h"
+#include "core/dns/dns.h"
 #include "core/loop/loop_thread.h"
 #include "core/loop/tcp_listener.h"
 #include "core/loop/timer.h"
 #include "plane/data/conn_pool.h"
+#include "plane/data/host_cache.h"
 #include "plane/data/load_balancer.h"
 #include "plane/data/shared_cluster.h"
 #include "plane/snapshot.h"
@@ -61,6 +63,11 @@ class ClusterState {
   /// ones in `tried` (a retry prefers another endpoint) unless nothing else is left. npos
   /// when the cluster has no endpoint that can be used.
   size_t pick(Random& random, const uint64_t* hash, const std::vector<size_t>& tried);
+  /// An original_dst cluster's endpoint for `to`, made on first use (a pool of its own);
+  /// npos when kMaxDynamicEndpoints are in use and none of them is idle.
+  size_t endpoint_for(loop::Loop& loop, const loop::Address& to);
+  static constexpr size_t kMaxDynamicEndpoints = 512;
+  size_t endpoint_count() const { return pools_.size(); }
   ConnPool& pool(size_t endpoint) { return *pools_[endpoint]; }
   EndpointHealth* health(size_t endpoint) { return health_[endpoint]; }
   SharedCluster& shared() { return *shared_; }
@@ -81,7 +88,8 @@ class ClusterState {
  private:
   ClusterSpec spec_;
   std::vector<std::shared_ptr<ConnPool>> pools_;
-  std::vector<EndpointHealth*> health_;  // per endpoint; owned by shared_
+  std::vector<EndpointHealth*> health_;  // per endpoint; owned by shared_ (null: dynamic)
+  std::map<std::string, size_t, std::less<>> dynamic_;  // original_dst: address → endpoint
   SharedClusterPtr shared_;
   LoadBalancer lb_;
   LinkedList<ConnWaiter> waiters_;
@@ -95,7 +103,9 @@ class Worker {
   using OnApplied = std::function<void(int worker_id, uint64_t version, const Status& status)>;
 
   /// `shared` is every worker's: the clusters' circuit breakers and outlier detection.
-  Worker(int id, const SnapshotPublisher& source, SharedClusters& shared, OnApplied on_applied);
+  /// `dns`: where the passthrough cluster looks host names up.
+  Worker(int id, const SnapshotPublisher& source, SharedClusters& shared, OnApplied on_applied,
+         dns::ResolverOptions dns = {});
   ~Worker();
 
   /// Control thread. Starts the thread, which applies the publisher's latest snapshot.
@@ -122,6 +132,8 @@ class Worker {
     return scratch_;
   }
   bool draining() const { return draining_; }
+  /// This worker's DNS cache (the passthrough cluster's).
+  HostCache& hosts();
   /// Tracks a connection created outside on_accept (a tunnel taking over an HTTP connection).
   void track(ActiveConnection* conn);
   /// Stops tracking `conn` and destroys it once the current callback returns.
@@ -131,6 +143,7 @@ class Worker {
   struct Listener {
     std::string name;
     loop::Address address;
+    std::string netns;  // ListenerSpec::netns: with the address, what identifies the socket
     std::unique_ptr<loop::TcpListener> socket;
   };
 
@@ -158,6 +171,8 @@ class Worker {
   std::map<std::string, std::shared_ptr<ConnPool>> pools_;
   LinkedList<ActiveConnection> connections_;
   std::unique_ptr<loop::Timer> drain_timer_;
+  dns::ResolverOptions dns_options_;
+  std::unique_ptr<HostCache> hosts_;  // made on first use
 
   bool draining_ = false;
   bool stopped_ = false;

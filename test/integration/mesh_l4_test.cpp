@@ -131,6 +131,69 @@ TEST_CASE("l4: a tcp route splits connections 80/20 by weight") {
   CHECK(b1.stats().connections_total + b2.stats().connections_total >= kConnections);
 }
 
+TEST_CASE("l4: a tcp route keeps the cluster's max_connections and ejects a dead endpoint") {
+  TempDir dir;
+  Httpbin b1(dir, "b1");
+  uint16_t dead = free_port();  // nothing listens: connections to it are refused
+  uint16_t port = free_port();
+  std::ofstream(dir.file("mesh.toml"))
+      << "[[service]]\nname = \"httpbin\"\nport = 8000\nprotocol = \"tcp\"\n\n" +
+             workload("httpbin-1", "httpbin", b1.address()) +
+             workload("httpbin-dead", "httpbin", "127.0.0.1:" + std::to_string(dead)) +
+             "[[destination_rule]]\nname = \"httpbin\"\nhost = \"httpbin\"\n"
+             "traffic_policy = { load_balancer = \"round_robin\", connection_pool = { tcp = { "
+             "max_connections = 2 } }, outlier_detection = { consecutive_gateway_errors = 1, "
+             "interval = \"1s\", base_ejection_time = \"30s\", max_ejection_percent = 100 } }\n\n"
+             "[[gateway]]\nname = \"tcp-gw\"\nservers = [{ port = " +
+             std::to_string(port) +
+             ", bind = \"127.0.0.1\", protocol = \"tcp\", hosts = [\"*\"] }]\n\n"
+             "[[virtual_service]]\nname = \"tcp\"\nhosts = [\"*\"]\ngateways = [\"tcp-gw\"]\n"
+             "tcp = [{ route = [{ destination = { host = \"httpbin\" } }] }]\n";
+  Mesh mesh(dir, MeshOptions{.paths = {dir.file("mesh.toml")}});
+  std::string gw = mesh.listener("127.0.0.1_" + std::to_string(port));
+  auto one_request = [&] {
+    return exchange(gw, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    Deadline(kTimeout));
+  };
+  // Outlier detection: a refused connect is a gateway error; one ejects the dead endpoint, so
+  // after at most a couple of failures every connection reaches b1.
+  int failures = 0;
+  for (int i = 0; i < 4; ++i)
+    failures += one_request().status == 200 ? 0 : 1;
+  CHECK(failures >= 1);
+  CHECK(failures <= 2);
+  for (int i = 0; i < 20; ++i) {
+    HttpResponse r = one_request();
+    INFO("after the ejection, connection " << i << ": " << r.summary());
+    CHECK(r.status == 200);
+  }
+
+  // max_connections = 2: two open tunnels hold both slots (on whichever workers); a third
+  // connection is closed at once, without a byte; once one tunnel ends, connections pass again.
+  std::vector<TcpConn> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(TcpConn::connect(gw, Deadline(kTimeout)));
+    REQUIRE(held.back().valid());
+    // A request whose response proves the tunnel to b1 is up.
+    REQUIRE(held.back().send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n", Deadline(kTimeout)));
+    std::string got;
+    REQUIRE(held.back().read_until(got, "hello", Deadline(kTimeout)));
+  }
+  TcpConn third = TcpConn::connect(gw, Deadline(kTimeout));
+  REQUIRE(third.valid());
+  Refusal refused = wait_refused(third, Deadline::Clock::now(), Deadline(kTimeout));
+  CHECK(refused.how != RecvStatus::Timeout);
+  CHECK(refused.got.empty());
+  CHECK(refused.after_ms < 2000);
+  held.pop_back();  // frees a slot
+  bool passed = false;
+  Deadline d(kTimeout);
+  while (!passed && !d.expired())
+    passed = one_request().status == 200;
+  CHECK(passed);
+  CHECK(mesh.log().find("max_connections 2 reached") != std::string::npos);
+}
+
 // ---------------------------------------------------------------------------------------
 // tls routes
 

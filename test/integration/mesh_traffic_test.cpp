@@ -249,6 +249,24 @@ TEST_CASE("traffic: outlier detection ejects an endpoint that keeps failing") {
   CHECK(f.mesh->log().find("ejected") != std::string::npos);
 }
 
+TEST_CASE("traffic: min_health_percent: with too few endpoints left, ejections are ignored") {
+  // The same two endpoints, and min_health_percent = 100: once the dead one is ejected only
+  // 50 % are healthy, below the threshold, so it keeps its share of the traffic (Envoy's
+  // panic mode) and about half the requests fail instead of two.
+  Fixture f(1, 1,
+            "{ load_balancer = \"round_robin\", outlier_detection = { consecutive_5xx_errors = 2, "
+            "interval = \"1s\", base_ejection_time = \"30s\", max_ejection_percent = 100, "
+            "min_health_percent = 100 } }",
+            "[[virtual_service.http]]\nroute = [{ destination = { host = \"web\" } }]\n"
+            "retries = { attempts = 0 }\n");
+  int failed = 0;
+  for (int i = 0; i < 60; ++i)
+    failed += get(f.gw(), "/").status == 200 ? 0 : 1;
+  CHECK(failed >= 20);
+  CHECK(failed <= 40);
+  CHECK(f.mesh->log().find("ejected") != std::string::npos);  // ejected, and ignored
+}
+
 TEST_CASE("traffic: max_requests_per_connection closes an upstream connection after N requests") {
   Fixture f(1, 0, "{ connection_pool = { http = { max_requests_per_connection = 2 } } }",
             "[[virtual_service.http]]\nroute = [{ destination = { host = \"web\" } }]\n");
