@@ -87,7 +87,7 @@ int cmd_proxy(int argc, char** argv) {
     auto addr = loop::Address::parse(item);
     if (!addr) return usage_error("--to: " + addr.error().message());
     if (addr->port() == 0) return usage_error("--to: '" + item + "' needs a port");
-    cluster.endpoints.push_back(EndpointSpec{*addr, 1, {}});
+    cluster.endpoints.push_back(EndpointSpec{*addr, 1, {}, {}});
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

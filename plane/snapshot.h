@@ -25,6 +25,7 @@
 #include "core/base/result.h"
 #include "core/http/parser.h"
 #include "core/loop/address.h"
+#include "core/tls/tls_context.h"
 
 namespace meshbox {
 
@@ -37,6 +38,10 @@ struct EndpointSpec {
   loop::Address address;
   uint32_t weight = 1;
   std::string locality;  // "region/zone/subzone"
+  /// A sidecar's inbound listener that takes mesh mTLS (Istio's auto mTLS): connections to it
+  /// are TLS 1.3 with the calling listener's mesh_client identity, and the server must prove
+  /// this SPIFFE ID. "" = plain TCP.
+  std::string peer_identity;
   bool operator==(const EndpointSpec&) const = default;
 };
 
@@ -470,6 +475,16 @@ struct ListenerSpec {
   /// HTTP if its first bytes are, else passed through to its original destination when
   /// `tcp_passthrough` (outbound_traffic_policy allow_any), or reset.
   bool capture_outbound = false;
+  /// Mesh mTLS (peer_authentication) on an inbound sidecar listener: Permissive takes TLS and
+  /// plain text, told apart by the first bytes; Strict refuses plain text; Disable (or no
+  /// mesh_server) is plain only. mesh_server: the workload's certificate, the mesh root,
+  /// client certificates required, TLS 1.3.
+  enum class MeshTls { Disable, Permissive, Strict };
+  MeshTls mesh_tls = MeshTls::Disable;
+  tls::TlsContextConstPtr mesh_server;
+  /// The identity this listener's requests carry to mesh endpoints (an outbound sidecar's
+  /// workload, a gateway's own): null = plain text to every endpoint.
+  tls::TlsContextConstPtr mesh_client;
   bool tcp_passthrough = false;
   std::vector<OriginalDstRoute> original_dst_routes;
   bool operator==(const ListenerSpec&) const = default;

@@ -21,6 +21,7 @@
 #include "core/dns/dns.h"
 #include "core/loop/address.h"
 #include "plane/config/host_index.h"
+#include "plane/control/ca.h"
 #include "plane/control/netns.h"
 
 namespace meshbox::control {
@@ -163,6 +164,7 @@ struct Policy {
   const config::LoadBalancer* load_balancer = nullptr;
   const config::ConnectionPool* connection_pool = nullptr;
   const config::OutlierDetection* outlier_detection = nullptr;
+  const config::ClientTls* tls = nullptr;
 };
 
 /// `tp` laid over `base` for a cluster of `port`: the policy's own fields, then its
@@ -174,8 +176,10 @@ Policy overlay(Policy base, const config::TrafficPolicy* tp, uint32_t port) {
   if (tp->load_balancer) base.load_balancer = &*tp->load_balancer;
   if (tp->connection_pool) base.connection_pool = &*tp->connection_pool;
   if (tp->outlier_detection) base.outlier_detection = &*tp->outlier_detection;
+  if (tp->tls) base.tls = &*tp->tls;
   for (const auto& pl : tp->port_level_settings) {
     if (pl.port != port) continue;
+    if (pl.tls) base.tls = &*pl.tls;
     if (pl.load_balancer) base.load_balancer = &*pl.load_balancer;
     if (pl.connection_pool) base.connection_pool = &*pl.connection_pool;
     if (pl.outlier_detection) base.outlier_detection = &*pl.outlier_detection;
@@ -388,8 +392,14 @@ class Compiler {
                                       ? loopback_address(ep->sidecar_inbound_port)
                                       : endpoint_address(*ep, ep->port_for(port));
       if (!addr) continue;
-      all.push_back(
-          {EndpointSpec{*addr, ep->weight == 0 ? 1 : ep->weight, ep->locality}, ep->healthy});
+      EndpointSpec spec{*addr, ep->weight == 0 ? 1 : ep->weight, ep->locality, {}};
+      // Istio's auto mTLS: an endpoint behind a sidecar that takes mTLS gets it, unless the
+      // destination rule turns TLS off for it.
+      bool tls_off = policy.tls && policy.tls->mode == config::ClientTls::Mode::Disable;
+      if (ep->sidecar_inbound_port && port.protocol == config::Protocol::Http && !tls_off &&
+          mesh_tls_mode(*ep) != ListenerSpec::MeshTls::Disable && identity(spiffe_of(*ep)))
+        spec.peer_identity = spiffe_of(*ep);
+      all.push_back({std::move(spec), ep->healthy});
     }
     bool any_healthy =
         std::any_of(all.begin(), all.end(), [](const Candidate& c) { return c.healthy; });
@@ -497,7 +507,7 @@ class Compiler {
     if (app && in) {
       ClusterSpec cluster;
       cluster.name = fmt::format("inbound|{}||{}", ep.port, inst);
-      cluster.endpoints.push_back({*app, 1, ep.locality});
+      cluster.endpoints.push_back({*app, 1, ep.locality, {}});
       cluster.lb_policy = LbPolicy::RoundRobin;
       cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
       cluster.netns = ep.netns;
@@ -516,6 +526,9 @@ class Compiler {
         // A tcp (or tls) service: its inbound sidecar passes the bytes through.
         listener.protocol = ListenerSpec::Protocol::Tcp;
         listener.cluster = cluster.name;
+      } else if (const MeshIdentity* id = identity(spiffe_of(ep))) {
+        listener.mesh_tls = mesh_tls_mode(ep);
+        if (listener.mesh_tls != ListenerSpec::MeshTls::Disable) listener.mesh_server = id->server;
       }
       listeners_.try_emplace({ep.sidecar_inbound_port, "sidecar_in_" + inst}, std::move(listener));
       route_tables_.try_emplace(table.name, std::move(table));
@@ -529,6 +542,7 @@ class Compiler {
     listener.address = *out;
     listener.route_table = table.name;
     listener.netns = ep.netns;
+    if (const MeshIdentity* id = identity(spiffe_of(ep))) listener.mesh_client = id->client;
     if (captured) {
       listener.capture_outbound = true;
       listener.tcp_passthrough =
@@ -537,6 +551,53 @@ class Compiler {
     }
     listeners_.try_emplace({ep.sidecar_outbound_port, "sidecar_out_" + inst}, std::move(listener));
     route_tables_.try_emplace(table.name, std::move(table));
+  }
+
+  /// A workload's SPIFFE ID (Istio's identity: its namespace and service account).
+  std::string spiffe_of(const Endpoint& ep) const {
+    return workload_spiffe_id(c_.mesh.trust_domain, ep.ns, ep.service_account);
+  }
+
+  /// The mesh mTLS contexts of `spiffe_id`; null without a CA (no mTLS).
+  const MeshIdentity* identity(const std::string& spiffe_id) {
+    if (!options_.identity) return nullptr;
+    auto [it, inserted] = identities_.try_emplace(spiffe_id, nullptr);
+    if (inserted) it->second = options_.identity(spiffe_id);
+    return it->second && it->second->server && it->second->client ? it->second : nullptr;
+  }
+
+  /// Istio's peer_authentication for an instance: a policy selecting its labels in its
+  /// namespace, else its namespace's policy without a selector, else the mesh-wide one (root
+  /// namespace, no selector); UNSET inherits from the next; PERMISSIVE by default. Port-level
+  /// modes apply to the app's port.
+  ListenerSpec::MeshTls mesh_tls_mode(const Endpoint& ep) const {
+    using config::MtlsMode;
+    auto mode_of = [&](const config::PeerAuthentication& pa) {
+      auto port = pa.port_level_mtls.find(ep.port);
+      if (port != pa.port_level_mtls.end() && port->second != MtlsMode::Unset) return port->second;
+      return pa.mtls;
+    };
+    MtlsMode workload = MtlsMode::Unset, ns = MtlsMode::Unset, mesh = MtlsMode::Unset;
+    for (const auto& pa : c_.peer_authentications) {
+      if (pa.selector) {
+        if (pa.ns == ep.ns && workload == MtlsMode::Unset &&
+            labels_contain(ep.labels, pa.selector->match_labels))
+          workload = mode_of(pa);
+      } else if (pa.ns == ep.ns && ns == MtlsMode::Unset) {
+        ns = pa.mtls;
+      } else if (pa.ns == c_.mesh.root_namespace && mesh == MtlsMode::Unset) {
+        mesh = pa.mtls;
+      }
+    }
+    MtlsMode m = workload != MtlsMode::Unset ? workload : ns != MtlsMode::Unset ? ns : mesh;
+    switch (m) {
+      case MtlsMode::Disable:
+        return ListenerSpec::MeshTls::Disable;
+      case MtlsMode::Strict:
+        return ListenerSpec::MeshTls::Strict;
+      default:
+        return ListenerSpec::MeshTls::Permissive;
+    }
   }
 
   /// Whether the service of `ep` has an HTTP port (else its sidecar's inbound side is TCP).
@@ -761,6 +822,12 @@ class Compiler {
                                    ? fmt::format("http.{}_{}", b.bind, b.port)
                                    : fmt::format("http.{}", b.port);
         route_tables_.try_emplace(listener.route_table, route_table(listener.route_table, b));
+        // The gateway's own mesh identity (its namespace, its name as the service account)
+        // for mTLS to the sidecars behind it.
+        const config::Gateway& gw = *b.servers.front().gateway;
+        if (const MeshIdentity* id =
+                identity(workload_spiffe_id(c_.mesh.trust_domain, gw.ns, gw.name)))
+          listener.mesh_client = id->client;
       }
       listeners_.try_emplace(key, std::move(listener));
     }
@@ -1459,8 +1526,9 @@ class Compiler {
   std::map<std::string, std::optional<loop::Address>> addresses_;          // "HOST:PORT" → parsed
   std::map<std::string, ClusterSpec> clusters_;                            // by name
   std::optional<std::vector<OriginalDstRoute>> vip_routes_;                // made on first use
-  std::map<std::pair<uint32_t, std::string>, ListenerSpec> listeners_;     // (port, bind)
-  std::map<std::string, RouteTableSpec> route_tables_;                     // by name
+  std::map<std::string, const MeshIdentity*> identities_;               // by SPIFFE ID, asked once
+  std::map<std::pair<uint32_t, std::string>, ListenerSpec> listeners_;  // (port, bind)
+  std::map<std::string, RouteTableSpec> route_tables_;                  // by name
   std::vector<std::string> warnings_;
   std::set<std::string> warned_;
   uint32_t mesh_port_ = 0;  // while a sidecar's routes for one port are built

@@ -15,6 +15,7 @@
 // reads the IPs it lists, and skips a name not resolved yet with a warning.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,18 @@
 
 namespace meshbox::control {
 
+/// A workload identity's TLS contexts for mesh mTLS, made from the CA's certificate for its
+/// SPIFFE ID: `server` for its inbound sidecar (client certificates required), `client` for
+/// the calls it makes; both TLS 1.3, trusting the mesh root only.
+struct MeshIdentity {
+  tls::TlsContextConstPtr server, client;
+};
+
 struct CompileOptions {
   std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
+  /// The contexts for a SPIFFE ID (the control plane keeps them until the certificate's
+  /// half-life); null, or a null answer: no mesh mTLS (plain text everywhere).
+  std::function<const MeshIdentity*(const std::string& spiffe_id)> identity;
 };
 
 struct Compiled {

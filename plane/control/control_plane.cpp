@@ -307,6 +307,7 @@ void ControlPlane::stop() {
   admin_.reset();
   supervisor_.reset();
   registry_.reset();
+  renew_timer_.reset();  // no more snapshots: nothing to renew
 }
 
 void ControlPlane::update_instance_endpoints() {
@@ -464,6 +465,7 @@ void ControlPlane::recompile() {
   if (!publishing_ || !config_ || !registry_) return;
   CompileOptions opts;
   opts.default_bind = options_.default_bind;
+  opts.identity = [this](const std::string& id) { return mesh_identity(id); };
   // An instance's sidecar serves from the start of its process, not from its first passed
   // health check: the app's outbound calls work while it starts, and `meshbox inject` can
   // start the app once the listeners serve. Until the registry lists its endpoint, the
@@ -493,6 +495,53 @@ void ControlPlane::recompile() {
   }
   last_publish_error_.clear();
   MB_INFO("control", "snapshot {} published (config revision {})", (*r)->version, config_revision_);
+}
+
+const MeshIdentity* ControlPlane::mesh_identity(const std::string& spiffe_id) {
+  if (!ca_) return nullptr;
+  auto now = std::chrono::system_clock::now();
+  auto it = identities_.find(spiffe_id);
+  if (it != identities_.end() && now < it->second.renew_at) return &it->second.contexts;
+  auto issued = ca_->issue(spiffe_id, kDefaultWorkloadCertTtl, now);
+  auto keep_old = [&]() -> const MeshIdentity* {
+    return it != identities_.end() ? &it->second.contexts : nullptr;
+  };
+  if (!issued) {
+    MB_WARN("ca", "cannot issue a certificate for {}: {}", spiffe_id, issued.error().message());
+    return keep_old();
+  }
+  std::vector<tls::Certificate> chain{issued->leaf};
+  chain.insert(chain.end(), issued->intermediates.begin(), issued->intermediates.end());
+  tls::TlsContextSpec spec;
+  spec.identities.push_back(tls::TlsIdentity{std::move(chain), issued->key, {}});
+  spec.trusted_roots = {ca_->root()};
+  spec.min_version = tls::TlsVersion::Tls13;
+  spec.role = tls::TlsContextSpec::Role::Server;
+  spec.client_certs = tls::ClientCertMode::Require;
+  auto server = tls::TlsContext::create(spec);
+  spec.role = tls::TlsContextSpec::Role::Client;
+  spec.client_certs = tls::ClientCertMode::None;
+  auto client = tls::TlsContext::create(spec);
+  if (!server || !client) {
+    MB_WARN("ca", "cannot make the TLS contexts of {}: {}", spiffe_id,
+            (!server ? server.error() : client.error()).message());
+    return keep_old();
+  }
+  auto renew_at = renewal_time(issued->leaf.not_before(), issued->leaf.not_after());
+  MB_DEBUG("ca", "issued a certificate for {} (renewed after {} s)", spiffe_id,
+           std::chrono::duration_cast<std::chrono::seconds>(renew_at - now).count());
+  IdentityEntry& e = identities_[spiffe_id];
+  e.contexts = {std::move(*server), std::move(*client)};
+  e.renew_at = renew_at;
+  // Renewal: the next compile after the earliest half-life makes new contexts; the workers
+  // take them with that snapshot (connections made before keep theirs until they close).
+  auto earliest = renew_at;
+  for (const auto& [id, entry] : identities_)
+    earliest = std::min(earliest, entry.renew_at);
+  if (!renew_timer_) renew_timer_ = std::make_unique<loop::Timer>(loop_, [this] { recompile(); });
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now).count();
+  renew_timer_->start(static_cast<uint64_t>(std::max<int64_t>(ms, 1000)));
+  return &e.contexts;
 }
 
 bool ControlPlane::authorized(const HttpRequest& req) const {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,10 @@
 #include "core/base/result.h"
 #include "core/loop/address.h"
 #include "core/loop/loop.h"
+#include "core/loop/timer.h"
 #include "plane/config/error.h"
 #include "plane/config/load.h"
+#include "plane/control/compiler.h"
 #include "plane/control/http_server.h"
 #include "plane/snapshot.h"
 
@@ -132,6 +135,9 @@ class ControlPlane : NonCopyable {
   /// Running instances with a sidecar that the registry does not list yet (their app has not
   /// passed its first health check), with an empty host: see recompile().
   std::vector<Endpoint> starting_sidecars() const;
+  /// Mesh mTLS: the TLS contexts of a workload identity, from a certificate the CA issued for
+  /// it (24 h), made again once past its half-life; null without a CA or when issuing fails.
+  const MeshIdentity* mesh_identity(const std::string& spiffe_id);
 
   loop::Loop& loop_;
   SnapshotSink& sink_;
@@ -149,6 +155,12 @@ class ControlPlane : NonCopyable {
   bool publishing_ = false;         // start() has loaded the store and the files
   std::string last_publish_error_;  // the newest snapshot could not be published (a port taken)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  struct IdentityEntry {
+    MeshIdentity contexts;
+    std::chrono::system_clock::time_point renew_at;
+  };
+  std::map<std::string, IdentityEntry> identities_;  // by SPIFFE ID
+  std::unique_ptr<loop::Timer> renew_timer_;         // the earliest renew_at: recompile
 };
 
 }  // namespace meshbox::control

@@ -129,6 +129,7 @@ Endpoint workload_endpoint(const config::HostIndex& index, const config::Workloa
   if (!w.service.empty()) ep.labels.emplace("app", w.service);
   ep.locality = w.locality;
   ep.weight = w.weight == 0 ? 1 : w.weight;
+  ep.service_account = w.service_account.empty() ? "default" : w.service_account;
   ep.source = fmt::format("workload/{}/{}", w.ns, instance);
   ep.health_check = w.health;
   return ep;

@@ -70,6 +70,8 @@ struct Endpoint {
   /// inbound listener, and the app's outbound calls (HTTP_PROXY) go through its outbound
   /// listener. 0 = no sidecar: the app is reached directly.
   std::string instance;
+  /// The workload's identity: spiffe://TRUST_DOMAIN/ns/NS/sa/SERVICE_ACCOUNT (mesh mTLS).
+  std::string service_account = "default";
   uint32_t sidecar_inbound_port = 0;
   uint32_t sidecar_outbound_port = 0;
   /// A captured instance (capture = "iptables"): its network namespace (/run/netns/NAME).

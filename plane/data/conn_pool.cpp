@@ -3,6 +3,7 @@
 #include "core/base/log.h"
 #include "core/http/serializer.h"
 #include "core/loop/netns.h"
+#include "core/tls/tls_transport.h"
 
 namespace meshbox::data {
 
@@ -39,6 +40,16 @@ UpstreamConn::UpstreamConn(ConnPool& pool, loop::TcpConnPtr conn)
 UpstreamConn::~UpstreamConn() = default;
 
 void UpstreamConn::on_connected() {
+  if (identity_) {
+    // Mesh mTLS: the chain reached the mesh root; now the workload must be the one meant.
+    auto* t = tls::TlsTransport::of(conn_->transport());
+    if (!t || t->peer_spiffe_id() != pool_.peer_identity()) {
+      MB_LOG_EVERY(1, Warn, "upstream", "{}: the peer is {}, not {}: connection refused",
+                   pool_.endpoint().to_string(), t ? t->peer_spiffe_id() : "?",
+                   pool_.peer_identity());
+      return fail(UpstreamFailure::ConnectFailed);
+    }
+  }
   connected_ = true;
   timer_.stop();
   conn_->read_start();
@@ -93,8 +104,11 @@ void UpstreamConn::on_eof() {
   fail(UpstreamFailure::Reset);
 }
 
-void UpstreamConn::on_error(int) {
+void UpstreamConn::on_error(int err) {
   if (state_ == State::Idle || !client_) return pool_.destroy(this);
+  if (!connected_ && conn_ && conn_->transport())
+    MB_LOG_EVERY(1, Debug, "upstream", "{}: {}: {}", pool_.endpoint().to_string(),
+                 loop::uv_error(err), conn_->transport()->error_detail());
   fail(connected_ ? UpstreamFailure::Reset : UpstreamFailure::ConnectFailed);
 }
 
@@ -120,20 +134,30 @@ void UpstreamConn::fail(UpstreamFailure why) {
 }
 
 ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-                   SharedClusterPtr shared, std::string netns)
+                   SharedClusterPtr shared, std::string netns, std::string peer_identity)
     : loop_(loop),
       endpoint_(endpoint),
       settings_(settings),
       shared_(std::move(shared)),
-      netns_(std::move(netns)) {}
+      netns_(std::move(netns)),
+      peer_identity_(std::move(peer_identity)) {}
 
 ConnPool::~ConnPool() {
   close_idle();
   busy_.for_each([this](UpstreamConn* c) { destroy(c); });
 }
 
-UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
+UpstreamConn* ConnPool::acquire(UpstreamClient* client, const tls::TlsContextConstPtr& identity) {
+  const tls::TlsContext* id = peer_identity_.empty() ? nullptr : identity.get();
   UpstreamConn* c = idle_.back();
+  if (c && c->identity_ != id) {
+    // Another identity's connection last: the newest of ours, if any (rare: a pool serves
+    // one calling identity unless several sidecars call the same endpoint).
+    c = nullptr;
+    idle_.for_each([&](UpstreamConn* x) {
+      if (x->identity_ == id) c = x;
+    });
+  }
   if (c) {
     --idle_count_;
     c->timer_.stop();
@@ -146,6 +170,11 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client) {
       auto fd = loop::tcp_socket_in_netns(netns_, endpoint_.family());
       s = fd ? c->conn_->adopt(*fd) : fd.error();
       if (!s.is_ok()) MB_LOG_EVERY(1, Warn, "pool", "{}", s.message());
+    }
+    if (s.is_ok() && id) {
+      c->identity_ = id;
+      c->conn_->set_transport(tls::TlsTransport::client(
+          identity, {.server_name = {}, .session_key = endpoint_.to_string()}));
     }
     if (s.is_ok()) s = c->conn_->connect(endpoint_);
     // An immediate failure is reported from the loop, never from inside acquire().

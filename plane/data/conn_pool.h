@@ -116,6 +116,7 @@ class UpstreamConn : public LinkedNode,
   bool informational_ = false;  // the last head was a 1xx
   bool response_done_ = false;
   bool reusable_ = false;
+  const tls::TlsContext* identity_ = nullptr;  // mesh mTLS: the client identity it was made with
 };
 
 /// All upstream connections of one worker to one endpoint.
@@ -124,13 +125,18 @@ class ConnPool {
   /// `shared` counts the connections of the pool's cluster across workers. `netns`: the
   /// network namespace connections are made in (ClusterSpec::netns; "" = meshbox's own).
   ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-           SharedClusterPtr shared, std::string netns = {});
+           SharedClusterPtr shared, std::string netns = {}, std::string peer_identity = {});
   ~ConnPool();
 
   /// An idle connection if there is one, else a new one (connecting) — unless the cluster is
   /// at its connection limit: then null, and the caller waits or fails fast (UO). Connect
   /// errors arrive through the client's on_upstream_failure. The request counts as issued.
-  UpstreamConn* acquire(UpstreamClient* client);
+  ///
+  /// A mesh endpoint (EndpointSpec::peer_identity): connections are mTLS with `identity`
+  /// (the calling listener's mesh_client; null: plain text) and the server must prove the
+  /// peer identity (else a connect failure); an idle connection is reused only by the
+  /// identity it was made with.
+  UpstreamConn* acquire(UpstreamClient* client, const tls::TlsContextConstPtr& identity = {});
   /// The client is done with `conn`. `reusable`: the exchange ended cleanly on both sides.
   void release(UpstreamConn* conn, bool reusable);
   /// Closes every idle connection (drain).
@@ -140,6 +146,7 @@ class ConnPool {
   /// Connections connecting or busy (least-request balancing).
   size_t active_count() const { return busy_count_; }
   const loop::Address& endpoint() const { return endpoint_; }
+  const std::string& peer_identity() const { return peer_identity_; }
   loop::Loop& loop() { return loop_; }
   const PoolSettings& settings() const { return settings_; }
   SharedCluster& shared() { return *shared_; }
@@ -153,6 +160,7 @@ class ConnPool {
   PoolSettings settings_;
   SharedClusterPtr shared_;
   std::string netns_;
+  std::string peer_identity_;
   LinkedList<UpstreamConn> idle_;  // most recently used at the back (LIFO keeps them warm)
   LinkedList<UpstreamConn> busy_;  // connecting or busy
   size_t idle_count_ = 0;

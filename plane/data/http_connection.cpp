@@ -2,6 +2,8 @@
 
 #include "core/base/log.h"
 #include "core/http/serializer.h"
+#include "core/tls/sniff.h"
+#include "core/tls/tls_transport.h"
 #include "plane/data/load_balancer.h"
 #include "plane/data/router.h"
 #include "plane/data/shadow.h"
@@ -116,6 +118,27 @@ void HttpConnection::arm(Wait what, uint64_t ms) {
 
 void HttpConnection::on_data(const char* data, size_t len) {
   if (closing_) return;
+  if (!tls_decided_ && listener_.mesh_server) {
+    // Mesh mTLS on an inbound sidecar: a ClientHello turns TLS on (the bytes read so far go
+    // to it first); plain text is served when permissive, refused when strict.
+    held_.append(data, len);
+    std::string first = held_.to_string();
+    tls::Sniffed kind = tls::sniff_tls(first);
+    if (kind == tls::Sniffed::NeedMore) return;
+    tls_decided_ = true;
+    held_.clear();
+    if (kind == tls::Sniffed::Tls) {
+      down_->set_transport(tls::TlsTransport::server(listener_.mesh_server), first);
+      return;
+    }
+    if (listener_.mesh_tls == ListenerSpec::MeshTls::Strict) {
+      MB_LOG_EVERY(10, Debug, "http", "listener {}: plain text from {} refused (mTLS strict)",
+                   listener_.name, client_ip_);
+      down_->close_reset();
+      return close();
+    }
+    return process(first.data(), first.size());
+  }
   if (!sniffed_ && listener_.capture_outbound) {
     // A captured app's connection to somewhere that is not a tcp service: HTTP methods are
     // upper-case tokens; anything else is another protocol, passed through or refused.
@@ -311,7 +334,7 @@ void HttpConnection::start_shadow(http::RequestHead& head) {
   http::append_request_head(head, out);
   host->value = std::move(original);
   shadow_ = Shadow::start(worker_, std::move(mirror), method_, out, upstream_chunked_,
-                          response_timeout_ms_);
+                          response_timeout_ms_, listener_.mesh_client);
   MB_LOG_EVERY(5, Debug, "http", "{} mirrored to {}: {}", method_, route_->mirror.cluster,
                shadow_ ? "sent" : "no endpoint or at a limit; dropped");
 }
@@ -408,13 +431,13 @@ void HttpConnection::start_try() {
     i = cluster_->pick(worker_.random(), has_hash_ ? &hash_ : nullptr, tried_);
     if (i == ClusterState::npos) return give_up(ResponseFlag::NoHealthyUpstream);
   }
-  UpstreamConn* up = cluster_->pool(i).acquire(this);
+  UpstreamConn* up = cluster_->pool(i).acquire(this, listener_.mesh_client);
   if (!up && !passthrough) {
     // At the connection limit. A kept-alive connection of another endpoint will do.
     for (size_t k = 0; k < cluster_->spec().endpoints.size() && !up; ++k) {
       if (cluster_->pool(k).idle_count() == 0) continue;
       i = k;
-      up = cluster_->pool(k).acquire(this);
+      up = cluster_->pool(k).acquire(this, listener_.mesh_client);
     }
   }
   if (!up) {

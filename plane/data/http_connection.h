@@ -202,7 +202,8 @@ class HttpConnection : public ActiveConnection,
   bool close_after_ = false;  // close once the current response is out
   bool closing_ = false;
   bool closed_ = false;
-  bool sniffed_ = false;  // a capture listener's first bytes were looked at
+  bool sniffed_ = false;      // a capture listener's first bytes were looked at
+  bool tls_decided_ = false;  // mesh mTLS: TLS or plain text, from the first bytes
   // CONNECT: the upstream socket while it connects.
   struct ConnectWaiter : loop::TcpConnCallbacks {
     HttpConnection* owner;

@@ -5,12 +5,13 @@
 namespace meshbox::data {
 
 Shadow* Shadow::start(Worker& worker, ClusterStatePtr cluster, std::string_view method,
-                      std::string_view head, bool chunked, uint64_t timeout_ms) {
+                      std::string_view head, bool chunked, uint64_t timeout_ms,
+                      const tls::TlsContextConstPtr& identity) {
   size_t i = cluster->pick(worker.random(), nullptr, {});
   if (i == ClusterState::npos) return nullptr;
   auto* s = new Shadow(worker, cluster, chunked, timeout_ms);
   s->pool_ = &cluster->pool(i);
-  s->up_ = s->pool_->acquire(s);
+  s->up_ = s->pool_->acquire(s, identity);
   if (!s->up_) {
     delete s;
     return nullptr;

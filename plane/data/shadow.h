@@ -22,9 +22,11 @@ namespace meshbox::data {
 class Shadow : public ActiveConnection, UpstreamClient {
  public:
   /// Starts the copy: `head` is the serialized request head for the mirror. Null if it cannot
-  /// start (no endpoint, a limit reached); the request goes on without it.
+  /// start (no endpoint, a limit reached); the request goes on without it. `identity`: the
+  /// listener's mesh_client (mTLS to mesh endpoints).
   static Shadow* start(Worker& worker, ClusterStatePtr cluster, std::string_view method,
-                       std::string_view head, bool chunked, uint64_t timeout_ms);
+                       std::string_view head, bool chunked, uint64_t timeout_ms,
+                       const tls::TlsContextConstPtr& identity = {});
 
   /// A piece of the request body.
   void body(const char* data, size_t len);

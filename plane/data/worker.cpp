@@ -190,15 +190,17 @@ void Worker::apply_clusters(const Snapshot& snap) {
     std::vector<std::shared_ptr<ConnPool>> endpoint_pools;
     for (const auto& ep : spec.endpoints) {
       std::string key =
-          fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
+          fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
                       settings.connect_timeout_ms, settings.idle_timeout_ms, settings.max_idle,
-                      settings.max_connections, settings.max_requests_per_connection, spec.netns);
+                      settings.max_connections, settings.max_requests_per_connection, spec.netns,
+                      ep.peer_identity);
       auto& pool = pools[key];
       if (!pool) {
         auto old = pools_.find(key);
         pool = old != pools_.end()
                    ? old->second
-                   : std::make_shared<ConnPool>(loop(), ep.address, settings, shared, spec.netns);
+                   : std::make_shared<ConnPool>(loop(), ep.address, settings, shared, spec.netns,
+                                                ep.peer_identity);
       }
       endpoint_pools.push_back(pool);
     }

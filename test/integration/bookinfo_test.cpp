@@ -285,21 +285,6 @@ std::string summary(const std::map<std::string, int>& seen) {
   return s;
 }
 
-// The address of a sidecar listener, from `meshbox get routes -o json`.
-std::string listener_address(Bookinfo& b, const std::string& name) {
-  RunResult r = b.mesh().cli({"get", "routes", "-o", "json"});
-  REQUIRE_MESSAGE((r.status && r.status->ok()), r.out << r.err);
-  std::optional<Json> j = parse_json(r.out);
-  REQUIRE_MESSAGE(j, r.out);
-  for (const Json& route : j->array) {
-    const Json* l = route.get("listener");
-    const Json* a = route.get("address");
-    if (l && a && l->string == name) return a->string;
-  }
-  FAIL("no listener " << name << " in `meshbox get routes -o json`: " << r.out);
-  return "";
-}
-
 // The pids of the services' processes (GET /workloads), in instance order.
 std::vector<pid_t> workload_pids(Bookinfo& b) {
   HttpResponse w = exchange(b.mesh().admin(),
@@ -476,7 +461,7 @@ TEST_CASE(
   Bookinfo& b = bookinfo();
   b.apply_task("virtual-service-all-v1.toml");
   // productpage's sidecar: what productpage's HTTP_PROXY points at.
-  std::string outbound = listener_address(b, "sidecar_productpage-v1_outbound");
+  std::string outbound = b.mesh().listener_address("sidecar_productpage-v1_outbound");
   auto call = [&](const std::string& url, const std::string& host) {
     return exchange(outbound,
                     "GET " + url + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",

@@ -29,21 +29,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-// The address of the listener `name` from the admin API's /routes.
-std::string listener_address(Mesh& mesh, const std::string& name) {
-  Deadline d(kTimeout);
-  while (!d.expired()) {
-    RunResult r = mesh.cli({"get", "routes", "-o", "json"});
-    if (auto j = parse_json(r.out)) {
-      for (const Json& row : j->array)
-        if (row.get("listener") && row.get("listener")->string == name)
-          return row.get("address")->string;
-    }
-  }
-  FAIL("no listener " << name);
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("egress: a sidecar's calls to an external host leave through the egress gateway") {
@@ -62,7 +47,7 @@ TEST_CASE("egress: a sidecar's calls to an external host leave through the egres
   std::ofstream(dir.file("mesh.toml")) << config;
   Mesh mesh(dir, MeshOptions{.paths = {dir.file("mesh.toml")}});
 
-  std::string sidecar = listener_address(mesh, "sidecar_sleep_outbound");
+  std::string sidecar = mesh.listener_address("sidecar_sleep_outbound");
   auto call = [&](const std::string& url) {
     std::string host = url.substr(7, url.find('/', 7) - 7);
     return exchange(sidecar,
@@ -109,7 +94,7 @@ TEST_CASE("egress: allow_any passes calls to unknown hosts through (PassthroughC
   std::ofstream(dir.file("mesh.toml")) << config;
   Mesh mesh(dir, MeshOptions{.paths = {dir.file("mesh.toml")}, .state_dir = state});
 
-  std::string sidecar = listener_address(mesh, "sidecar_sleep_outbound");
+  std::string sidecar = mesh.listener_address("sidecar_sleep_outbound");
   auto call = [&](const std::string& url, const std::string& host) {
     return exchange(sidecar,
                     "GET " + url + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",

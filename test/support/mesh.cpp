@@ -1,5 +1,7 @@
 #include "test/support/mesh.h"
 
+#include "test/support/json.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -129,6 +131,21 @@ std::string gateway_config(uint16_t gateway_port, const std::string& backend) {
          "hosts = [\"*\"]\n"
          "gateways = [\"edge\"]\n"
          "http = [{ route = [{ destination = { host = \"httpbin\" } }] }]\n";
+}
+
+std::string Mesh::listener_address(const std::string& name, Deadline deadline) {
+  do {
+    RunResult r = cli({"get", "routes", "-o", "json"});
+    if (std::optional<Json> j = parse_json(r.out)) {
+      for (const Json& route : j->array) {
+        const Json* l = route.get("listener");
+        const Json* a = route.get("address");
+        if (l && a && l->string == name) return a->string;
+      }
+    }
+    poll_pause(20ms);
+  } while (!deadline.expired());
+  return "";
 }
 
 }  // namespace meshbox::test

@@ -34,6 +34,10 @@ class Mesh {
   const std::string& admin() const { return admin_; }
   /// A listener's bound address by name ("127.0.0.1_8080"); fails the test if absent.
   std::string listener(const std::string& name) const;
+  /// The address of listener `name` as `meshbox get routes -o json` shows it (sidecar
+  /// listeners, which appear once their workload runs), polled for until `deadline`; "" if
+  /// it never showed.
+  std::string listener_address(const std::string& name, Deadline deadline = Deadline(10s));
   const std::map<std::string, std::string>& listeners() const { return listeners_; }
   const std::string& state_dir() const { return opts_.state_dir; }
   Process& process() { return proc_; }

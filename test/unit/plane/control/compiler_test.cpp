@@ -9,12 +9,16 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/loop/address.h"
 #include "plane/config/error.h"
 #include "plane/config/load.h"
+#include "plane/control/ca.h"
+#include "test/support/files.h"
 
 namespace meshbox::control {
 namespace {
@@ -772,7 +776,7 @@ hosts = ["*"]
 gateways = ["inside"]
 http = [{ route = [{ destination = { host = "a" } }] }]
 )");
-  Compiled out = compile(c, {}, CompileOptions{.default_bind = "127.0.0.3"});
+  Compiled out = compile(c, {}, CompileOptions{.default_bind = "127.0.0.3", .identity = {}});
   const Snapshot& s = *out.snapshot;
   // Ordered by port, then bind.
   REQUIRE(s.listeners.size() == 3);
@@ -1476,6 +1480,123 @@ TEST_CASE("compiler: sidecars: inbound in front of the app, outbound routes by m
     if (std::find(vh.domains.begin(), vh.domains.end(), "reviews:9080") != vh.domains.end())
       routes = vh.routes.size();
   CHECK(routes == 2);
+}
+
+}  // namespace meshbox::control
+
+namespace meshbox::control {
+
+TEST_CASE("compiler: mesh mTLS: peer_authentication precedence and auto mTLS endpoints") {
+  // Contexts from a real CA; the compiler only hands them to listeners.
+  test::TempDir dir;
+  auto ca = CertificateAuthority::open(dir.path());
+  REQUIRE(ca);
+  std::map<std::string, MeshIdentity> made;
+  CompileOptions opts;
+  opts.identity = [&](const std::string& id) -> const MeshIdentity* {
+    auto it = made.find(id);
+    if (it != made.end()) return &it->second;
+    auto issued = (*ca)->issue(id, std::chrono::hours(1));
+    REQUIRE(issued);
+    tls::TlsContextSpec spec;
+    spec.identities.push_back(tls::TlsIdentity{{issued->leaf}, issued->key, {}});
+    spec.trusted_roots = {(*ca)->root()};
+    spec.client_certs = tls::ClientCertMode::Require;
+    auto server = tls::TlsContext::create(spec);
+    spec.role = tls::TlsContextSpec::Role::Client;
+    spec.client_certs = tls::ClientCertMode::None;
+    auto client = tls::TlsContext::create(spec);
+    REQUIRE(server);
+    REQUIRE(client);
+    return &(made[id] = MeshIdentity{*server, *client});
+  };
+  std::vector<Endpoint> eps = {
+      instance(kReviews, "reviews-v1", 20001, 21001, 22001, {{"app", "reviews"}}),
+      instance("ratings.default.svc.cluster.local", "ratings", 20003, 21003, 22003,
+               {{"app", "ratings"}}),
+      instance("details.default.svc.cluster.local", "details", 20004, 21004, 22004,
+               {{"app", "details"}}),
+  };
+  eps[1].service_account = "bookinfo-ratings";
+  auto mode_of = [](const Snapshot& s, const std::string& inst) {
+    const ListenerSpec* l = listener_named(s, "sidecar_" + inst + "_inbound");
+    REQUIRE(l);
+    return l->mesh_tls;
+  };
+  constexpr const char* kServices = R"(
+[[service]]
+name = "reviews"
+port = 9080
+[[service]]
+name = "ratings"
+port = 9080
+[[service]]
+name = "details"
+port = 9080
+)";
+  using M = ListenerSpec::MeshTls;
+  {
+    // No policy: PERMISSIVE everywhere; every endpoint behind a sidecar takes mTLS and must
+    // show its workload's identity; every outbound sidecar has a client identity.
+    Compiled out = compile(load(kServices), eps, opts);
+    const Snapshot& s = *out.snapshot;
+    CHECK(mode_of(s, "reviews-v1") == M::Permissive);
+    CHECK(listener_named(s, "sidecar_reviews-v1_inbound")->mesh_server);
+    CHECK(listener_named(s, "sidecar_reviews-v1_outbound")->mesh_client);
+    const ClusterSpec& ratings = cluster(s, "outbound|9080||ratings.default.svc.cluster.local");
+    REQUIRE(ratings.endpoints.size() == 1);
+    CHECK(ratings.endpoints[0].peer_identity ==
+          "spiffe://cluster.local/ns/default/sa/bookinfo-ratings");
+  }
+  {
+    // Mesh-wide STRICT, the default namespace DISABLE, ratings' own policy STRICT with port
+    // 20003 PERMISSIVE: the workload's beats the namespace's beats the mesh's.
+    Compiled out = compile(load(std::string(kServices) + R"(
+[[peer_authentication]]
+name = "mesh"
+namespace = "istio-system"
+mtls = { mode = "strict" }
+[[peer_authentication]]
+name = "ns"
+namespace = "default"
+mtls = { mode = "disable" }
+[[peer_authentication]]
+name = "ratings"
+namespace = "default"
+selector = { match_labels = { app = "ratings" } }
+mtls = { mode = "strict" }
+port_level_mtls = { 20003 = { mode = "permissive" } }
+[[peer_authentication]]
+name = "details"
+namespace = "default"
+selector = { match_labels = { app = "details" } }
+mtls = { mode = "strict" }
+[[destination_rule]]
+name = "details-plain"
+host = "details"
+traffic_policy = { tls = { mode = "disable" } }
+)"),
+                           eps, opts);
+    const Snapshot& s = *out.snapshot;
+    CHECK(mode_of(s, "reviews-v1") == M::Disable);
+    CHECK_FALSE(listener_named(s, "sidecar_reviews-v1_inbound")->mesh_server);
+    CHECK(mode_of(s, "ratings") == M::Permissive);
+    CHECK(mode_of(s, "details") == M::Strict);
+    // reviews takes no mTLS: its endpoint is plain; details' destination rule disables it.
+    CHECK(cluster(s, "outbound|9080||" + std::string(kReviews)).endpoints[0].peer_identity == "");
+    CHECK(
+        cluster(s, "outbound|9080||details.default.svc.cluster.local").endpoints[0].peer_identity ==
+        "");
+    CHECK(
+        cluster(s, "outbound|9080||ratings.default.svc.cluster.local").endpoints[0].peer_identity !=
+        "");
+  }
+  // Without an identity provider (no CA): no mTLS anywhere.
+  Compiled out = compile(load(kServices), eps);
+  CHECK(mode_of(*out.snapshot, "ratings") == M::Disable);
+  CHECK(cluster(*out.snapshot, "outbound|9080||ratings.default.svc.cluster.local")
+            .endpoints[0]
+            .peer_identity == "");
 }
 
 }  // namespace meshbox::control
