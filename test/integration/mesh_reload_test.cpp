@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 #ifdef __SANITIZE_ADDRESS__
 constexpr int kSeconds = 15;  // the same run, shorter: ASan makes each request ~5x dearer
 #else
-constexpr int kSeconds = 60;
+constexpr int kSeconds = 30;
 #endif
 constexpr int kClients = 4;
 
