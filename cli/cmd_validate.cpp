@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "plane/config/load.h"
+#include "plane/control/gateway_tls.h"
 
 namespace meshbox::cli {
 
@@ -19,7 +20,9 @@ constexpr const char* kUsage = R"(usage: meshbox validate [-o text|json] PATH...
 Checks a mesh config and prints every error and warning with its position
 (FILE:LINE:COLUMN), sorted by file and line, like `istioctl analyze`. PATH is a .toml file
 or a directory whose *.toml files are read in name order (not its subdirectories); several
-PATHs make one config. docs/config.md lists the schema and every check.
+PATHs make one config. docs/config.md lists the schema and every check. The certificate
+files of gateway servers that terminate TLS are read and checked too (readable, PEM, the key
+matching the certificate, not expired).
 
 Exit status: 0 if the config is valid (warnings are printed but do not fail it), 1 if it
 has errors, 2 on bad usage.
@@ -103,6 +106,13 @@ int cmd_validate(int argc, char** argv) {
   if (paths.empty()) return usage_error("a PATH (a .toml file or a directory) is required");
 
   config::Loaded loaded = config::load(paths);
+  // The files a config names (gateway certificates) are read here, not by validation: a
+  // running mesh reloads them on its own and keeps serving through a bad one.
+  if (loaded.ok()) {
+    auto files = control::check_gateway_tls_files(loaded.config);
+    loaded.findings.insert(loaded.findings.end(), files.begin(), files.end());
+    config::sort_errors(loaded.findings);
+  }
   size_t errors = config::count_errors(loaded.findings, config::Severity::Error);
   size_t warnings = config::count_errors(loaded.findings, config::Severity::Warning);
 

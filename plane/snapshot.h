@@ -23,9 +23,12 @@
 #include <vector>
 
 #include "core/base/result.h"
+#include "core/base/token_bucket.h"
 #include "core/http/parser.h"
 #include "core/loop/address.h"
 #include "core/tls/tls_context.h"
+#include "plane/authz_spec.h"
+#include "plane/jwt_spec.h"
 
 namespace meshbox {
 
@@ -40,7 +43,9 @@ struct EndpointSpec {
   std::string locality;  // "region/zone/subzone"
   /// A sidecar's inbound listener that takes mesh mTLS (Istio's auto mTLS): connections to it
   /// are TLS 1.3 with the calling listener's mesh_client identity, and the server must prove
-  /// this SPIFFE ID. "" = plain TCP.
+  /// this SPIFFE ID. "" = plain TCP. destination_rule tls istio_mutual to an endpoint that
+  /// meshbox does not run: "*" (any identity the mesh root signed) or the subject_alt_names,
+  /// comma-separated (any one of them).
   std::string peer_identity;
   bool operator==(const EndpointSpec&) const = default;
 };
@@ -120,6 +125,14 @@ struct ClusterSpec {
   /// request goes where the client meant it to: the connection's original destination when
   /// an iptables redirect brought it, else its Host (or CONNECT target), looked up in DNS.
   bool original_dst = false;
+  /// destination_rule tls simple or mutual (Istio's TLS origination): connections to every
+  /// endpoint are TLS with this client context — its roots, its client certificate, the
+  /// server name or subject alt names it checks — and send `tls_sni` ("" = none). Null:
+  /// plain text, or mesh mTLS per endpoint (EndpointSpec::peer_identity). The control plane
+  /// keeps a context while its settings and files are unchanged, so that an unchanged cluster
+  /// compares equal.
+  tls::TlsContextConstPtr tls;
+  std::string tls_sni;
   bool operator==(const ClusterSpec&) const = default;
 };
 
@@ -335,6 +348,20 @@ struct CorsSpec {
   bool operator==(const CorsSpec&) const = default;
 };
 
+/// A local rate limit (Envoy's local_ratelimit), compiled: the bucket its requests spend
+/// from, made by the control plane and kept across snapshots while the key and the numbers
+/// stay the same, so a push does not refill it. A request that finds the bucket empty is
+/// answered 429 "local_rate_limited" (response flag RL) with x-ratelimit-limit,
+/// -remaining and -reset headers.
+struct RateLimitSpec {
+  /// "route:NS/VS/http[N]", "workload:NS/INSTANCE" or "gateway:NS/NAME": one bucket per key
+  /// for the whole process. "" (no bucket): no limit.
+  std::string key;
+  std::shared_ptr<TokenBucket> bucket;
+  bool enabled() const { return bucket != nullptr; }
+  bool operator==(const RateLimitSpec&) const = default;
+};
+
 struct RouteSpec {
   enum class Action { Forward, Redirect, DirectResponse };
   std::string name;  // "VS_NAMESPACE/VS_NAME/http[INDEX]" (or the route's own name)
@@ -352,6 +379,7 @@ struct RouteSpec {
   RetrySpec retry;
   MirrorSpec mirror;
   CorsSpec cors;
+  RateLimitSpec rate_limit = {};  // any action: checked once the route is chosen
   bool operator==(const RouteSpec&) const = default;
 };
 
@@ -395,6 +423,7 @@ struct VirtualHostSpec {
   /// table); empty: the router checks every block in full.
   std::vector<MatchPrefilter> prefilter;
   std::vector<std::string> header_names;  // of the prefilter's header checks, lower case
+  RateLimitSpec rate_limit = {};          // a gateway's: every request this virtual host serves
   void build_prefilter();
   bool operator==(const VirtualHostSpec&) const = default;
 };
@@ -440,7 +469,27 @@ struct L4RouteSpec {
   /// server name). Empty: every connection (a TCP listener's route).
   std::vector<std::string> sni_hosts;
   std::vector<L4ClusterWeight> clusters;  // picked per connection by weight (they sum to 100)
+  /// A gateway tls server that terminates TLS (Istio's SIMPLE, MUTUAL… on protocol tls):
+  /// the connection's TLS ends here with this context and the plain stream goes to the
+  /// cluster. Null: the ClientHello and everything after it pass through.
+  tls::TlsContextConstPtr terminate = nullptr;
   bool operator==(const L4RouteSpec&) const = default;
+};
+
+/// A gateway server that terminates TLS (Istio's ServerTLSSettings SIMPLE, MUTUAL,
+/// OPTIONAL_MUTUAL or ISTIO_MUTUAL), compiled: the context with its certificate, key, client
+/// verification, versions and ciphers, and the hosts whose ClientHellos it answers.
+struct TlsServerSpec {
+  std::string name;  // "NS/GATEWAY/servers[INDEX]", for logs
+  /// SNI patterns, lower case: "name", "*.suffix" or "*" (any ClientHello), ranked as
+  /// L4RouteSpec::sni_hosts are.
+  std::vector<std::string> sni_hosts;
+  tls::TlsContextConstPtr context;
+  /// Http: the route table of this server's hosts alone (Istio's per-server https routes),
+  /// so that a request cannot reach a host of another server on the port with a Host header
+  /// that differs from its SNI.
+  std::string route_table;
+  bool operator==(const TlsServerSpec&) const = default;
 };
 
 struct ListenerSpec {
@@ -485,8 +534,25 @@ struct ListenerSpec {
   /// The identity this listener's requests carry to mesh endpoints (an outbound sidecar's
   /// workload, a gateway's own): null = plain text to every endpoint.
   tls::TlsContextConstPtr mesh_client;
+  /// Gateway TLS termination (Http listeners): every connection must start with a TLS
+  /// ClientHello; the server whose sni_hosts match its SNI most specifically answers (an
+  /// exact name, then the longest "*.suffix", then "*"), else the first one, and its route
+  /// table serves the requests. Not TLS, a malformed ClientHello, or none whole after
+  /// tls_inspect_timeout_ms: the connection is reset. Empty: plain text.
+  std::vector<TlsServerSpec> tls_servers;
   bool tcp_passthrough = false;
   std::vector<OriginalDstRoute> original_dst_routes;
+  /// Http: every request (a workload's limit, on its inbound sidecar listener).
+  RateLimitSpec rate_limit = {};
+  /// Http: Istio's authorization policies for the workload (an inbound sidecar) or gateway
+  /// behind this listener, checked on every request before it is routed (plane/data/authz.h).
+  AuthzSpec authz = {};
+  /// Http: Istio's request_authentication for the workload or gateway behind this listener:
+  /// the JWTs checked on every request before authorization (plane/data/jwt_authn.h).
+  RequestAuthnSpec jwt = {};
+  /// An inbound sidecar's own SPIFFE ID ("spiffe://…"), for the x-forwarded-client-cert it
+  /// sets on requests that came over mesh mTLS (By=). "" = none.
+  std::string spiffe_id = {};
   bool operator==(const ListenerSpec&) const = default;
 };
 

@@ -4,6 +4,7 @@
 #include <openssl/pool.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
@@ -142,6 +143,39 @@ size_t TlsContext::identity_for(std::string_view sni) const {
   return 0;
 }
 
+bool TlsContext::peer_san_allowed(X509* cert) const {
+  if (peer_sans_.empty()) return true;
+  bssl::UniquePtr<GENERAL_NAMES> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return false;
+  auto wanted = [&](std::string_view v) {
+    return std::find(peer_sans_.begin(), peer_sans_.end(), v) != peer_sans_.end();
+  };
+  for (size_t i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+    if (gn->type != GEN_DNS && gn->type != GEN_URI) continue;
+    const ASN1_IA5STRING* s = gn->type == GEN_DNS ? gn->d.dNSName : gn->d.uniformResourceIdentifier;
+    std::string_view v(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<size_t>(ASN1_STRING_length(s)));
+    if (gn->type == GEN_URI) {
+      if (wanted(v)) return true;
+      continue;
+    }
+    std::string dns = lowercase(v);
+    if (wanted(dns)) return true;
+    // A wildcard certificate name covers one label: "*.example.com" → "a.example.com".
+    if (dns.starts_with("*.")) {
+      std::string_view suffix = std::string_view(dns).substr(1);  // ".example.com"
+      for (const std::string& w : peer_sans_) {
+        size_t dot = w.find('.');
+        if (dot != std::string::npos && dot > 0 && std::string_view(w).substr(dot) == suffix)
+          return true;
+      }
+    }
+  }
+  return false;
+}
+
 bool TlsContext::peer_id_allowed(std::string_view id) const {
   if (peer_ids_.empty()) return true;
   return std::find(peer_ids_.begin(), peer_ids_.end(), id) != peer_ids_.end();
@@ -179,7 +213,7 @@ Status TlsContext::build(const TlsContextSpec& spec) {
     return make_error(Code::InvalidArgument, "a TLS server needs a certificate");
   if (!server_ && spec.identities.size() > 1)
     return make_error(Code::InvalidArgument, "a TLS client shows at most one certificate");
-  bool verifies = !server_ || spec.client_certs != ClientCertMode::None;
+  bool verifies = server_ ? spec.client_certs != ClientCertMode::None : spec.verify_peer;
   if (verifies && spec.trusted_roots.empty())
     return make_error(Code::InvalidArgument,
                       server_ ? "a TLS server that asks for client certificates needs trusted roots"
@@ -196,9 +230,19 @@ Status TlsContext::build(const TlsContextSpec& spec) {
       return make_error(Code::InvalidArgument, "peer SPIFFE ID: " + parsed.error().message());
   }
   peer_ids_ = spec.peer_spiffe_ids;
+  if (server_ && !verifies && !spec.peer_subject_alt_names.empty())
+    return make_error(Code::InvalidArgument,
+                      "peer subject alt names need client certificates (client_certs = request "
+                      "or require)");
+  for (const std::string& san : spec.peer_subject_alt_names) {
+    if (san.empty()) return make_error(Code::InvalidArgument, "an empty subject alt name");
+    // URIs are compared as they are, DNS names without regard to case.
+    peer_sans_.push_back(san.find(':') != std::string::npos ? san : lowercase(san));
+  }
   if (!server_name_.empty() && !valid_server_name(server_name_))
     return make_error(Code::InvalidArgument,
                       "TLS server name \"" + server_name_ + "\" is not a DNS name");
+  if (!verifies) verify_server_name_ = false;  // insecure: nothing is checked
   if (verify_server_name_ && server_name_.empty())
     return make_error(Code::InvalidArgument, "verify_server_name needs a server name");
 
@@ -280,8 +324,23 @@ Status TlsContext::build(const TlsContextSpec& spec) {
         [](X509_STORE_CTX* store_ctx, void* arg) -> int {
           auto* self = static_cast<const TlsContext*>(arg);
           if (X509_verify_cert(store_ctx) != 1) return 0;
-          if (self->peer_ids_.empty()) return 1;
           X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
+          if (!self->peer_san_allowed(leaf)) {
+            auto* ssl = static_cast<SSL*>(
+                X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+            if (TlsTransport* t = TlsTransport::from(ssl)) {
+              std::string want;
+              for (const auto& n : self->peer_sans_)
+                want += (want.empty() ? "" : ", ") + n;
+              t->note_verify_failure(std::string(self->server_ ? "the client" : "the server") +
+                                     " certificate has none of the subject alt names "
+                                     "expected (" +
+                                     want + ")");
+            }
+            X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+            return 0;
+          }
+          if (self->peer_ids_.empty()) return 1;
           X509_up_ref(leaf);
           Certificate cert{bssl::UniquePtr<X509>(leaf)};
           auto id = cert.spiffe_id();
@@ -357,6 +416,8 @@ Status TlsContext::build(const TlsContextSpec& spec) {
     }
     for (const std::string& id : peer_ids_)
       SHA256_Update(&sha, id.data(), id.size() + 1);
+    for (const std::string& san : peer_sans_)  // a ticket never skips a stricter SAN check
+      SHA256_Update(&sha, san.data(), san.size() + 1);
     uint8_t sid_ctx[SHA256_DIGEST_LENGTH];
     SHA256_Final(sid_ctx, &sha);
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx);

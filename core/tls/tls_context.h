@@ -87,6 +87,16 @@ struct TlsContextSpec {
   /// Client: also check the server certificate's DNS SANs against the SNI (gateways
   /// originating TLS to the outside; the mesh checks SPIFFE IDs instead).
   bool verify_server_name = false;
+  /// Client: the server certificate must carry one of these subject alternative names: a DNS
+  /// name (the certificate's "*.example.com" covers "a.example.com") or a URI, compared
+  /// exactly (Istio's destination_rule subject_alt_names). Empty: no SAN check here.
+  /// Server asking for client certificates: the same of the client's certificate (Istio's
+  /// gateway server subject_alt_names).
+  std::vector<std::string> peer_subject_alt_names;
+  /// Client: false skips every check of the server's certificate (Istio's
+  /// insecure_skip_verify): the connection is encrypted but the server unauthenticated.
+  /// trusted_roots, verify_server_name and the SAN list are then ignored.
+  bool verify_peer = true;
 
   /// Client: cache sessions and offer them again (TLS 1.3 tickets). Server: issue tickets.
   bool session_resumption = true;
@@ -117,6 +127,9 @@ class TlsContext : NonCopyable {
   /// Whether `id` is acceptable as the peer's SPIFFE ID.
   bool peer_id_allowed(std::string_view id) const;
   const std::vector<std::string>& peer_spiffe_ids() const { return peer_ids_; }
+  /// Whether `cert` carries one of TlsContextSpec::peer_subject_alt_names (true when the
+  /// list is empty).
+  bool peer_san_allowed(X509* cert) const;
 
   // Client session cache (thread-safe; used by TlsTransport).
   bssl::UniquePtr<SSL_SESSION> find_session(const std::string& key) const;
@@ -138,6 +151,8 @@ class TlsContext : NonCopyable {
   std::unordered_map<std::string, size_t> exact_names_;     // "api.example.com" → identity
   std::unordered_map<std::string, size_t> wildcard_names_;  // "example.com" (from "*.") → identity
   std::vector<std::string> peer_ids_;
+  // Lower-case DNS names and URIs.
+  std::vector<std::string> peer_sans_;
   std::string alpn_wire_;  // server: its ALPN ids in wire format, in preference order
   std::string server_name_;
   bool verify_server_name_ = false;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/base/assert.h"
+#include "core/tls/handshake_stats.h"
 #include "core/tls/ssl_error.h"
 
 namespace meshbox::tls {
@@ -205,8 +206,10 @@ int TlsTransport::process() {
     int r = SSL_do_handshake(ssl);
     if (r != 1) {
       if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ) return 0;
+      count_handshake(client_, false, false);
       return fail(loop::kErrTransportHandshake, "TLS handshake");
     }
+    count_handshake(client_, true, SSL_session_reused(ssl) == 1);
     if (int rc = handshake_done(); rc != 0) return rc;
     if (!io_->on_transport_ready()) return 0;  // closed from on_connected
   }
@@ -249,6 +252,25 @@ int TlsTransport::process() {
                 handshake ? "TLS handshake (refused by the server)" : "TLS");
   }
   return 0;
+}
+
+std::string TlsTransport::peer_certificate_sha256() const {
+  bssl::UniquePtr<X509> peer(SSL_get_peer_certificate(ssl_.get()));
+  if (!peer) return "";
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (!X509_digest(peer.get(), EVP_sha256(), md, &len)) {
+    clear_ssl_errors();
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0xf]);
+  }
+  return out;
 }
 
 int TlsTransport::handshake_done() {

@@ -53,6 +53,9 @@ class TlsTransport final : public loop::Transport {
   /// The peer certificate's SPIFFE ID; "" without a certificate or without a SPIFFE ID.
   const std::string& peer_spiffe_id() const { return peer_id_; }
   bool peer_presented_certificate() const { return peer_cert_; }
+  /// SHA-256 of the peer certificate's DER, lower-case hex (Envoy's XFCC Hash=); "" without
+  /// a certificate.
+  std::string peer_certificate_sha256() const;
   std::string_view version() const;  // "TLSv1.3"
   std::string_view cipher() const;   // "TLS_AES_128_GCM_SHA256"
   std::string_view alpn() const;     // "" when none was agreed

@@ -527,6 +527,19 @@ WorkloadSelector decode_selector(Fields& f) {
 }
 const auto p_selector = p_table(decode_selector, "a table: { match_labels = { … } }");
 
+LocalRateLimit decode_local_rate_limit(Fields& f) {
+  LocalRateLimit l;
+  f.read_required("max_tokens", l.max_tokens,
+                  p_int<uint32_t>(1, 1'000'000'000, "a number of tokens"));
+  f.read("tokens_per_fill", l.tokens_per_fill,
+         p_int<uint32_t>(1, 1'000'000'000, "a number of tokens"));
+  f.read("fill_interval", l.fill_interval, p_duration);
+  return l;
+}
+const auto p_local_rate_limit =
+    p_table(decode_local_rate_limit,
+            "a table: { max_tokens = N, tokens_per_fill = N, fill_interval = \"1s\" }");
+
 LocalityLbSetting decode_locality(Fields& f) {
   LocalityLbSetting l;
   f.read("enabled", l.enabled, p_bool);
@@ -719,6 +732,7 @@ HttpRoute decode_http_route(Fields& f) {
   f.read("mirror_percentage", r.mirror_percentage, p_percentage);
   f.read("cors_policy", r.cors_policy, p_table(decode_cors));
   f.read("headers", r.headers, p_header_rules);
+  f.read("local_rate_limit", r.local_rate_limit, p_local_rate_limit);
   return r;
 }
 
@@ -953,6 +967,7 @@ void decode_gateway(Fields& f, Gateway& g) {
       "servers", g.servers,
       p_array(p_table(decode_server),
               "an array of servers ({ port = 8080, protocol = \"http\", hosts = […] })"));
+  f.read("local_rate_limit", g.local_rate_limit, p_local_rate_limit);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1044,6 +1059,7 @@ void decode_workload(Fields& f, Workload& w) {
   f.read("locality", w.locality, p_string);
   f.read("weight", w.weight, p_count);
   f.read("health", w.health, p_table(decode_health));
+  f.read("local_rate_limit", w.local_rate_limit, p_local_rate_limit);
   if (!w.service.empty() && !w.labels.count("app")) w.labels["app"] = w.service;
 }
 

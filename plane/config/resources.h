@@ -85,6 +85,17 @@ struct StringMatch {
 /// GRPC-WEB and MONGO are not accepted (yet).
 enum class Protocol { Http, Https, Tcp, Tls };
 
+/// A local rate limit (Envoy's local_ratelimit token bucket; Istio configures it with an
+/// EnvoyFilter, meshbox with this field on a route, a workload or a gateway): the bucket
+/// starts full with max_tokens, gains tokens_per_fill every fill_interval (never above
+/// max_tokens), and each request takes one; a request finding it empty gets 429. One bucket
+/// per route, workload or gateway for the whole process, whatever the number of workers.
+struct LocalRateLimit {
+  uint32_t max_tokens = 0;                  // required, >= 1
+  std::optional<uint32_t> tokens_per_fill;  // default: max_tokens
+  std::optional<Duration> fill_interval;    // default 1s; at least 50ms (Envoy's minimum)
+};
+
 /// A port of a service, a service_entry or a gateway server. Istio: Port / ServicePort.
 struct Port {
   uint32_t number = 0;
@@ -195,6 +206,9 @@ struct Workload : Resource {
   std::string locality;               // "region/zone/subzone"
   uint32_t weight = 0;                // load-balancing weight; 0 = default (1)
   std::optional<HealthCheck> health;
+  /// Every request to each of the workload's sidecars (inbound) takes a token: one bucket per
+  /// instance, as Envoy's local limit is per proxy.
+  std::optional<LocalRateLimit> local_rate_limit;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -313,6 +327,7 @@ struct HttpRoute {
   std::optional<double> mirror_percentage;  // unset with a mirror: 100 (Istio)
   std::optional<CorsPolicy> cors_policy;
   HeaderRules headers;
+  std::optional<LocalRateLimit> local_rate_limit;  // per route
 };
 
 /// Istio: L4MatchAttributes (tcp) and TLSMatchAttributes (tls: + sni_hosts).
@@ -469,6 +484,8 @@ struct Server {
 struct Gateway : Resource {
   Labels selector;  // Istio's gateway-pod selector; meshbox's gateways run in-process
   std::vector<Server> servers;
+  /// Every request to one of the gateway's http/https servers takes a token from one bucket.
+  std::optional<LocalRateLimit> local_rate_limit;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include "core/tls/cipher_suites.h"
+#include "core/tls/jwt.h"
 #include "plane/config/host_index.h"
 #include "plane/config/suggest.h"
 
@@ -411,6 +413,7 @@ class Validator {
     }
     for (const auto& w : c_.workloads) {
       At at{*this, w, "workload"};
+      if (w.local_rate_limit) check_local_rate_limit(at, *w.local_rate_limit, "local_rate_limit");
       if (!w.service.empty() && !services_.count(std::pair(w.ns, w.service))) {
         at.error("service", fmt::format("no service {} in namespace {}{}", q(w.service), q(w.ns),
                                         did_you_mean(w.service, service_names(w.ns))));
@@ -773,6 +776,8 @@ class Validator {
     }
     if (r.fault) check_fault(at, *r.fault, path + ".fault");
     if (r.mirror) check_destination(at, *r.mirror, path + ".mirror");
+    if (r.local_rate_limit)
+      check_local_rate_limit(at, *r.local_rate_limit, path + ".local_rate_limit");
     if (r.mirror_percentage && !r.mirror && !at.written(path + ".mirror"))
       at.error(path + ".mirror_percentage", "mirror_percentage needs a mirror");
     if (r.cors_policy) {
@@ -1019,6 +1024,13 @@ class Validator {
 
   // ---- gateway -----------------------------------------------------------------------------
 
+  // Envoy's local rate limit refuses fill intervals under 50 ms.
+  void check_local_rate_limit(const At& at, const LocalRateLimit& l, const std::string& path) {
+    if (l.fill_interval && *l.fill_interval < std::chrono::milliseconds(50))
+      at.error(path + ".fill_interval",
+               fmt::format("must be at least 50ms, got {}ms", l.fill_interval->count()));
+  }
+
   void check_gateways() {
     struct First {
       Protocol protocol;
@@ -1030,6 +1042,7 @@ class Validator {
       At at{*this, g, "gateway"};
       if (g.servers.empty() && at.written("servers") && g.source.clean("servers"))
         at.error("servers", "a gateway needs at least one server");
+      if (g.local_rate_limit) check_local_rate_limit(at, *g.local_rate_limit, "local_rate_limit");
       for (size_t i = 0; i < g.servers.size(); ++i) {
         const Server& s = g.servers[i];
         std::string path = fmt::format("servers[{}]", i);
@@ -1110,6 +1123,23 @@ class Validator {
         t.max_protocol_version != ServerTls::Version::Auto &&
         t.min_protocol_version > t.max_protocol_version) {
       at.error(tp + ".min_protocol_version", "min_protocol_version is above max_protocol_version");
+    }
+    // Gateway TLS: TLS 1.2 and 1.3 only, forward-secret AEAD suites only.
+    for (const char* field : {"min_protocol_version", "max_protocol_version"}) {
+      ServerTls::Version v = std::string_view(field) == "min_protocol_version"
+                                 ? t.min_protocol_version
+                                 : t.max_protocol_version;
+      if ((v == ServerTls::Version::V1_0 || v == ServerTls::Version::V1_1) &&
+          at.clean(tp + "." + field)) {
+        at.error(tp + "." + field,
+                 fmt::format("{} is not supported: TLS 1.0 and 1.1 are insecure (RFC 8996); "
+                             "use \"tlsv1_2\" or \"tlsv1_3\"",
+                             to_string(v)));
+      }
+    }
+    for (size_t i = 0; i < t.cipher_suites.size(); ++i) {
+      std::string cp = fmt::format("{}.cipher_suites[{}]", tp, i);
+      if (auto e = tls::cipher_suite_error(t.cipher_suites[i]); e && at.clean(cp)) at.error(cp, *e);
     }
   }
 
@@ -1284,14 +1314,18 @@ class Validator {
       if (!j.jwks.empty() && !j.jwks_uri.empty())
         at.error(jp + ".jwks", "set jwks or jwks_uri, not both");
       if (!j.jwks_uri.empty() && !j.jwks_uri.starts_with("http://") &&
-          !j.jwks_uri.starts_with("https://")) {
+          !j.jwks_uri.starts_with("https://") && !j.jwks_uri.starts_with("file:///")) {
         at.error(jp + ".jwks_uri",
-                 fmt::format("expected an http:// or https:// URL, got {}", q(j.jwks_uri)));
+                 fmt::format("expected an http://, https:// or file:///PATH URL, got {}",
+                             q(j.jwks_uri)));
       }
-      if (!j.jwks.empty()) {
-        size_t first = j.jwks.find_first_not_of(" \t\r\n");
-        if (first == std::string::npos || j.jwks[first] != '{')
-          at.error(jp + ".jwks", "expected a JWKS document (a JSON object with \"keys\")");
+      if (!j.jwks.empty() && j.jwks_uri.empty()) {
+        // Parsed as the control plane will: RSA and EC P-256/P-384 keys are used, others
+        // skipped; a set with none is an error here rather than refused tokens later.
+        auto jwks = tls::Jwks::parse(j.jwks);
+        if (!jwks)
+          at.error(jp + ".jwks", "expected a JWKS document (a JSON object with \"keys\"): " +
+                                     jwks.error().message());
       }
       for (size_t h = 0; h < j.from_headers.size(); ++h) {
         if (j.from_headers[h].name.empty())

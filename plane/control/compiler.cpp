@@ -191,8 +191,9 @@ Policy overlay(Policy base, const config::TrafficPolicy* tp, uint32_t port) {
 struct ServerRef {
   const config::Gateway* gateway;
   const config::Server* server;
-  size_t index;     // in gateway->servers, for warnings
-  std::string key;  // "NS/NAME" of the gateway
+  size_t index;                           // in gateway->servers, for warnings
+  std::string key;                        // "NS/NAME" of the gateway
+  tls::TlsContextConstPtr tls = nullptr;  // an https server that terminates TLS: its context
 };
 
 /// A listener being built: every server on one (bind, port).
@@ -394,11 +395,19 @@ class Compiler {
       if (!addr) continue;
       EndpointSpec spec{*addr, ep->weight == 0 ? 1 : ep->weight, ep->locality, {}};
       // Istio's auto mTLS: an endpoint behind a sidecar that takes mTLS gets it, unless the
-      // destination rule turns TLS off for it.
-      bool tls_off = policy.tls && policy.tls->mode == config::ClientTls::Mode::Disable;
-      if (ep->sidecar_inbound_port && port.protocol == config::Protocol::Http && !tls_off &&
+      // destination rule sets tls (disable: plain text; simple, mutual: its own TLS).
+      if (!policy.tls && ep->sidecar_inbound_port && inbound_takes_mtls(*ep) &&
+          (port.protocol == config::Protocol::Http || port.protocol == config::Protocol::Tcp) &&
           mesh_tls_mode(*ep) != ListenerSpec::MeshTls::Disable && identity(spiffe_of(*ep)))
         spec.peer_identity = spiffe_of(*ep);
+      // istio_mutual: mesh mTLS whatever meshbox knows of the endpoint; the server must show
+      // one of subject_alt_names, else its workload's identity, else any mesh identity.
+      if (policy.tls && policy.tls->mode == config::ClientTls::Mode::IstioMutual) {
+        if (!policy.tls->subject_alt_names.empty())
+          spec.peer_identity = fmt::format("{}", fmt::join(policy.tls->subject_alt_names, ","));
+        else
+          spec.peer_identity = ep->sidecar_inbound_port ? spiffe_of(*ep) : "*";
+      }
       all.push_back({std::move(spec), ep->healthy});
     }
     bool any_healthy =
@@ -417,6 +426,29 @@ class Compiler {
                      [](const EndpointSpec& a, const EndpointSpec& b) {
                        return address_less(a.address, b.address);
                      });
+
+    // destination_rule tls simple/mutual: TLS origination with the rule's files. A context
+    // that cannot be made leaves the cluster without endpoints: never plain text instead.
+    using TlsMode = config::ClientTls::Mode;
+    if (policy.tls &&
+        (policy.tls->mode == TlsMode::Simple || policy.tls->mode == TlsMode::Mutual)) {
+      // The destination host is the last part of the name (outbound|PORT|SUBSET|HOST).
+      std::string host = cluster.name.substr(cluster.name.rfind('|') + 1);
+      cluster.tls_sni = lower(policy.tls->sni.empty() ? host : policy.tls->sni);
+      Result<tls::TlsContextConstPtr> ctx =
+          options_.upstream_tls
+              ? options_.upstream_tls(*policy.tls, cluster.tls_sni)
+              : Result<tls::TlsContextConstPtr>(
+                    make_error(Code::InvalidArgument, "TLS origination is not available here"));
+      if (ctx && *ctx) {
+        cluster.tls = *ctx;
+      } else {
+        warn(fmt::format("cluster {}: destination_rule tls: {}; no endpoint until it is fixed",
+                         cluster.name, ctx ? "no context" : ctx.error().message()));
+        cluster.endpoints.clear();
+        cluster.tls_sni.clear();
+      }
+    }
 
     // Istio's default (since 1.14): least request, two random choices.
     cluster.lb_policy = LbPolicy::LeastRequest;
@@ -523,12 +555,29 @@ class Compiler {
       listener.route_table = table.name;
       listener.netns = ep.netns;
       if (!serves_http(ep)) {
-        // A tcp (or tls) service: its inbound sidecar passes the bytes through.
+        // A tcp (or tls) service: its inbound sidecar passes the bytes through, after
+        // terminating mesh mTLS for a tcp one (tunnel.h).
         listener.protocol = ListenerSpec::Protocol::Tcp;
         listener.cluster = cluster.name;
-      } else if (const MeshIdentity* id = identity(spiffe_of(ep))) {
-        listener.mesh_tls = mesh_tls_mode(ep);
-        if (listener.mesh_tls != ListenerSpec::MeshTls::Disable) listener.mesh_server = id->server;
+        const MeshIdentity* id = inbound_takes_mtls(ep) ? identity(spiffe_of(ep)) : nullptr;
+        if (id) listener.mesh_tls = mesh_tls_mode(ep);
+        if (id && listener.mesh_tls != ListenerSpec::MeshTls::Disable)
+          listener.mesh_server = id->server;
+        for (const AuthzPolicySpec& p : sidecar_authz(ep).policies)
+          warn(fmt::format("authorization_policy {}/{}: not enforced yet for {} (tcp)", p.ns,
+                           p.name, inst));
+      } else {
+        if (const MeshIdentity* id = identity(spiffe_of(ep))) {
+          listener.mesh_tls = mesh_tls_mode(ep);
+          if (listener.mesh_tls != ListenerSpec::MeshTls::Disable)
+            listener.mesh_server = id->server;
+        }
+        const config::Workload* w = workload_of(ep);
+        if (w && w->local_rate_limit)
+          listener.rate_limit = rate_limit("workload:" + ep.ns + "/" + inst, *w->local_rate_limit);
+        listener.authz = sidecar_authz(ep);
+        listener.spiffe_id = spiffe_of(ep);
+        listener.jwt = request_authn({{ep.ns, &ep.labels}});
       }
       listeners_.try_emplace({ep.sidecar_inbound_port, "sidecar_in_" + inst}, std::move(listener));
       route_tables_.try_emplace(table.name, std::move(table));
@@ -553,12 +602,320 @@ class Compiler {
     route_tables_.try_emplace(table.name, std::move(table));
   }
 
+  // ---- request authentication ------------------------------------------------------------
+  //
+  // Istio merges every request_authentication that applies to a workload: those of its
+  // namespace and of the mesh root namespace whose selector matches its labels (no selector:
+  // every workload there). A gateway is the workload it is in Istio: its namespace and the
+  // labels of its `selector` — but a policy without a selector in the gateway's namespace
+  // (other than the root namespace) is not for it: meshbox's gateways live in the apps'
+  // namespace ("default" unless written), where Istio's live in istio-system, so an app
+  // namespace's policy would otherwise lock out the gateway too (Istio's allow-nothing task).
+
+  struct WorkloadRef {
+    std::string ns;
+    const config::Labels* labels;
+    bool gateway = false;
+  };
+
+  RequestAuthnSpec request_authn(const std::vector<WorkloadRef>& workloads) {
+    RequestAuthnSpec spec;
+    for (const auto& ra : c_.request_authentications) {
+      bool applies = std::any_of(workloads.begin(), workloads.end(), [&](const WorkloadRef& w) {
+        if (w.gateway && !ra.selector && ra.ns != c_.mesh.root_namespace) return false;
+        return (ra.ns == w.ns || ra.ns == c_.mesh.root_namespace) &&
+               (!ra.selector || labels_contain(*w.labels, ra.selector->match_labels));
+      });
+      if (!applies) continue;
+      for (size_t i = 0; i < ra.jwt_rules.size(); ++i)
+        spec.providers.push_back(jwt_provider(ra, i));
+    }
+    return spec;
+  }
+
+  JwtProviderSpec jwt_provider(const config::RequestAuthentication& ra, size_t i) {
+    const config::JwtRule& r = ra.jwt_rules[i];
+    JwtProviderSpec p;
+    p.issuer = r.issuer;
+    p.audiences = r.audiences;
+    for (const auto& h : r.from_headers)
+      p.from_headers.push_back({lower(h.name), h.prefix});
+    p.from_params = r.from_params;
+    p.from_cookies = r.from_cookies;
+    p.output_payload_to_header = lower(r.output_payload_to_header);
+    p.forward_original_token = r.forward_original_token;
+    std::string where = fmt::format("request_authentication {}: jwt_rules[{}]", qualified(ra), i);
+    if (!r.jwks.empty()) {
+      auto [it, inserted] = inline_jwks_.try_emplace(r.jwks);
+      if (inserted) {
+        auto parsed = tls::Jwks::parse(r.jwks);
+        if (parsed) {
+          it->second.jwks = *parsed;
+        } else {
+          it->second.error = "jwks: " + parsed.error().message();
+        }
+      }
+      p.jwks = it->second.jwks;
+      p.jwks_error = it->second.error;
+    } else if (!r.jwks_uri.empty()) {
+      if (options_.jwks_uri) {
+        uint64_t timeout_ms = r.timeout ? static_cast<uint64_t>(r.timeout->count()) : 5'000;
+        p.jwks = options_.jwks_uri(r.jwks_uri, timeout_ms, p.jwks_error);
+      } else {
+        p.jwks_error = "jwks_uri is not fetched here";
+      }
+      if (!p.jwks && !p.jwks_error.empty()) p.jwks_error = r.jwks_uri + ": " + p.jwks_error;
+    } else {
+      p.jwks_error = "no jwks or jwks_uri";
+    }
+    if (!p.jwks && !p.jwks_error.empty())
+      warn(fmt::format("{}: no keys ({}); its tokens are refused", where, p.jwks_error));
+    return p;
+  }
+
+  // ---- authorization ---------------------------------------------------------------------
+  //
+  // Istio applies an authorization_policy to a workload when the policy is in the workload's
+  // namespace, or in the mesh root namespace (mesh-wide), and its selector matches the
+  // workload's labels (no selector: every workload there). A gateway is treated as the
+  // workload it is in Istio: its namespace and the labels of its `selector`; a policy without
+  // a selector applies to it only from the root namespace (see request_authentication above).
+
+  /// The policies of an inbound sidecar; `ports` compare with the app's port and its
+  /// service's ports.
+  AuthzSpec sidecar_authz(const Endpoint& ep) {
+    AuthzSpec spec;
+    add_policies(spec, ep.ns, ep.labels);
+    if (spec.empty()) return spec;
+    spec.destination_ports.push_back(ep.port);
+    for (const auto& s : c_.services) {
+      if (s.name.empty() || hosts_.fqdn(s) != lower(ep.host)) continue;
+      for (const auto& p : s.ports) {
+        spec.destination_ports.push_back(p.number);
+        if (p.target_port) spec.destination_ports.push_back(p.target_port);
+      }
+    }
+    std::sort(spec.destination_ports.begin(), spec.destination_ports.end());
+    spec.destination_ports.erase(
+        std::unique(spec.destination_ports.begin(), spec.destination_ports.end()),
+        spec.destination_ports.end());
+    return spec;
+  }
+
+  /// The policies of a gateway listener: those of every gateway with a server on it.
+  AuthzSpec gateway_authz(const ListenerBuild& b) {
+    AuthzSpec spec;
+    std::set<const config::Gateway*> seen;
+    for (const ServerRef& sr : b.servers)
+      if (seen.insert(sr.gateway).second)
+        add_policies(spec, sr.gateway->ns, sr.gateway->selector, /*gateway=*/true);
+    if (!spec.empty()) spec.destination_ports.push_back(b.port);
+    return spec;
+  }
+
+  void add_policies(AuthzSpec& spec, const std::string& ns, const config::Labels& labels,
+                    bool gateway = false) {
+    for (const auto& ap : c_.authorization_policies) {
+      if (ap.ns != ns && ap.ns != c_.mesh.root_namespace) continue;
+      if (gateway && !ap.selector && ap.ns != c_.mesh.root_namespace) continue;
+      if (ap.selector && !labels_contain(labels, ap.selector->match_labels)) continue;
+      bool dup = std::any_of(spec.policies.begin(), spec.policies.end(),
+                             [&](const auto& p) { return p.ns == ap.ns && p.name == ap.name; });
+      if (!dup) spec.policies.push_back(authz_policy(ap));
+    }
+  }
+
+  AuthzPolicySpec authz_policy(const config::AuthorizationPolicy& ap) {
+    AuthzPolicySpec p;
+    p.ns = ap.ns;
+    p.name = ap.name;
+    switch (ap.action) {
+      case config::AuthzAction::Allow:
+        p.action = AuthzPolicySpec::Action::Allow;
+        break;
+      case config::AuthzAction::Deny:
+        p.action = AuthzPolicySpec::Action::Deny;
+        break;
+      case config::AuthzAction::Audit:
+        p.action = AuthzPolicySpec::Action::Audit;
+        break;
+    }
+    for (size_t r = 0; r < ap.rules.size(); ++r) {
+      // A value that cannot be compiled (validation rejects it) would widen the rule if it
+      // were dropped: the rule gets an unsupported condition instead, which fails closed.
+      bool bad = false;
+      std::string where = fmt::format("authorization_policy {}: rules[{}]", qualified(ap), r);
+      AuthzRuleSpec rule = authz_rule(ap.rules[r], where, bad);
+      if (bad) rule.when.push_back({});
+      p.rules.push_back(std::move(rule));
+    }
+    return p;
+  }
+
+  static std::vector<AuthzMatch> authz_matches(const std::vector<std::string>& values,
+                                               bool ignore_case = false, bool principal = false) {
+    std::vector<AuthzMatch> out;
+    for (std::string_view v : values) {
+      // Principals are compared without "spiffe://", as Istio writes them.
+      if (principal && v.starts_with("spiffe://")) v.remove_prefix(9);
+      out.push_back(AuthzMatch::parse(v, ignore_case));
+    }
+    return out;
+  }
+
+  std::vector<CidrBlock> cidrs(const std::vector<std::string>& values, const std::string& where,
+                               bool& bad) {
+    std::vector<CidrBlock> out;
+    for (const auto& v : values) {
+      if (auto b = CidrBlock::parse(v)) {
+        out.push_back(*b);
+      } else {
+        warn(fmt::format("{}: {} is not an IP address or CIDR block; the rule fails closed", where,
+                         v));
+        bad = true;
+      }
+    }
+    return out;
+  }
+
+  std::vector<uint32_t> ports(const std::vector<std::string>& values, const std::string& where,
+                              bool& bad) {
+    std::vector<uint32_t> out;
+    for (const auto& v : values) {
+      uint32_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n == 0 || n > 65535) {
+        warn(fmt::format("{}: {} is not a port number; the rule fails closed", where, v));
+        bad = true;
+        continue;
+      }
+      out.push_back(n);
+    }
+    return out;
+  }
+
+  AuthzRuleSpec authz_rule(const config::AuthzRule& in, const std::string& where, bool& bad) {
+    AuthzRuleSpec rule;
+    for (const auto& s : in.from) {
+      AuthzSourceSpec o;
+      o.principals = authz_matches(s.principals, false, true);
+      o.not_principals = authz_matches(s.not_principals, false, true);
+      o.request_principals = authz_matches(s.request_principals);
+      o.not_request_principals = authz_matches(s.not_request_principals);
+      o.namespaces = authz_matches(s.namespaces);
+      o.not_namespaces = authz_matches(s.not_namespaces);
+      o.ip_blocks = cidrs(s.ip_blocks, where, bad);
+      o.not_ip_blocks = cidrs(s.not_ip_blocks, where, bad);
+      o.remote_ip_blocks = cidrs(s.remote_ip_blocks, where, bad);
+      o.not_remote_ip_blocks = cidrs(s.not_remote_ip_blocks, where, bad);
+      rule.from.push_back(std::move(o));
+    }
+    for (const auto& t : in.to) {
+      AuthzOperationSpec o;
+      o.hosts = authz_matches(t.hosts, true);
+      o.not_hosts = authz_matches(t.not_hosts, true);
+      o.ports = ports(t.ports, where, bad);
+      o.not_ports = ports(t.not_ports, where, bad);
+      o.methods = authz_matches(t.methods);
+      o.not_methods = authz_matches(t.not_methods);
+      o.paths = authz_matches(t.paths);
+      o.not_paths = authz_matches(t.not_paths);
+      rule.to.push_back(std::move(o));
+    }
+    for (const auto& w : in.when)
+      rule.when.push_back(authz_condition(w, where, bad));
+    return rule;
+  }
+
+  AuthzConditionSpec authz_condition(const config::AuthzCondition& w, const std::string& where,
+                                     bool& bad) {
+    using Key = AuthzConditionSpec::Key;
+    static const std::map<std::string_view, Key> kKeys = {
+        {"source.ip", Key::SourceIp},
+        {"remote.ip", Key::RemoteIp},
+        {"source.namespace", Key::SourceNamespace},
+        {"source.principal", Key::SourcePrincipal},
+        {"request.auth.principal", Key::RequestPrincipal},
+        {"request.auth.audiences", Key::Audiences},
+        {"request.auth.presenter", Key::Presenter},
+        {"destination.ip", Key::DestinationIp},
+        {"destination.port", Key::DestinationPort},
+        {"connection.sni", Key::Sni},
+    };
+    constexpr std::string_view kHeader = "request.headers[", kClaim = "request.auth.claims[";
+    AuthzConditionSpec c;
+    std::string_view key = w.key;
+    if (auto it = kKeys.find(key); it != kKeys.end()) {
+      c.key = it->second;
+    } else if (key.starts_with(kHeader) && key.size() > kHeader.size() + 1 && key.back() == ']') {
+      c.key = Key::Header;
+      c.header = lower(key.substr(kHeader.size(), key.size() - kHeader.size() - 1));
+    } else if (key.starts_with(kClaim) && key.size() > kClaim.size() + 1 && key.back() == ']') {
+      // request.auth.claims[a][b]: the nested claim a.b.
+      c.key = Key::Claim;
+      std::string_view path = key.substr(kClaim.size(), key.size() - kClaim.size() - 1);
+      for (size_t at = path.find("]["); at != std::string_view::npos; at = path.find("][")) {
+        c.claim.emplace_back(path.substr(0, at));
+        path.remove_prefix(at + 2);
+      }
+      c.claim.emplace_back(path);
+    } else {
+      warn(fmt::format("{}: condition key {} is not evaluated by meshbox (the rule fails closed)",
+                       where, w.key));
+      return c;  // Key::Unsupported
+    }
+    switch (c.key) {
+      case Key::SourceIp:
+      case Key::RemoteIp:
+      case Key::DestinationIp:
+        c.ips = cidrs(w.values, where, bad);
+        c.not_ips = cidrs(w.not_values, where, bad);
+        break;
+      case Key::DestinationPort:
+        c.ports = ports(w.values, where, bad);
+        c.not_ports = ports(w.not_values, where, bad);
+        break;
+      default:
+        c.values = authz_matches(w.values, false, c.key == Key::SourcePrincipal);
+        c.not_values = authz_matches(w.not_values, false, c.key == Key::SourcePrincipal);
+    }
+    return c;
+  }
+
   /// A workload's SPIFFE ID (Istio's identity: its namespace and service account).
   std::string spiffe_of(const Endpoint& ep) const {
     return workload_spiffe_id(c_.mesh.trust_domain, ep.ns, ep.service_account);
   }
 
   /// The mesh mTLS contexts of `spiffe_id`; null without a CA (no mTLS).
+  /// A local rate limit's bucket (CompileOptions::rate_limit_bucket), with Envoy's defaults:
+  /// tokens_per_fill = max_tokens, fill_interval 1 s.
+  RateLimitSpec rate_limit(std::string key, const config::LocalRateLimit& l) {
+    uint32_t per_fill = l.tokens_per_fill.value_or(l.max_tokens);
+    uint64_t interval = l.fill_interval ? static_cast<uint64_t>(l.fill_interval->count()) : 1000;
+    RateLimitSpec out;
+    out.bucket = options_.rate_limit_bucket
+                     ? options_.rate_limit_bucket(key, l.max_tokens, per_fill, interval)
+                     : std::make_shared<TokenBucket>(l.max_tokens, per_fill, interval,
+                                                     TokenBucket::now_ms());
+    out.key = std::move(key);
+    return out;
+  }
+
+  /// The workload resource an endpoint's instance was started for (NAME or NAME-INDEX in
+  /// its namespace); null for attached processes and service entries.
+  const config::Workload* workload_of(const Endpoint& ep) const {
+    if (!ep.source.starts_with("workload/")) return nullptr;
+    for (const auto& w : c_.workloads) {
+      if (w.ns != ep.ns || !ep.instance.starts_with(w.name)) continue;
+      std::string_view rest = std::string_view(ep.instance).substr(w.name.size());
+      if (rest.empty() || (rest.size() > 1 && rest[0] == '-' &&
+                           rest.find_first_not_of("0123456789", 1) == std::string_view::npos))
+        return &w;
+    }
+    return nullptr;
+  }
+
   const MeshIdentity* identity(const std::string& spiffe_id) {
     if (!options_.identity) return nullptr;
     auto [it, inserted] = identities_.try_emplace(spiffe_id, nullptr);
@@ -598,6 +955,19 @@ class Compiler {
       default:
         return ListenerSpec::MeshTls::Permissive;
     }
+  }
+
+  /// Whether the inbound sidecar of `ep` terminates mesh mTLS: an HTTP service's, or a tcp
+  /// one's. A service with tls (or https) ports and no http one speaks TLS itself: its
+  /// clients' ClientHellos must reach the app, so its sidecar passes every byte through.
+  bool inbound_takes_mtls(const Endpoint& ep) const {
+    if (serves_http(ep)) return true;
+    for (const auto& s : c_.services)
+      if (!s.name.empty() && hosts_.fqdn(s) == lower(ep.host))
+        return std::none_of(s.ports.begin(), s.ports.end(), [](const config::Port& p) {
+          return p.protocol == config::Protocol::Tls || p.protocol == config::Protocol::Https;
+        });
+    return false;
   }
 
   /// Whether the service of `ep` has an HTTP port (else its sidecar's inbound side is TCP).
@@ -760,6 +1130,13 @@ class Compiler {
         // Istio routes an https server in passthrough mode as a tls one: by SNI.
         config::Protocol protocol = passthrough(s) ? config::Protocol::Tls : s.port.protocol;
         bool tcp = protocol == config::Protocol::Tcp || protocol == config::Protocol::Tls;
+        tls::TlsContextConstPtr tls;
+        if ((s.port.protocol == config::Protocol::Https ||
+             s.port.protocol == config::Protocol::Tls) &&
+            !passthrough(s)) {
+          tls = server_tls(g, i);
+          if (!tls) continue;  // warned
+        }
         auto [it, created] = builds.try_emplace({s.port.number, bind});
         ListenerBuild& b = it->second;
         if (created) {
@@ -773,19 +1150,7 @@ class Compiler {
                            qualified(g), i, s.port.number, config::to_string(b.protocol)));
           continue;
         }
-        if (s.port.protocol == config::Protocol::Https && !passthrough(s)) {
-          warn(
-              fmt::format("gateway {}: servers[{}]: https on port {} is served as plain HTTP "
-                          "for now; TLS termination comes later",
-                          qualified(g), i, s.port.number));
-        } else if (s.port.protocol == config::Protocol::Tls && s.tls && s.tls->mode &&
-                   *s.tls->mode != config::ServerTls::Mode::Passthrough) {
-          warn(
-              fmt::format("gateway {}: servers[{}]: tls on port {} is forwarded without "
-                          "terminating TLS for now; TLS termination comes later",
-                          qualified(g), i, s.port.number));
-        }
-        b.servers.push_back({&g, &s, i, qualified(g)});
+        b.servers.push_back({&g, &s, i, qualified(g), std::move(tls)});
       }
     }
 
@@ -814,6 +1179,11 @@ class Compiler {
               listener.name, config::to_string(b.protocol), b.servers.front().key, b.port));
           continue;
         }
+        // The gateway's mesh identity, for mTLS to the tcp services' sidecars behind it.
+        const config::Gateway& gw = *b.servers.front().gateway;
+        if (const MeshIdentity* id =
+                identity(workload_spiffe_id(c_.mesh.trust_domain, gw.ns, gw.name)))
+          listener.mesh_client = id->client;
       } else {
         listener.protocol = ListenerSpec::Protocol::Http;
         // Tables are per port (Envoy's `http.8080`); if two bind addresses share the port,
@@ -822,14 +1192,71 @@ class Compiler {
                                    ? fmt::format("http.{}_{}", b.bind, b.port)
                                    : fmt::format("http.{}", b.port);
         route_tables_.try_emplace(listener.route_table, route_table(listener.route_table, b));
+        if (b.servers.front().tls) tls_servers(listener, b);
         // The gateway's own mesh identity (its namespace, its name as the service account)
         // for mTLS to the sidecars behind it.
         const config::Gateway& gw = *b.servers.front().gateway;
         if (const MeshIdentity* id =
                 identity(workload_spiffe_id(c_.mesh.trust_domain, gw.ns, gw.name)))
           listener.mesh_client = id->client;
+        listener.authz = gateway_authz(b);
+        std::vector<WorkloadRef> gateways;
+        for (const ServerRef& sr : b.servers)
+          if (std::none_of(gateways.begin(), gateways.end(),
+                           [&](const WorkloadRef& w) { return w.labels == &sr.gateway->selector; }))
+            gateways.push_back({sr.gateway->ns, &sr.gateway->selector, /*gateway=*/true});
+        listener.jwt = request_authn(gateways);
       }
       listeners_.try_emplace(key, std::move(listener));
+    }
+  }
+
+  /// Gateway TLS termination: the context of https server `i` of `g` (the control plane's,
+  /// from its files; ISTIO_MUTUAL: the gateway's mesh identity), or null with a warning.
+  tls::TlsContextConstPtr server_tls(const config::Gateway& g, size_t i) {
+    const config::Server& s = g.servers[i];
+    if (*s.tls->mode == config::ServerTls::Mode::IstioMutual) {
+      const MeshIdentity* id = identity(workload_spiffe_id(c_.mesh.trust_domain, g.ns, g.name));
+      if (id) return id->server;
+      warn(
+          fmt::format("gateway {}: servers[{}]: istio_mutual needs the mesh CA, which has no "
+                      "certificate for the gateway; server skipped",
+                      qualified(g), i));
+      return nullptr;
+    }
+    if (!options_.server_tls) {
+      warn(fmt::format("gateway {}: servers[{}]: no TLS certificates here; server skipped",
+                       qualified(g), i));
+      return nullptr;
+    }
+    Result<tls::TlsContextConstPtr> ctx =
+        options_.server_tls(*s.tls, s.port.protocol == config::Protocol::Https);
+    if (ctx) return *ctx;
+    warn(fmt::format("gateway {}: servers[{}]: {}; server skipped", qualified(g), i,
+                     ctx.error().message()));
+    return nullptr;
+  }
+
+  /// An https listener's servers (all terminate TLS: validation puts one protocol on a
+  /// port), each with its own route table of its own hosts, as Istio gives every https
+  /// server its own route configuration.
+  void tls_servers(ListenerSpec& listener, const ListenerBuild& b) {
+    for (const ServerRef& sr : b.servers) {
+      if (!sr.tls) continue;
+      TlsServerSpec ts;
+      ts.name = fmt::format("{}/servers[{}]", sr.key, sr.index);
+      for (const auto& host : sr.server->hosts) {
+        std::string h = lower(host.substr(host.find('/') + 1));  // without "NAMESPACE/"
+        if (std::find(ts.sni_hosts.begin(), ts.sni_hosts.end(), h) == ts.sni_hosts.end())
+          ts.sni_hosts.push_back(std::move(h));
+      }
+      ts.context = sr.tls;
+      ts.route_table = fmt::format("https.{}.{}.servers[{}]", b.port, sr.key, sr.index);
+      if (b.bind != options_.default_bind) ts.route_table += "." + b.bind;
+      ListenerBuild one = b;
+      one.servers = {sr};
+      route_tables_.try_emplace(ts.route_table, route_table(ts.route_table, one));
+      listener.tls_servers.push_back(std::move(ts));
     }
   }
 
@@ -922,6 +1349,12 @@ class Compiler {
           VirtualHostSpec vh;
           vh.name = fmt::format("{}:{}", d.name, b.port);
           vh.domains = {d.name};
+          // The first of its gateways with a limit (one virtual host rarely serves two).
+          for (const ServerRef* sr : d.servers) {
+            if (!sr->gateway->local_rate_limit) continue;
+            vh.rate_limit = rate_limit("gateway:" + sr->key, *sr->gateway->local_rate_limit);
+            break;
+          }
           if (d.https_redirect) {
             // Istio's tls.https_redirect: the server answers every request with a
             // redirect to https (Envoy's require_tls), whatever the routes say.
@@ -1155,6 +1588,9 @@ class Compiler {
             route.mirror.cluster = destination_cluster(vs, *r.mirror);
         }
       }
+      if (r.local_rate_limit)
+        route.rate_limit =
+            rate_limit(fmt::format("route:{}/{}/http[{}]", vs.ns, vs.name, i), *r.local_rate_limit);
       if (r.cors_policy && !cors_spec(*r.cors_policy, route.cors)) {
         warn(
             fmt::format("virtual_service {}: http[{}].cors_policy: an origin regex does not "
@@ -1487,9 +1923,9 @@ class Compiler {
 
   /// A Tcp listener's routes. A tcp listener has one: Istio's first applicable tcp route. A
   /// tls listener reads the ClientHello and routes by SNI: the tls routes of its passthrough
-  /// servers; and for each server with another mode (TLS termination, which meshbox does not
-  /// do yet: the bytes pass through as they are), its first applicable tcp route under the
-  /// server's own hosts, as Istio routes after terminating.
+  /// servers; and for each server with another mode (TLS termination: the route carries the
+  /// server's context), its first applicable tcp route under the server's own hosts, as
+  /// Istio routes after terminating.
   std::vector<L4RouteSpec> l4_routes(const std::string& listener, const ListenerBuild& b) {
     std::vector<L4RouteSpec> out;
     if (b.protocol != config::Protocol::Tls) {
@@ -1514,6 +1950,7 @@ class Compiler {
       }
       if (mine.empty()) continue;
       route->sni_hosts = std::move(mine);
+      route->terminate = sr.tls;
       out.push_back(std::move(*route));
     }
     return out;
@@ -1526,7 +1963,12 @@ class Compiler {
   std::map<std::string, std::optional<loop::Address>> addresses_;          // "HOST:PORT" → parsed
   std::map<std::string, ClusterSpec> clusters_;                            // by name
   std::optional<std::vector<OriginalDstRoute>> vip_routes_;                // made on first use
-  std::map<std::string, const MeshIdentity*> identities_;               // by SPIFFE ID, asked once
+  std::map<std::string, const MeshIdentity*> identities_;  // by SPIFFE ID, asked once
+  struct InlineJwks {
+    tls::JwksConstPtr jwks;
+    std::string error;
+  };
+  std::map<std::string, InlineJwks> inline_jwks_;  // by document text: each parsed once
   std::map<std::pair<uint32_t, std::string>, ListenerSpec> listeners_;  // (port, bind)
   std::map<std::string, RouteTableSpec> route_tables_;                  // by name
   std::vector<std::string> warnings_;

@@ -19,14 +19,18 @@
 #include "core/base/log.h"
 #include "core/base/random.h"
 #include "core/loop/timer.h"
+#include "core/tls/handshake_stats.h"
 #include "plane/config/decode.h"
 #include "plane/config/host_index.h"
 #include "plane/control/ca.h"
 #include "plane/control/compiler.h"
+#include "plane/control/gateway_tls.h"
 #include "plane/control/http_server.h"
+#include "plane/control/jwks_cache.h"
 #include "plane/control/registry.h"
 #include "plane/control/store.h"
 #include "plane/control/supervisor.h"
+#include "plane/control/upstream_tls.h"
 
 namespace meshbox::control {
 
@@ -308,6 +312,9 @@ void ControlPlane::stop() {
   supervisor_.reset();
   registry_.reset();
   renew_timer_.reset();  // no more snapshots: nothing to renew
+  upstream_tls_timer_.reset();
+  gateway_tls_.reset();
+  jwks_.reset();  // cancels the fetches in flight
 }
 
 void ControlPlane::update_instance_endpoints() {
@@ -466,6 +473,30 @@ void ControlPlane::recompile() {
   CompileOptions opts;
   opts.default_bind = options_.default_bind;
   opts.identity = [this](const std::string& id) { return mesh_identity(id); };
+  if (!upstream_tls_) upstream_tls_ = std::make_unique<UpstreamTlsCache>();
+  upstream_tls_->begin();
+  opts.upstream_tls = [this](const config::ClientTls& t, const std::string& sni) {
+    return upstream_tls_->get(t, sni);
+  };
+  // A bucket lives as long as compiles keep asking for it with the same numbers: a push
+  // does not refill it, a changed limit starts a full one.
+  std::map<std::string, std::shared_ptr<TokenBucket>> buckets;
+  opts.rate_limit_bucket = [&](const std::string& key, uint32_t max_tokens, uint32_t per_fill,
+                               uint64_t interval_ms) {
+    auto same = [&](const std::shared_ptr<TokenBucket>& b) {
+      return b->max_tokens() == max_tokens && b->tokens_per_fill() == per_fill &&
+             b->fill_interval_ms() == interval_ms;
+    };
+    if (auto it = buckets.find(key); it != buckets.end() && same(it->second)) return it->second;
+    auto old = buckets_.find(key);
+    std::shared_ptr<TokenBucket> b =
+        old != buckets_.end() && same(old->second)
+            ? old->second
+            : std::make_shared<TokenBucket>(max_tokens, per_fill, interval_ms,
+                                            TokenBucket::now_ms());
+    buckets[key] = b;
+    return b;
+  };
   // An instance's sidecar serves from the start of its process, not from its first passed
   // health check: the app's outbound calls work while it starts, and `meshbox inject` can
   // start the app once the listeners serve. Until the registry lists its endpoint, the
@@ -479,7 +510,38 @@ void ControlPlane::recompile() {
                          std::make_move_iterator(starting.end()));
     endpoints = &with_starting;
   }
+  // Gateway TLS termination: contexts from the servers' certificate files, rebuilt when a
+  // file changes (gateway_tls.h polls them).
+  if (!gateway_tls_) gateway_tls_ = std::make_unique<GatewayTls>(loop_, [this] { recompile(); });
+  gateway_tls_->begin_compile();
+  opts.server_tls = [this](const config::ServerTls& t, bool https) {
+    return gateway_tls_->context(t, https);
+  };
+  // request_authentication jwks_uri: key sets read from files or fetched in the background;
+  // a set that arrives or changes recompiles.
+  if (!jwks_)
+    jwks_ = std::make_unique<JwksCache>(
+        loop_, dns::ResolverOptions::for_state_dir(options_.state_dir), [this] { recompile(); });
+  jwks_->begin();
+  opts.jwks_uri = [this](const std::string& uri, uint64_t timeout_ms, std::string& error) {
+    return jwks_->get(uri, timeout_ms, error);
+  };
   Compiled c = compile(*config_, *endpoints, opts);
+  jwks_->sweep();
+  gateway_tls_->end_compile();
+  upstream_tls_->sweep();
+  if (upstream_tls_->size() > 0 && !upstream_tls_timer_) {
+    // Certificate files are polled (a few stat calls a second), as the config files are.
+    upstream_tls_timer_ = std::make_unique<loop::Timer>(loop_, [this] {
+      upstream_tls_timer_->start(kFileWatchIntervalMs);
+      if (upstream_tls_->files_changed()) {
+        MB_INFO("control", "a destination_rule tls file changed: new TLS contexts");
+        recompile();
+      }
+    });
+    upstream_tls_timer_->start(kFileWatchIntervalMs);
+  }
+  buckets_ = std::move(buckets);
   if (c.warnings != compile_warnings_)
     for (const auto& w : c.warnings)
       MB_WARN("control", "{}", w);
@@ -632,6 +694,39 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
   if (get && p == "/clusters") return respond(json_response(200, clusters_json()));
   if (get && p == "/routes") return respond(json_response(200, routes_json()));
   if (get && p == "/stats/push") return respond(json_response(200, push_stats_json()));
+  if (get && p == "/stats/tls") {
+    // TLS handshakes of the whole process (every worker): upstream ones as the client, the
+    // sidecars' and gateways' as the server. resumed/full shows session reuse at work.
+    tls::HandshakeCounts n = tls::handshake_counts();
+    json::Writer w;
+    w.begin_object()
+        .key("client")
+        .begin_object()
+        .field("full", n.client_full)
+        .field("resumed", n.client_resumed)
+        .field("failed", n.client_failed)
+        .end_object()
+        .key("server")
+        .begin_object()
+        .field("full", n.server_full)
+        .field("resumed", n.server_resumed)
+        .field("failed", n.server_failed)
+        .end_object()
+        .end_object();
+    return respond(json_response(200, w.take()));
+  }
+  if (get && p == "/stats/authz") {
+    // Authorization decisions of every worker since start (Envoy's rbac.allowed/denied),
+    // on listeners that have policies; audited counts AUDIT policy matches.
+    AuthzCounters& n = authz_counters();
+    json::Writer w;
+    w.begin_object()
+        .field("allowed", n.allowed.load(std::memory_order_relaxed))
+        .field("denied", n.denied.load(std::memory_order_relaxed))
+        .field("audited", n.audited.load(std::memory_order_relaxed))
+        .end_object();
+    return respond(json_response(200, w.take()));
+  }
   if (get && p == "/workloads") return respond(json_response(200, workloads_json()));
   if (m == "POST" && p == "/endpoints") return register_endpoint(req, std::move(respond));
   if (m == "POST" && p == "/workloads/attach") return attach_workload(req, std::move(respond));

@@ -30,6 +30,9 @@
 namespace meshbox::control {
 
 class CertificateAuthority;
+class UpstreamTlsCache;
+class JwksCache;
+class GatewayTls;
 class Store;
 class Registry;
 struct Endpoint;
@@ -161,6 +164,15 @@ class ControlPlane : NonCopyable {
   };
   std::map<std::string, IdentityEntry> identities_;  // by SPIFFE ID
   std::unique_ptr<loop::Timer> renew_timer_;         // the earliest renew_at: recompile
+  /// destination_rule tls contexts (upstream_tls.h), and the poll of their files: a changed
+  /// certificate, key or CA file recompiles.
+  std::unique_ptr<UpstreamTlsCache> upstream_tls_;
+  std::unique_ptr<JwksCache> jwks_;  // request_authentication jwks_uri key sets
+  std::unique_ptr<loop::Timer> upstream_tls_timer_;
+  /// Gateway servers' TLS contexts (gateway_tls.h), with the poll of their files.
+  std::unique_ptr<GatewayTls> gateway_tls_;
+  /// Local rate limits' buckets by key, as the last compile used them (rate_limit_bucket).
+  std::map<std::string, std::shared_ptr<TokenBucket>> buckets_;
 };
 
 }  // namespace meshbox::control

@@ -40,16 +40,7 @@ UpstreamConn::UpstreamConn(ConnPool& pool, loop::TcpConnPtr conn)
 UpstreamConn::~UpstreamConn() = default;
 
 void UpstreamConn::on_connected() {
-  if (identity_) {
-    // Mesh mTLS: the chain reached the mesh root; now the workload must be the one meant.
-    auto* t = tls::TlsTransport::of(conn_->transport());
-    if (!t || t->peer_spiffe_id() != pool_.peer_identity()) {
-      MB_LOG_EVERY(1, Warn, "upstream", "{}: the peer is {}, not {}: connection refused",
-                   pool_.endpoint().to_string(), t ? t->peer_spiffe_id() : "?",
-                   pool_.peer_identity());
-      return fail(UpstreamFailure::ConnectFailed);
-    }
-  }
+  if (identity_ && !pool_.peer_ok(conn_->transport())) return fail(UpstreamFailure::ConnectFailed);
   connected_ = true;
   timer_.stop();
   conn_->read_start();
@@ -106,10 +97,14 @@ void UpstreamConn::on_eof() {
 
 void UpstreamConn::on_error(int err) {
   if (state_ == State::Idle || !client_) return pool_.destroy(this);
-  if (!connected_ && conn_ && conn_->transport())
-    MB_LOG_EVERY(1, Debug, "upstream", "{}: {}: {}", pool_.endpoint().to_string(),
+  // A TLS 1.3 server refusing the client's certificate says so after the client's handshake
+  // finished: still a connect failure (UF), not a reset.
+  bool handshake = err == loop::kErrTransportHandshake;
+  if ((!connected_ || handshake) && conn_ && conn_->transport())
+    MB_LOG_EVERY(10, Warn, "upstream", "{}{}{}: {}: {}", pool_.endpoint().to_string(),
+                 pool_.settings().tls_sni.empty() ? "" : " SNI ", pool_.settings().tls_sni,
                  loop::uv_error(err), conn_->transport()->error_detail());
-  fail(connected_ ? UpstreamFailure::Reset : UpstreamFailure::ConnectFailed);
+  fail(connected_ && !handshake ? UpstreamFailure::Reset : UpstreamFailure::ConnectFailed);
 }
 
 void UpstreamConn::on_drained() {
@@ -147,8 +142,53 @@ ConnPool::~ConnPool() {
   busy_.for_each([this](UpstreamConn* c) { destroy(c); });
 }
 
+namespace {
+
+/// `got` is one of the comma-separated IDs of `want`, or `want` is "*" and `got` any ID.
+bool identity_matches(std::string_view want, std::string_view got) {
+  if (got.empty()) return false;
+  if (want == "*") return true;
+  while (!want.empty()) {
+    size_t comma = want.find(',');
+    if (want.substr(0, comma) == got) return true;
+    if (comma == std::string_view::npos) break;
+    want.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<loop::Transport> ConnPool::client_transport(
+    const tls::TlsContextConstPtr& caller) const {
+  if (settings_.tls) {
+    // A session goes back only to the address and name it came from.
+    return tls::TlsTransport::client(
+        settings_.tls, {.server_name = settings_.tls_sni,
+                        .session_key = endpoint_.to_string() + "|" + settings_.tls_sni});
+  }
+  if (peer_identity_.empty() || !caller) return nullptr;
+  return tls::TlsTransport::client(caller,
+                                   {.server_name = {}, .session_key = endpoint_.to_string()});
+}
+
+bool ConnPool::peer_ok(loop::Transport* transport) const {
+  if (settings_.tls) return true;  // the context verified the name or SANs
+  // Mesh mTLS: the chain reached the mesh root; now the workload must be the one meant.
+  auto* t = tls::TlsTransport::of(transport);
+  if (t && identity_matches(peer_identity_, t->peer_spiffe_id())) return true;
+  MB_LOG_EVERY(10, Warn, "upstream", "{}: the peer is {}, not {}: connection refused",
+               endpoint_.to_string(), t && !t->peer_spiffe_id().empty() ? t->peer_spiffe_id() : "?",
+               peer_identity_);
+  return false;
+}
+
 UpstreamConn* ConnPool::acquire(UpstreamClient* client, const tls::TlsContextConstPtr& identity) {
-  const tls::TlsContext* id = peer_identity_.empty() ? nullptr : identity.get();
+  // The context connections are made with: an idle one is reused only by callers that
+  // would make the same (mesh: per calling identity).
+  const tls::TlsContext* id = settings_.tls            ? settings_.tls.get()
+                              : peer_identity_.empty() ? nullptr
+                                                       : identity.get();
   UpstreamConn* c = idle_.back();
   if (c && c->identity_ != id) {
     // Another identity's connection last: the newest of ours, if any (rare: a pool serves
@@ -173,8 +213,7 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client, const tls::TlsContextCon
     }
     if (s.is_ok() && id) {
       c->identity_ = id;
-      c->conn_->set_transport(tls::TlsTransport::client(
-          identity, {.server_name = {}, .session_key = endpoint_.to_string()}));
+      c->conn_->set_transport(client_transport(identity));
     }
     if (s.is_ok()) s = c->conn_->connect(endpoint_);
     // An immediate failure is reported from the loop, never from inside acquire().

@@ -31,9 +31,16 @@ struct PoolSettings {
   uint32_t max_idle = 1'024;
   uint32_t max_connections = CircuitBreakerSpec::kUnlimited;  // the cluster's, all workers
   uint32_t max_requests_per_connection = 0;                   // 0 = unlimited
+  tls::TlsContextConstPtr tls;  // destination_rule tls simple/mutual (ClusterSpec::tls)
+  std::string tls_sni;
   static PoolSettings of(const ClusterSpec& c) {
-    return {c.connect_timeout_ms, c.idle_timeout_ms, c.max_idle_per_endpoint,
-            c.limits.max_connections, c.limits.max_requests_per_connection};
+    return {c.connect_timeout_ms,
+            c.idle_timeout_ms,
+            c.max_idle_per_endpoint,
+            c.limits.max_connections,
+            c.limits.max_requests_per_connection,
+            c.tls,
+            c.tls_sni};
   }
   bool operator==(const PoolSettings&) const = default;
 };
@@ -147,6 +154,17 @@ class ConnPool {
   size_t active_count() const { return busy_count_; }
   const loop::Address& endpoint() const { return endpoint_; }
   const std::string& peer_identity() const { return peer_identity_; }
+  /// Whether connections are TLS: to a mesh endpoint (peer_identity) when the caller has a
+  /// mesh identity, or with the cluster's destination_rule context.
+  bool uses_tls(const tls::TlsContextConstPtr& caller) const {
+    return settings_.tls || (!peer_identity_.empty() && caller);
+  }
+  /// The TLS client transport for a new connection of a caller with mesh identity `caller`
+  /// (the listener's mesh_client); null: plain text. Also used by TCP tunnels.
+  std::unique_ptr<loop::Transport> client_transport(const tls::TlsContextConstPtr& caller) const;
+  /// After the handshake of a connection made with client_transport(): whether the server is
+  /// the one meant (a mesh endpoint's SPIFFE ID; the context checked the rest). Logs why not.
+  bool peer_ok(loop::Transport* transport) const;
   loop::Loop& loop() { return loop_; }
   const PoolSettings& settings() const { return settings_; }
   SharedCluster& shared() { return *shared_; }

@@ -1,5 +1,7 @@
 #include "plane/data/http_connection.h"
 
+#include <chrono>
+
 #include "core/base/log.h"
 #include "core/http/serializer.h"
 #include "core/tls/sniff.h"
@@ -7,6 +9,7 @@
 #include "plane/data/load_balancer.h"
 #include "plane/data/router.h"
 #include "plane/data/shadow.h"
+#include "plane/data/sni.h"
 #include "plane/data/tunnel.h"
 
 namespace meshbox::data {
@@ -104,7 +107,9 @@ HttpConnection::HttpConnection(Worker& worker, SnapshotConstPtr snapshot,
   client_ip_ = down_->peer().ip();
   down_->set_callbacks(this);
   down_->read_start();
-  arm(Wait::Idle, listener_.http.idle_timeout_ms);
+  // A TLS gateway's client has as long for its ClientHello as a TLS inspector gives it.
+  arm(Wait::Idle, listener_.tls_servers.empty() ? listener_.http.idle_timeout_ms
+                                                : listener_.tls_inspect_timeout_ms);
 }
 
 HttpConnection::~HttpConnection() = default;
@@ -118,6 +123,7 @@ void HttpConnection::arm(Wait what, uint64_t ms) {
 
 void HttpConnection::on_data(const char* data, size_t len) {
   if (closing_) return;
+  if (!tls_decided_ && !listener_.tls_servers.empty()) return on_client_hello(data, len);
   if (!tls_decided_ && listener_.mesh_server) {
     // Mesh mTLS on an inbound sidecar: a ClientHello turns TLS on (the bytes read so far go
     // to it first); plain text is served when permissive, refused when strict.
@@ -155,6 +161,40 @@ void HttpConnection::on_data(const char* data, size_t len) {
     return;
   }
   process(data, len);
+}
+
+void HttpConnection::on_client_hello(const char* data, size_t len) {
+  held_.append(data, len);
+  std::string hello_bytes = held_.to_string();
+  SniResult hello = parse_sni(hello_bytes);
+  if (hello.kind == SniResult::Kind::NeedMore) return;  // parse_sni bounds what is held
+  if (hello.kind == SniResult::Kind::NotTls || hello.kind == SniResult::Kind::Error) {
+    MB_LOG_EVERY(10, Debug, "http", "listener {}: {} from {}: connection reset", listener_.name,
+                 hello.error, client_ip_);
+    down_->close_reset();
+    return close();
+  }
+  tls_decided_ = true;
+  held_.clear();
+  std::optional<std::string_view> sni;
+  if (hello.kind == SniResult::Kind::Sni) sni = hello.name;
+  // Istio's filter chain per server: the most specific SNI match, else the first server.
+  tls_server_ = &listener_.tls_servers.front();
+  int best = -1;
+  for (const TlsServerSpec& s : listener_.tls_servers) {
+    for (const std::string& pattern : s.sni_hosts) {
+      int rank = sni_match_rank(pattern, sni);
+      if (rank > best) {
+        best = rank;
+        tls_server_ = &s;
+      }
+    }
+  }
+  MB_TRACE("http", "listener {}: SNI {} → {}", listener_.name, sni ? *sni : "(none)",
+           tls_server_->name);
+  down_->set_transport(tls::TlsTransport::server(tls_server_->context), hello_bytes);
+  // The handshake and the first request head within the header timeout.
+  arm(Wait::Idle, listener_.http.header_timeout_ms);
 }
 
 void HttpConnection::process(const char* data, size_t len) {
@@ -222,6 +262,10 @@ void HttpConnection::on_eof() {
 }
 
 void HttpConnection::on_error(int) {
+  if (tls_server_ && !down_->transport()->error_detail().empty()) {
+    MB_LOG_EVERY(10, Debug, "http", "listener {}: TLS with {} failed: {}", listener_.name,
+                 client_ip_, down_->transport()->error_detail());
+  }
   close();
 }
 
@@ -251,6 +295,8 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   close_after_ = !head.keep_alive || worker_.draining();
   arm(Wait::RequestBody, listener_.http.idle_timeout_ms);
   to_origin_form(head);
+  if (!authenticate(head)) return;
+  if (!authorize(head)) return;
   if (!route(head)) return;
   replayable_ = route_->retry.attempts > 0;
 
@@ -291,8 +337,12 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   if (head.upgrade)
     if (const std::string* u = h.get("upgrade")) upgrade = *u;
   strip_hop_by_hop(h);
+  set_client_cert_header(h);
   append_to_list(h, "x-forwarded-for", client_ip_);
-  append_to_list(h, "x-forwarded-proto", "http");
+  if (tls_server_)
+    h.set("x-forwarded-proto", "https");  // the edge says how the client came (as Envoy's)
+  else
+    append_to_list(h, "x-forwarded-proto", "http");
   if (!h.has("x-request-id")) {
     char id[36];
     worker_.random().uuid4(id);
@@ -728,8 +778,10 @@ bool HttpConnection::route(http::RequestHead& head) {
   stream_snapshot_ = worker_.snapshot();
   cluster_.reset();
   pending_reply_.reset();
-  const RouteTableSpec* table = stream_snapshot_->find_route_table(listener_.route_table);
+  const RouteTableSpec* table = stream_snapshot_->find_route_table(
+      tls_server_ ? tls_server_->route_table : listener_.route_table);
   RouteInput in = RouteInput::from(head, listener_.address.port());
+  if (tls_server_) in.scheme = "https";
   const VirtualHostSpec* vhost = table ? find_virtual_host(*table, in.host) : nullptr;
   RouteHit hit = vhost ? find_route(*vhost, in) : RouteHit{};
   const RouteSpec* r = hit.route;
@@ -739,6 +791,10 @@ bool HttpConnection::route(http::RequestHead& head) {
     reply_when_complete(lr.status, std::string(lr.body), ResponseFlag::NoRouteFound);
     return false;
   }
+  // Local rate limits (Envoy's local_ratelimit filter, after jwt_authn and rbac): the
+  // workload's, then the gateway's, then the route's; the first empty bucket answers.
+  for (const RateLimitSpec* rl : {&listener_.rate_limit, &vhost->rate_limit, &r->rate_limit})
+    if (rl->enabled() && !take_token(*rl)) return false;
   cors_origin_.clear();
   set_cookie_.clear();
   has_hash_ = false;
@@ -819,6 +875,153 @@ bool HttpConnection::route(http::RequestHead& head) {
   match_ = hit.match;
   destination_ = wc;
   return true;
+}
+
+bool HttpConnection::take_token(const RateLimitSpec& rl) {
+  TokenBucket::Take t = rl.bucket->take(TokenBucket::now_ms());
+  if (t.allowed) return true;
+  // Envoy's local rate limit reply, with its x-ratelimit-* headers (draft 03): the limit, what
+  // is left, and the seconds until the next fill.
+  reply_when_complete(429, "local_rate_limited\n", ResponseFlag::RateLimited,
+                      fmt::format("x-ratelimit-limit: {}\r\nx-ratelimit-remaining: {}\r\n"
+                                  "x-ratelimit-reset: {}\r\n",
+                                  rl.bucket->max_tokens(), t.remaining, (t.reset_ms + 999) / 1000));
+  return false;
+}
+
+void HttpConnection::learn_peer() {
+  peer_learned_ = true;
+  local_ip_ = down_->local().ip();  // a syscall: once per connection
+  tls::TlsTransport* tls = tls::TlsTransport::of(down_->transport());
+  if (!tls) return;
+  std::string_view id = tls->peer_spiffe_id();
+  if (!id.starts_with("spiffe://")) return;
+  peer_principal_ = id.substr(9);
+  // Envoy's XFCC as Istio's inbound sidecars set it: who received the request, the peer
+  // certificate's hash, its subject (workload certificates have none) and its URI SAN.
+  if (listener_.mesh_server && !listener_.spiffe_id.empty())
+    xfcc_ = fmt::format("By={};Hash={};Subject=\"\";URI={}", listener_.spiffe_id,
+                        tls->peer_certificate_sha256(), id);
+}
+
+void HttpConnection::set_client_cert_header(http::HeaderMap& h) {
+  h.remove("x-forwarded-client-cert");
+  if (!listener_.mesh_server) return;  // only an inbound sidecar sets one
+  if (!peer_learned_) learn_peer();
+  if (!xfcc_.empty()) h.add("x-forwarded-client-cert", xfcc_);
+}
+
+bool HttpConnection::authenticate(http::RequestHead& head) {
+  // The worker's current snapshot, as authorize(): keys fetched (or rules changed) after
+  // this connection was accepted apply to its next request.
+  const SnapshotConstPtr& current = worker_.snapshot();
+  if (current != jwt_snapshot_) {
+    jwt_snapshot_ = current;
+    jwt_ = &listener_.jwt;
+    if (current && current != snapshot_) {
+      for (const ListenerSpec& l : current->listeners) {
+        if (l.name == listener_.name) {
+          jwt_ = &l.jwt;
+          break;
+        }
+      }
+    }
+  }
+  if (jwt_->empty()) {
+    request_auth_ = RequestAuth{};
+    return true;
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  tls::JwtStatus s = authenticate_request(*jwt_, head, now, request_auth_);
+  if (s == tls::JwtStatus::Ok) return true;
+  std::string_view why = tls::jwt_status_text(s);
+  MB_LOG_EVERY(10, Debug, "jwt", "listener {}: {} from {} refused: {}", listener_.name, head.method,
+               client_ip_, why);
+  // Envoy's jwt_authn answer: 401 (403 for an audience not allowed) with the reason as the
+  // body and a www-authenticate challenge; no response flag (the response code details say
+  // jwt_authn_access_denied{...}).
+  route_ = nullptr;
+  match_ = nullptr;
+  destination_ = nullptr;
+  pending_reply_.reset();
+  std::string_view scheme = tls::TlsTransport::of(down_->transport()) ? "https" : "http";
+  int status = s == tls::JwtStatus::AudienceNotAllowed ? 403 : 401;
+  reply_when_complete(status, std::string(why), ResponseFlag::None,
+                      "www-authenticate: " + www_authenticate(head, s, scheme) + "\r\n");
+  return false;
+}
+
+bool HttpConnection::authorize(const http::RequestHead& head) {
+  // The policies of the worker's current snapshot: a policy applied (or removed) reaches
+  // kept-alive connections too. The listener is looked up by name once per snapshot.
+  const SnapshotConstPtr& current = worker_.snapshot();
+  if (current != authz_snapshot_) {
+    authz_snapshot_ = current;
+    authz_ = &listener_.authz;
+    if (current && current != snapshot_) {
+      for (const ListenerSpec& l : current->listeners) {
+        if (l.name == listener_.name) {
+          authz_ = &l.authz;
+          break;
+        }
+      }
+    }
+  }
+  if (authz_->empty()) return true;
+  if (!peer_learned_) learn_peer();
+  AuthzRequest r;
+  r.source_principal = peer_principal_;
+  r.source_ip = client_ip_;
+  r.remote_ip = client_ip_;
+  if (const std::string* xff = head.headers.get("x-forwarded-for")) {
+    std::string_view first = std::string_view(*xff).substr(0, xff->find(','));
+    while (!first.empty() && (first.front() == ' ' || first.front() == '\t'))
+      first.remove_prefix(1);
+    while (!first.empty() && (first.back() == ' ' || first.back() == '\t'))
+      first.remove_suffix(1);
+    if (!first.empty()) r.remote_ip = first;
+  }
+  r.destination_ip = local_ip_;
+  r.destination_port = listener_.address.port();
+  if (const std::string* host = head.headers.get("host")) r.host = *host;
+  r.method = head.method;
+  std::string path;
+  if (head.method != "CONNECT") {
+    std::string_view target = head.target;
+    path = normalize_path(target.substr(0, target.find('?')));
+    r.path = path;
+  }
+  if (tls::TlsTransport* tls = tls::TlsTransport::of(down_->transport()))
+    r.sni = tls->server_name();
+  r.headers = &head.headers;
+  r.auth = &request_auth_;
+  AuthzDecision d = evaluate(*authz_, r);
+  AuthzCounters& counters = authz_counters();
+  if (d.audited > 0) {
+    counters.audited.fetch_add(d.audited, std::memory_order_relaxed);
+    MB_LOG_EVERY(10, Info, "authz", "listener {}: {} {} from {} ({}) matched AUDIT policy {}/{}",
+                 listener_.name, head.method, r.path, client_ip_,
+                 peer_principal_.empty() ? "no peer identity" : peer_principal_, d.audit_policy->ns,
+                 d.audit_policy->name);
+  }
+  if (d.allowed) {
+    counters.allowed.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  counters.denied.fetch_add(1, std::memory_order_relaxed);
+  MB_LOG_EVERY(10, Debug, "authz", "listener {}: {} {} from {} ({}) denied: {}", listener_.name,
+               head.method, r.path, client_ip_,
+               peer_principal_.empty() ? "no peer identity" : peer_principal_, denial_details(d));
+  // Envoy's RBAC filter answer: 403 with this exact body; it sets no response flag (the
+  // access log's response code details say rbac_access_denied_matched_policy[...]).
+  route_ = nullptr;
+  match_ = nullptr;
+  destination_ = nullptr;
+  pending_reply_.reset();
+  reply_when_complete(403, "RBAC: access denied", ResponseFlag::None);
+  return false;
 }
 
 bool HttpConnection::cors(const RouteSpec& r, const http::RequestHead& head) {

@@ -5,7 +5,9 @@
 // Loop thread only; owned by its Worker's connection list.
 //
 // Proxy rules (RFC 9110 §7.6, RFC 9112): hop-by-hop headers and every header named in
-// Connection are removed both ways; X-Forwarded-For and X-Forwarded-Proto are appended;
+// Connection are removed both ways; X-Forwarded-For and X-Forwarded-Proto are appended (a
+// gateway that terminates TLS sets X-Forwarded-Proto: https instead, after it picked the
+// server by the ClientHello's SNI);
 // x-request-id is added when absent; Host is kept unless the route rewrites the authority.
 // The route's rewrite (path, authority) and header operations change the request sent
 // upstream, its response header operations the response sent back. A route's fault may abort
@@ -22,7 +24,9 @@
 #include "core/http/parser.h"
 #include "core/loop/tcp_conn.h"
 #include "core/loop/timer.h"
+#include "plane/data/authz.h"
 #include "plane/data/conn_pool.h"
+#include "plane/data/jwt_authn.h"
 #include "plane/data/local_reply.h"
 #include "plane/data/worker.h"
 
@@ -72,6 +76,9 @@ class HttpConnection : public ActiveConnection,
   void on_upstream_read_done() override;
 
   void process(const char* data, size_t len);
+  /// Gateway TLS termination: reads the ClientHello, picks the server by its SNI and
+  /// starts TLS with that server's context.
+  void on_client_hello(const char* data, size_t len);
   bool pass_through_tcp(const char* data, size_t len);
   void process_held();
   void on_parse_error();
@@ -79,6 +86,15 @@ class HttpConnection : public ActiveConnection,
   void arm(Wait what, uint64_t ms);
   void flush_upstream_head();
   std::string_view take_upstream_head();
+  bool authenticate(http::RequestHead& head);
+  /// The listener's authorization policies (Istio's AuthorizationPolicy), as the worker's
+  /// current snapshot has them; a denied request gets 403 "RBAC: access denied" and false.
+  bool authorize(const http::RequestHead& head);
+  /// x-forwarded-client-cert: set from the mesh mTLS peer on an inbound sidecar, removed
+  /// everywhere else (a client's own is never trusted).
+  void set_client_cert_header(http::HeaderMap& h);
+  /// Learns the TLS peer's identity and the local address, once per connection.
+  void learn_peer();
   bool route(http::RequestHead& head);
   void to_origin_form(http::RequestHead& head);
   void rewrite_request(http::RequestHead& head);
@@ -95,6 +111,8 @@ class HttpConnection : public ActiveConnection,
   void arm_response_timer();
   void end_stream_state();
   bool cors(const RouteSpec& r, const http::RequestHead& head);
+  /// A token from a local rate limit's bucket; none left: 429 and false.
+  bool take_token(const RateLimitSpec& rl);
   void start_shadow(http::RequestHead& head);
   void resume_reading();
   void reply_when_complete(int status, std::string body, ResponseFlag flag,
@@ -130,6 +148,19 @@ class HttpConnection : public ActiveConnection,
   const RouteSpec* route_ = nullptr;
   const RouteMatchSpec* match_ = nullptr;
   const WeightedCluster* destination_ = nullptr;
+  // What the request's JWT says (request_authentication); filled by authenticate().
+  RequestAuth request_auth_;
+  // The request_authentication of the worker's current snapshot (looked up once per snapshot).
+  SnapshotConstPtr jwt_snapshot_;
+  const RequestAuthnSpec* jwt_ = nullptr;
+  // Authorization: the spec of the snapshot last looked at (kept with it), and the TLS
+  // peer's identity ("" = none), learned at the first request.
+  SnapshotConstPtr authz_snapshot_;
+  const AuthzSpec* authz_ = nullptr;
+  std::string peer_principal_;  // the SPIFFE ID without "spiffe://"
+  std::string xfcc_;            // the x-forwarded-client-cert an inbound sidecar sets
+  std::string local_ip_;        // the connection's local address (destination.ip)
+  bool peer_learned_ = false;
   uint64_t response_timeout_ms_ = 0;
   // A fault delay: its own timer, so that timer_ keeps measuring the request's timeouts
   // meanwhile. The client is not read while delayed; the body bytes already read and parsed
@@ -204,6 +235,8 @@ class HttpConnection : public ActiveConnection,
   bool closed_ = false;
   bool sniffed_ = false;      // a capture listener's first bytes were looked at
   bool tls_decided_ = false;  // mesh mTLS: TLS or plain text, from the first bytes
+  // Gateway TLS: the server the ClientHello chose (points into snapshot_); null before.
+  const TlsServerSpec* tls_server_ = nullptr;
   // CONNECT: the upstream socket while it connects.
   struct ConnectWaiter : loop::TcpConnCallbacks {
     HttpConnection* owner;

@@ -38,6 +38,8 @@ std::string_view flag_name(ResponseFlag flag) {
       return "FI";
     case ResponseFlag::DnsResolutionFailure:
       return "DF";
+    case ResponseFlag::RateLimited:
+      return "RL";
   }
   return "-";
 }

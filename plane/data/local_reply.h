@@ -25,6 +25,7 @@ enum class ResponseFlag {
   DelayInjected,                    // DI: a route's fault delayed the request
   FaultInjected,                    // FI: a route's fault aborted the request
   DnsResolutionFailure,             // DF: a passthrough host did not resolve
+  RateLimited,                      // RL: a local rate limit's bucket was empty
 };
 
 enum class ErrorSource { Downstream, Upstream, Internal };

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "core/base/log.h"
+#include "core/tls/sniff.h"
+#include "core/tls/tls_transport.h"
 #include "plane/data/sni.h"
 
 namespace meshbox::data {
@@ -57,6 +59,15 @@ void Tunnel::set_up(loop::TcpConnPtr up) {
 
 Tunnel* Tunnel::accept(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
                        loop::TcpConnPtr down) {
+  if (listener.mesh_server && listener.mesh_tls != ListenerSpec::MeshTls::Disable) {
+    auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
+    t->snapshot_ = std::move(snapshot);
+    t->listener_ = &listener;
+    t->sniffing_ = true;
+    t->timer_.start(listener.tls_inspect_timeout_ms);
+    t->down_.conn->read_start();
+    return t;
+  }
   if (listener.tls_inspector) {
     auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
     t->snapshot_ = std::move(snapshot);
@@ -72,14 +83,15 @@ Tunnel* Tunnel::accept(Worker& worker, SnapshotConstPtr snapshot, const Listener
     if (!route || route->clusters.empty()) return nullptr;
     cluster = &pick_l4_cluster(*route, worker.random());
   }
-  return to_cluster(worker, std::move(down), *cluster, listener.tcp_idle_timeout_ms);
+  return to_cluster(worker, std::move(down), *cluster, listener.tcp_idle_timeout_ms,
+                    listener.mesh_client);
 }
 
 Tunnel* Tunnel::to_cluster(Worker& worker, loop::TcpConnPtr down, const std::string& cluster,
-                           uint64_t idle_timeout_ms) {
+                           uint64_t idle_timeout_ms, const tls::TlsContextConstPtr& mesh_client) {
   auto* t = new Tunnel(worker, std::move(down), idle_timeout_ms);
   std::string why;
-  if (!t->connect(cluster, why)) {
+  if (!t->connect(cluster, mesh_client, why)) {
     MB_LOG_EVERY(10, Debug, "tunnel", "connection closed: {}", why);
     t->closed_ = true;  // never tracked by the worker: just go
     t->down_.conn.reset();
@@ -92,7 +104,8 @@ Tunnel* Tunnel::to_cluster(Worker& worker, loop::TcpConnPtr down, const std::str
   return t;
 }
 
-bool Tunnel::connect(const std::string& cluster_name, std::string& why) {
+bool Tunnel::connect(const std::string& cluster_name, const tls::TlsContextConstPtr& mesh_client,
+                     std::string& why) {
   ClusterStatePtr cluster = worker_.cluster(cluster_name);
   if (!cluster) {
     why = fmt::format("no cluster {}", cluster_name);
@@ -117,7 +130,13 @@ bool Tunnel::connect(const std::string& cluster_name, std::string& why) {
   cluster_ = std::move(cluster);
   endpoint_ = endpoint;
   set_up(loop::TcpConn::create(worker_.loop()));
-  Status s = up_.conn->connect(cluster_->pool(endpoint).endpoint());
+  ConnPool& pool = cluster_->pool(endpoint);
+  if (auto transport = pool.client_transport(mesh_client)) {
+    // Bytes the client sends meanwhile wait in the transport until the handshake is done.
+    up_.conn->set_transport(std::move(transport));
+    check_peer_ = true;
+  }
+  Status s = up_.conn->connect(pool.endpoint());
   timer_.start(s.is_ok() ? spec.connect_timeout_ms : 0);
   return true;
 }
@@ -177,7 +196,7 @@ void Tunnel::on_hello_data(const char* data, size_t len) {
     return;
   }
   std::string why;
-  if (!connect(pick_l4_cluster(*route, worker_.random()), why)) {
+  if (!connect(pick_l4_cluster(*route, worker_.random()), listener_->mesh_client, why)) {
     reject(why);
     return;
   }
@@ -185,10 +204,54 @@ void Tunnel::on_hello_data(const char* data, size_t len) {
            route->name);
   inspecting_ = false;
   listener_ = nullptr;
+  tls::TlsContextConstPtr terminate = route->terminate;
   snapshot_.reset();  // the route is chosen: new snapshots may retire this one
-  // The ClientHello goes first, held in the upstream's output until the connection is up.
-  up_.conn->write(hello_);
+  if (terminate) {
+    // A gateway server that terminates TLS: the handshake is ours, the plain stream goes on.
+    down_.conn->set_transport(tls::TlsTransport::server(std::move(terminate)), hello_);
+  } else {
+    // The ClientHello goes first, held in the upstream's output until the connection is up.
+    up_.conn->write(hello_);
+  }
   std::string().swap(hello_);
+}
+
+void Tunnel::on_sniff_data(const char* data, size_t len) {
+  hello_.append(data, len);
+  switch (tls::sniff_tls(hello_)) {
+    case tls::Sniffed::NeedMore:
+      return;
+    case tls::Sniffed::Tls:
+      return start_inbound(true);
+    case tls::Sniffed::Plain:
+      if (listener_->mesh_tls == ListenerSpec::MeshTls::Strict)
+        return reject("plain text refused (mTLS strict)");
+      return start_inbound(false);
+  }
+}
+
+void Tunnel::start_inbound(bool tls) {
+  sniffing_ = false;
+  timer_.stop();
+  std::string first;
+  first.swap(hello_);
+  const std::string* cluster = &listener_->cluster;
+  if (!listener_->l4_routes.empty()) {
+    const L4RouteSpec* route = select_l4_route(listener_->l4_routes, std::nullopt);
+    if (!route || route->clusters.empty()) return reject("no route");
+    cluster = &pick_l4_cluster(*route, worker_.random());
+  }
+  if (tls) {
+    // The ClientHello (and whatever followed it) goes to the TLS server first; the app gets
+    // the plain text from here on.
+    down_.conn->set_transport(tls::TlsTransport::server(listener_->mesh_server), first);
+    first.clear();
+  }
+  std::string why;
+  if (!connect(*cluster, {}, why)) return reject(why);
+  if (!first.empty()) up_.conn->write(first);  // plain text: what was sniffed goes first
+  listener_ = nullptr;
+  snapshot_.reset();
 }
 
 void Tunnel::reject(std::string_view why) {
@@ -200,6 +263,13 @@ void Tunnel::reject(std::string_view why) {
 }
 
 void Tunnel::on_timeout() {
+  if (sniffing_) {
+    // Nothing from the client: a server-first protocol (its client waits for a banner).
+    if (listener_->mesh_tls == ListenerSpec::MeshTls::Strict)
+      return reject(fmt::format("no ClientHello after {} ms (mTLS strict)",
+                                listener_->tls_inspect_timeout_ms));
+    return start_inbound(false);
+  }
   if (inspecting_) {
     reject(fmt::format("no whole ClientHello after {} ms", listener_->tls_inspect_timeout_ms));
   } else {
@@ -209,7 +279,7 @@ void Tunnel::on_timeout() {
 }
 
 void Tunnel::drain() {
-  if (inspecting_) close();
+  if (inspecting_ || sniffing_) close();
 }
 
 void Tunnel::close() {
@@ -227,12 +297,24 @@ void Tunnel::close() {
 
 void Tunnel::Side::on_connected() {
   // Only the upstream side connects.
+  if (tunnel->check_peer_ &&
+      !tunnel->cluster_->pool(tunnel->endpoint_).peer_ok(conn->transport())) {
+    tunnel->report(SharedCluster::Outcome::LocalFailure);
+    if (peer->conn) peer->conn->close_reset();
+    tunnel->close();
+    return;
+  }
+  tunnel->check_peer_ = false;
   tunnel->report(SharedCluster::Outcome::Success);
   tunnel->touch();
   conn->read_start();
 }
 
 void Tunnel::Side::on_data(const char* data, size_t len) {
+  if (tunnel->sniffing_) {
+    tunnel->on_sniff_data(data, len);  // only the client is read while sniffing
+    return;
+  }
   if (tunnel->inspecting_) {
     tunnel->on_hello_data(data, len);  // only the client is read while inspecting
     return;
@@ -249,7 +331,7 @@ void Tunnel::Side::on_drained() {
 
 void Tunnel::Side::on_eof() {
   eof = true;
-  if (tunnel->inspecting_) {
+  if (tunnel->inspecting_ || tunnel->sniffing_) {
     // The client gave up before its ClientHello was whole: nothing to route.
     tunnel->close();
     return;
@@ -264,7 +346,16 @@ void Tunnel::Side::on_flushed() {
 }
 
 void Tunnel::Side::on_error(int err) {
-  MB_DEBUG("tunnel", "tunnel closed: {}", uv_strerror(err));
+  loop::Transport* t = conn ? conn->transport() : nullptr;
+  if (t && !t->error_detail().empty() && this == &tunnel->up_) {
+    MB_LOG_EVERY(
+        10, Warn, "tunnel", "upstream {}: {}",
+        tunnel->cluster_ ? tunnel->cluster_->pool(tunnel->endpoint_).endpoint().to_string() : "?",
+        t->error_detail());
+  } else {
+    MB_DEBUG("tunnel", "tunnel closed: {}{}{}", uv_strerror(err), t ? ": " : "",
+             t ? t->error_detail() : "");
+  }
   // A connect that failed (the upstream never connected) counts against the endpoint.
   if (this == &tunnel->up_) tunnel->report(SharedCluster::Outcome::LocalFailure);
   // Pass the failure on as a reset rather than a clean end.

@@ -10,6 +10,14 @@
 // read), then sent upstream ahead of whatever follows, so TLS runs end to end (passthrough).
 // The route's cluster is drawn by weight for each connection, then resolved in the worker's
 // current snapshot.
+//
+// Mesh mTLS: the upstream side is TLS when the endpoint takes mesh mTLS (with the listener's
+// mesh_client identity) or its cluster has destination_rule tls (ConnPool::client_transport).
+// An inbound sidecar listener with mesh_server first sniffs the client's first bytes: a
+// ClientHello turns TLS on (terminated here; the app gets plain text), plain text is passed
+// through under PERMISSIVE and reset under STRICT. A client that sends nothing for
+// tls_inspect_timeout_ms is taken as plain text under PERMISSIVE (a server-first protocol,
+// whose client waits for the server to speak) and reset under STRICT.
 #pragma once
 
 #include <optional>
@@ -36,7 +44,8 @@ class Tunnel : public ActiveConnection {
   /// A tunnel from `down` to cluster `cluster` (a captured connection to a service's virtual
   /// IP); null, `down` closed, when it cannot be routed now. The caller tracks the tunnel.
   static Tunnel* to_cluster(Worker& worker, loop::TcpConnPtr down, const std::string& cluster,
-                            uint64_t idle_timeout_ms);
+                            uint64_t idle_timeout_ms,
+                            const tls::TlsContextConstPtr& mesh_client = {});
   /// A tunnel from `down` to the address `to`, no cluster (a captured connection passed
   /// through to its original destination); `first` are bytes already read from `down`. The
   /// worker tracks the new tunnel.
@@ -71,7 +80,12 @@ class Tunnel : public ActiveConnection {
   void set_up(loop::TcpConnPtr up);
   /// Picks an endpoint of `cluster` and starts connecting to it (the connect timeout
   /// armed); false (and `why`) when there is none or the cluster is at max_connections.
-  bool connect(const std::string& cluster, std::string& why);
+  bool connect(const std::string& cluster, const tls::TlsContextConstPtr& mesh_client,
+               std::string& why);
+  /// Mesh mTLS on an inbound listener: the client's first bytes (in hello_) say TLS or not.
+  void on_sniff_data(const char* data, size_t len);
+  /// Sniffing is over: TLS (terminate it) or plain text; route and connect upstream.
+  void start_inbound(bool tls);
   /// The endpoint's first outcome (connected, or not) for outlier detection; only the first
   /// call counts, so an error after the connect succeeded is not a connect failure.
   void report(SharedCluster::Outcome outcome);
@@ -80,10 +94,10 @@ class Tunnel : public ActiveConnection {
   /// Refuses a connection still being inspected: logged, then reset.
   void reject(std::string_view why);
   void on_timeout();
-  /// Restarts the idle timeout; not while the upstream connects, so that bytes the client
-  /// sends meanwhile do not replace the connect timeout.
+  /// Restarts the idle timeout; not while the upstream connects (TLS handshake included), so
+  /// that bytes the client sends meanwhile do not replace the connect timeout.
   void touch() {
-    if (!up_.conn || !up_.conn->connecting()) timer_.start(idle_timeout_ms_);
+    if (!up_.conn || (!up_.conn->connecting() && !check_peer_)) timer_.start(idle_timeout_ms_);
   }
   void close();
 
@@ -97,6 +111,8 @@ class Tunnel : public ActiveConnection {
   const ListenerSpec* listener_ = nullptr;
   std::string hello_;
   bool inspecting_ = false;
+  bool sniffing_ = false;    // mesh mTLS inbound: waiting for the first bytes
+  bool check_peer_ = false;  // the upstream is TLS and not yet connected: check its peer
   bool closed_ = false;
   bool reported_ = false;
   ClusterStatePtr cluster_;  // the upstream's, while it holds one of its connections

@@ -189,11 +189,11 @@ void Worker::apply_clusters(const Snapshot& snap) {
     SharedClusterPtr shared = shared_.get(spec.name);
     std::vector<std::shared_ptr<ConnPool>> endpoint_pools;
     for (const auto& ep : spec.endpoints) {
-      std::string key =
-          fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
-                      settings.connect_timeout_ms, settings.idle_timeout_ms, settings.max_idle,
-                      settings.max_connections, settings.max_requests_per_connection, spec.netns,
-                      ep.peer_identity);
+      std::string key = fmt::format(
+          "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", spec.name, ep.address.to_string(),
+          settings.connect_timeout_ms, settings.idle_timeout_ms, settings.max_idle,
+          settings.max_connections, settings.max_requests_per_connection, spec.netns,
+          ep.peer_identity, static_cast<const void*>(settings.tls.get()), settings.tls_sni);
       auto& pool = pools[key];
       if (!pool) {
         auto old = pools_.find(key);
@@ -252,7 +252,8 @@ void Worker::on_accept(Listener* listener, loop::TcpConnPtr conn) {
       if (r.address == original) to_service = &r;
   }
   if (to_service) {
-    c = Tunnel::to_cluster(*this, std::move(conn), to_service->cluster, spec->tcp_idle_timeout_ms);
+    c = Tunnel::to_cluster(*this, std::move(conn), to_service->cluster, spec->tcp_idle_timeout_ms,
+                           spec->mesh_client);
   } else if (spec->protocol == ListenerSpec::Protocol::Tcp) {
     c = Tunnel::accept(*this, snapshot_, *spec, std::move(conn));
   } else {

@@ -495,6 +495,107 @@ TEST_CASE(
   CHECK(call(outside, b.gateway()).status == 200);
 }
 
+// Issue 6's Bookinfo: STRICT mTLS everywhere, then Istio's HTTP authorization task in its
+// four steps (authz-http/test.sh's checks), which ends with only productpage allowed to call
+// reviews and details, then a rate limit on the gateway. Everything is removed again at the
+// end: the later cases share the mesh.
+TEST_CASE("bookinfo: STRICT mTLS, the authorization task, and a rate limit on the gateway") {
+  Bookinfo& b = bookinfo();
+  b.reset();
+  b.apply_task("virtual-service-reviews-v3.toml");  // as Istio's test: red stars, calls ratings
+  auto sidecar = [&](const std::string& listener) {
+    std::string addr = b.mesh().listener_address(listener);
+    REQUIRE_MESSAGE(!addr.empty(), listener);
+    return addr;
+  };
+  auto call = [&](const std::string& from_outbound, const std::string& url) {
+    std::string host = url.substr(7, url.find('/', 7) - 7);
+    return exchange(from_outbound,
+                    "GET " + url + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
+                    Deadline(kTimeout));
+  };
+  std::string reviews_in = sidecar("sidecar_reviews-v3_inbound");
+  std::string from_productpage = sidecar("sidecar_productpage-v1_outbound");
+  std::string from_ratings = sidecar("sidecar_ratings-v1_outbound");
+
+  // STRICT for the whole mesh: plain text to a sidecar is refused, mTLS between the sidecars
+  // (and from the gateway) carries on.
+  b.apply_task("peer-authentication-strict.toml");
+  CHECK(eventually([&] { return call(reviews_in, "http://reviews:9080/reviews/0").status == 0; },
+                   kTimeout));
+  CHECK(page_of(b.get("/productpage")) == "v3");
+
+  // Step 1: allow-nothing.
+  b.apply_task("authorization-policy-allow-nothing.toml");
+  HttpResponse r = b.get("/productpage");
+  CHECK(r.status == 403);
+  CHECK(contains(r.body, "RBAC: access denied"));
+  // Step 2: productpage-viewer: the page, but its own calls are denied.
+  b.apply_task("authorization-policy-productpage-viewer.toml");
+  r = b.get("/productpage");
+  CHECK(r.status == 200);
+  CHECK(contains(r.body, "William Shakespeare"));
+  CHECK(contains(r.body, "Error fetching product details"));
+  CHECK(contains(r.body, "Error fetching product reviews"));
+  // Step 3: details-viewer and reviews-viewer: only productpage's identity may call them.
+  b.apply_task("authorization-policy-details-reviews-viewer.toml");
+  r = b.get("/productpage");
+  CHECK(r.status == 200);
+  CHECK(!contains(r.body, "Error fetching product reviews"));
+  CHECK(contains(r.body, kRatingsUnavailable));
+  HttpResponse by_productpage = call(from_productpage, "http://reviews:9080/reviews/0");
+  CHECK(by_productpage.status == 200);
+  HttpResponse by_ratings = call(from_ratings, "http://reviews:9080/reviews/0");
+  CHECK(by_ratings.status == 403);
+  CHECK(contains(by_ratings.body, "RBAC: access denied"));
+  // Step 4: ratings-viewer: the whole page again.
+  b.apply_task("authorization-policy-ratings-viewer.toml");
+  CHECK(page_of(b.get("/productpage")) == "v3");
+  CHECK(call(from_ratings, "http://reviews:9080/reviews/0").status == 403);  // still
+
+  // A rate limit on the gateway: 10 per second. A burst of 40 quick requests: at most the
+  // bucket plus its fills get through, the rest 429.
+  // The task's gateway on the test's port, as mesh.toml's.
+  std::string gw = read_file(Bookinfo::task("gateway-rate-limit.toml")).value_or("");
+  std::string port = b.gateway().substr(b.gateway().rfind(':') + 1);
+  REQUIRE(replace_all(gw, "port = 8080,", "port = " + port + ",") == 1);
+  std::ofstream(b.dir().file("gateway-rate-limit.toml")) << gw;
+  b.apply(b.dir().file("gateway-rate-limit.toml"));
+  auto start = Deadline::Clock::now();
+  int ok = 0, limited = 0, other = 0;
+  for (int i = 0; i < 40; ++i) {
+    HttpResponse x = b.get("/api/v1/products");
+    if (x.status == 200)
+      ++ok;
+    else if (x.status == 429 && contains(x.body, "local_rate_limited"))
+      ++limited;
+    else
+      ++other;
+  }
+  int64_t ms = ms_since(start);
+  MESSAGE("bookinfo: gateway rate limit 10/s: " << ok << " allowed, " << limited << " limited in "
+                                                << ms << " ms");
+  CHECK(other == 0);
+  CHECK(limited > 0);
+  CHECK(ok <= 10 + 10 * (ms / 1000 + 1));
+
+  // Back to mesh.toml: the gateway without its limit, no policies.
+  REQUIRE(replace_all(gw, "local_rate_limit = ", "# ") == 1);
+  std::ofstream(b.dir().file("gateway.toml")) << gw;
+  b.apply(b.dir().file("gateway.toml"));
+  for (const char* name : {"allow-nothing", "productpage-viewer", "details-viewer",
+                           "reviews-viewer", "ratings-viewer"}) {
+    RunResult d = b.mesh().cli({"delete", "authorization_policy", name, "--wait"});
+    CHECK_MESSAGE((d.status && d.status->ok()), name << ": " << d.out << d.err);
+  }
+  RunResult d =
+      b.mesh().cli({"delete", "peer_authentication", "default", "-n", "istio-system", "--wait"});
+  CHECK_MESSAGE((d.status && d.status->ok()), d.out << d.err);
+  for (int i = 0; i < 15; ++i)
+    CHECK(b.get("/api/v1/products").status == 200);
+  CHECK(call(reviews_in, "http://reviews:9080/reviews/0").status == 200);  // plain text again
+}
+
 TEST_CASE("bookinfo: meshbox's memory while 4 clients load the gateway for 2 s") {
   Bookinfo& b = bookinfo();
   b.reset();

@@ -1046,7 +1046,7 @@ jwt_rules = [
   CHECK_FINDING(f, kText, "jwt_rules[0].jwks", "\"{}\"", Severity::Error,
                 "set jwks or jwks_uri, not both");
   CHECK_FINDING(f, kText, "jwt_rules[0].jwks_uri", "\"ftp:", Severity::Error,
-                "expected an http:// or https:// URL");
+                "expected an http://, https:// or file:///PATH URL");
   CHECK_FINDING(f, kText, "jwt_rules[1].jwks", "\"not json\"", Severity::Error,
                 "expected a JWKS document");
   CHECK_FINDING(f, kText, "jwt_rules[1].from_headers[0].name", "\"\" }]", Severity::Error,
@@ -1085,6 +1085,36 @@ trust_domain_aliases = ["old.example", "new.example:8443", "a b"]
                 "\" \" is not allowed");
   auto good = load_toml("[mesh]\ntrust_domain = \"prod-1.example_org\"\n");
   CHECK(good.loaded.findings.empty());
+}
+
+TEST_CASE("validate: local rate limits on a route, a workload and a gateway") {
+  const std::string text = with_services(R"([[virtual_service]]
+name = "reviews"
+hosts = ["reviews"]
+[[virtual_service.http]]
+route = [{ destination = { host = "reviews" } }]
+local_rate_limit = { max_tokens = 0, fill_interval = "10ms" }
+
+[[workload]]
+name = "limited"
+service = "reviews"
+port = 19083
+local_rate_limit = { tokens_per_fill = 5 }
+
+[[gateway]]
+name = "edge"
+servers = [{ port = 18080, protocol = "http", hosts = ["*"] }]
+local_rate_limit = { max_tokens = 5, fill_interval = "49ms" }
+)");
+  auto f = load_toml(text);
+  CHECK_FINDING(f, text, "http[0].local_rate_limit.fill_interval", "\"10ms\"", Severity::Error,
+                "must be at least 50ms, got 10ms");
+  CHECK_FINDING(f, text, "http[0].local_rate_limit.max_tokens", "0,", Severity::Error,
+                "expected a number of tokens from 1 to 1000000000, got 0");
+  CHECK_FINDING(f, text, "local_rate_limit.max_tokens", "{ tokens_per_fill", Severity::Error,
+                "required field is missing");
+  CHECK_FINDING(f, text, "local_rate_limit.fill_interval", "\"49ms\"", Severity::Error,
+                "must be at least 50ms, got 49ms");
 }
 
 }  // namespace

@@ -5,25 +5,21 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
+#include "core/tls/certificate_builder.h"
 #include "plane/config/error.h"
 #include "plane/config/load.h"
 #include "plane/control/compiler.h"
+#include "test/unit/plane/control/compiler_test_util.h"
 
 namespace meshbox::control {
 namespace {
 
-config::Config load(std::string_view toml) {
-  config::Loaded loaded = config::load_string(toml);
-  std::string findings;
-  for (const auto& f : loaded.findings)
-    findings += config::format(f) + "\n";
-  INFO(findings);
-  REQUIRE(loaded.ok());
-  return std::move(loaded.config);
-}
+using testutil::listener;
+using testutil::load;
 
 Endpoint endpoint(std::string host, std::string address, config::Labels labels = {}) {
   Endpoint ep;
@@ -46,15 +42,6 @@ std::string all_warnings(const Compiled& c) {
 bool has_warning(const Compiled& c, std::string_view part) {
   return std::any_of(c.warnings.begin(), c.warnings.end(),
                      [&](const std::string& w) { return w.find(part) != std::string::npos; });
-}
-
-const ListenerSpec& listener(const Snapshot& s, std::string_view name) {
-  for (const auto& l : s.listeners)
-    if (l.name == name) return l;
-  INFO("listener " << name);
-  FAIL("no such listener");
-  static ListenerSpec none;
-  return none;
 }
 
 // A route as one line: "NAME [sni,...] -> cluster weight, ...".
@@ -281,8 +268,8 @@ gateways = ["gw"]
 }
 
 TEST_CASE(
-    "compiler l4: a tls server that would terminate TLS forwards by its tcp route, under "
-    "its own hosts") {
+    "compiler l4: a tls server that terminates TLS forwards by its tcp route, under its own "
+    "hosts") {
   config::Config c = load(std::string(kServices) + R"(
 [[gateway]]
 name = "gw"
@@ -312,17 +299,47 @@ gateways = ["gw"]
   match = [{ sni_hosts = ["a.example.com"] }]
   route = [{ destination = { host = "a" } }]
 )");
-  Compiled out = compile(c, endpoints());
+  // Without certificates the terminating server is left out.
+  Compiled none = compile(c, endpoints());
+  CHECK(has_warning(none,
+                    "gateway default/gw: servers[0]: no TLS certificates here; server "
+                    "skipped"));
+  CHECK(routes(listener(*none.snapshot, "0.0.0.0_8443")) ==
+        "default/a/tls[0] [a.example.com] -> outbound|8443||a.default.svc.cluster.local 100\n");
+
+  auto key = tls::PrivateKey::generate_p256();
+  REQUIRE(key);
+  tls::CertificateSpec cs;
+  cs.common_name = "db.example.com";
+  cs.not_before = std::chrono::system_clock::now() - std::chrono::minutes(1);
+  cs.not_after = cs.not_before + std::chrono::hours(24);
+  auto cert = tls::sign_certificate(cs, *key, nullptr, *key);
+  REQUIRE(cert);
+  tls::TlsContextSpec spec;
+  spec.identities.push_back(tls::TlsIdentity{{*cert}, *key, {}});
+  auto ctx = tls::TlsContext::create(spec);
+  REQUIRE(ctx);
+  CompileOptions opts;
+  bool https = true;
+  opts.server_tls = [&](const config::ServerTls&, bool h) -> Result<tls::TlsContextConstPtr> {
+    https = h;
+    return *ctx;
+  };
+  Compiled out = compile(c, endpoints(), opts);
   INFO(all_warnings(out));
+  CHECK(!https);  // no ALPN http/1.1 for a tls server
   const ListenerSpec& l = listener(*out.snapshot, "0.0.0.0_8443");
   CHECK(l.tls_inspector);
-  // The tls route of "db" is for passthrough servers only: its server terminates (once meshbox
-  // does), so its tcp route serves, under the server's hosts.
+  // The tls route of "db" is for passthrough servers only: its server terminates, so its tcp
+  // route serves, under the server's hosts.
   CHECK(routes(l) ==
         "default/a/tls[0] [a.example.com] -> outbound|8443||a.default.svc.cluster.local 100\n"
         "default/db/tcp[0] [db.example.com] -> "
         "outbound|5432|primary|db.default.svc.cluster.local 100\n");
-  CHECK(has_warning(out, "tls on port 8443 is forwarded without terminating TLS for now"));
+  REQUIRE(l.l4_routes.size() == 2);
+  CHECK(l.l4_routes[0].terminate == nullptr);
+  CHECK(l.l4_routes[1].terminate == *ctx);
+  CHECK(l.tls_servers.empty());
 }
 
 TEST_CASE("compiler l4: listeners without a route are skipped, and routes of the wrong kind said") {

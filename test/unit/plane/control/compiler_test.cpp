@@ -5,6 +5,7 @@
 // servers, traffic policies, and determinism. No sockets, no network: the only name resolved is
 // "localhost".
 #include "plane/control/compiler.h"
+#include "test/unit/plane/control/compiler_test_util.h"
 
 #include <doctest/doctest.h>
 
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/loop/address.h"
+#include "core/tls/certificate_builder.h"
 #include "plane/config/error.h"
 #include "plane/config/load.h"
 #include "plane/control/ca.h"
@@ -23,18 +25,10 @@
 namespace meshbox::control {
 namespace {
 
+using testutil::load;
+
 constexpr const char* kReviews = "reviews.default.svc.cluster.local";
 constexpr const char* kProductpage = "productpage.default.svc.cluster.local";
-
-config::Config load(std::string_view toml) {
-  config::Loaded loaded = config::load_string(toml);
-  std::string findings;
-  for (const auto& f : loaded.findings)
-    findings += config::format(f) + "\n";
-  INFO(findings);
-  REQUIRE(loaded.ok());
-  return std::move(loaded.config);
-}
 
 Endpoint endpoint(std::string host, std::string address, uint32_t port = 0,
                   config::Labels labels = {}, bool healthy = true) {
@@ -776,7 +770,9 @@ hosts = ["*"]
 gateways = ["inside"]
 http = [{ route = [{ destination = { host = "a" } }] }]
 )");
-  Compiled out = compile(c, {}, CompileOptions{.default_bind = "127.0.0.3", .identity = {}});
+  CompileOptions bind_opts;  // (not designated: CompileOptions keeps growing)
+  bind_opts.default_bind = "127.0.0.3";
+  Compiled out = compile(c, {}, bind_opts);
   const Snapshot& s = *out.snapshot;
   // Ordered by port, then bind.
   REQUIRE(s.listeners.size() == 3);
@@ -876,7 +872,26 @@ http = [{ route = [{ destination = { host = "a" } }] }]
         "outbound|80||a.shop.svc.cluster.local");
 }
 
-TEST_CASE("compiler: https servers are served as HTTP for now; https_redirect redirects") {
+// A server context for gateway TLS tests: a self-signed P-256 certificate.
+tls::TlsContextConstPtr test_server_context() {
+  auto key = tls::PrivateKey::generate_p256();
+  REQUIRE(key);
+  tls::CertificateSpec cs;
+  cs.common_name = "shop.example.com";
+  cs.dns_sans = {"shop.example.com"};
+  cs.not_before = std::chrono::system_clock::now() - std::chrono::minutes(1);
+  cs.not_after = cs.not_before + std::chrono::hours(24);
+  auto cert = tls::sign_certificate(cs, *key, nullptr, *key);
+  REQUIRE(cert);
+  tls::TlsContextSpec spec;
+  spec.identities.push_back(tls::TlsIdentity{{*cert}, *key, {}});
+  auto ctx = tls::TlsContext::create(spec);
+  REQUIRE(ctx);
+  return *ctx;
+}
+
+TEST_CASE(
+    "compiler: https servers terminate TLS (a context per server); https_redirect redirects") {
   config::Config c = load(R"(
 [[service]]
 name = "a"
@@ -900,16 +915,45 @@ hosts = ["shop.example.com"]
 gateways = ["gw"]
 http = [{ route = [{ destination = { host = "a" } }] }]
 )");
-  Compiled out = compile(c, {});
+  // Without certificates (no server_tls), the https server is skipped.
+  Compiled none = compile(c, {});
+  CHECK(none.snapshot->listeners.size() == 1);
+  CHECK(has_warning(none,
+                    "gateway default/gw: servers[0]: no TLS certificates here; server skipped"));
+  // A failing one: skipped, with the reason.
+  CompileOptions failing;
+  failing.server_tls = [](const config::ServerTls&, bool) -> Result<tls::TlsContextConstPtr> {
+    return make_error(Code::NotFound, "server_certificate /etc/certs/shop.pem: No such file");
+  };
+  Compiled broken = compile(c, {}, failing);
+  CHECK(broken.snapshot->listeners.size() == 1);
+  CHECK(has_warning(broken,
+                    "gateway default/gw: servers[0]: server_certificate "
+                    "/etc/certs/shop.pem: No such file; server skipped"));
+
+  tls::TlsContextConstPtr ctx = test_server_context();
+  std::vector<std::string> asked;
+  CompileOptions opts;
+  opts.server_tls = [&](const config::ServerTls& t, bool https) -> Result<tls::TlsContextConstPtr> {
+    asked.push_back(t.server_certificate + (https ? " https" : ""));
+    return ctx;
+  };
+  Compiled out = compile(c, {}, opts);
+  CHECK(asked == std::vector<std::string>{"/etc/certs/shop.pem https"});
   const Snapshot& s = *out.snapshot;
   REQUIRE(s.listeners.size() == 2);
   CHECK(s.listeners[1].name == "0.0.0.0_8443");
   CHECK(s.listeners[1].protocol == ListenerSpec::Protocol::Http);
   INFO(all_warnings(out));
-  CHECK(has_warning(out,
-                    "gateway default/gw: servers[0]: https on port 8443 is served as plain "
-                    "HTTP for now"));
-  const auto& tls_routes = table(s, "http.8443").virtual_hosts.at(0).routes;
+  CHECK(!has_warning(out, "plain HTTP"));
+  REQUIRE(s.listeners[1].tls_servers.size() == 1);
+  const TlsServerSpec& ts = s.listeners[1].tls_servers[0];
+  CHECK(ts.name == "default/gw/servers[0]");
+  CHECK(ts.sni_hosts == std::vector<std::string>{"*"});
+  CHECK(ts.context == ctx);
+  CHECK(ts.route_table == "https.8443.default/gw.servers[0]");
+  CHECK(s.listeners[0].tls_servers.empty());
+  const auto& tls_routes = table(s, ts.route_table).virtual_hosts.at(0).routes;
   REQUIRE(tls_routes.size() == 1);
   CHECK(tls_routes[0].action == RouteSpec::Action::Forward);
 
