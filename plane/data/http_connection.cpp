@@ -339,10 +339,13 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   strip_hop_by_hop(h);
   set_client_cert_header(h);
   append_to_list(h, "x-forwarded-for", client_ip_);
+  // One value, not a list (as Envoy): the edge that terminated TLS says https; otherwise
+  // what an earlier hop said stands (a gateway's https reaches the app through its sidecar),
+  // else http.
   if (tls_server_)
-    h.set("x-forwarded-proto", "https");  // the edge says how the client came (as Envoy's)
-  else
-    append_to_list(h, "x-forwarded-proto", "http");
+    h.set("x-forwarded-proto", "https");
+  else if (!h.has("x-forwarded-proto"))
+    h.add("x-forwarded-proto", "http");
   if (!h.has("x-request-id")) {
     char id[36];
     worker_.random().uuid4(id);

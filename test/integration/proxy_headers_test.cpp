@@ -63,6 +63,16 @@ std::string joined(const std::vector<std::string>& values) {
   return s;
 }
 
+TEST_CASE("proxy: an earlier hop's X-Forwarded-Proto stands, as one value") {
+  // A gateway that terminated TLS said https; the sidecar after it must not make that
+  // "https, http" (Envoy keeps the header when the request is not from an edge).
+  ProxyFixture f;
+  Seen s = seen_by_upstream(f.proxy.address(),
+                            "GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n");
+  INFO(s.dump());
+  CHECK(s.all("x-forwarded-proto") == std::vector<std::string>{"https"});
+}
+
 TEST_CASE("proxy: adds X-Forwarded-For/-Proto and x-request-id, keeps Host") {
   ProxyFixture f;
   Seen s = seen_by_upstream(
