@@ -20,21 +20,13 @@ namespace {
 
 constexpr auto kTimeout = 10s;
 
-// `sh -c SCRIPT` to completion: stdout and stderr together.
-std::string shell(TempDir& dir, const std::string& script) {
-  static int n = 0;
-  std::string out = dir.file("sh" + std::to_string(n++) + ".out");
-  SpawnOptions opts;
-  opts.argv = {"sh", "-c", script};
-  opts.stdout_path = opts.stderr_path = out;
-  Process p(opts);
-  if (!p.wait(Deadline(kTimeout))) p.kill_and_wait();
-  return read_file(out).value_or("");
-}
-
 HttpResponse plain_get(const std::string& addr) {
   return exchange(addr, "GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
                   Deadline(kTimeout));
+}
+
+std::string shell(TempDir& dir, const std::string& script) {
+  return test::shell(dir, script, Deadline(kTimeout));
 }
 
 }  // namespace

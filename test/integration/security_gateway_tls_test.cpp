@@ -25,14 +25,7 @@ constexpr auto kTimeout = 10s;
 // `sh -c SCRIPT` to completion: stdout and stderr together.
 std::string shell(TempDir& dir, const std::string& script,
                   std::chrono::milliseconds timeout = kTimeout) {
-  static int n = 0;
-  std::string out = dir.file("sh" + std::to_string(n++) + ".out");
-  SpawnOptions opts;
-  opts.argv = {"sh", "-c", script};
-  opts.stdout_path = opts.stderr_path = out;
-  Process p(opts);
-  if (!p.wait(Deadline(timeout))) p.kill_and_wait();
-  return read_file(out).value_or("");
+  return test::shell(dir, script, Deadline(timeout));
 }
 
 bool has(const std::string& text, std::string_view part) {

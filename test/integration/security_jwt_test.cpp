@@ -25,14 +25,7 @@ constexpr auto kTimeout = 10s;
 
 // `sh -c SCRIPT` to completion: stdout (and stderr) as text.
 std::string shell(TempDir& dir, const std::string& script) {
-  static int n = 0;
-  std::string out = dir.file("jwt-sh" + std::to_string(n++) + ".out");
-  SpawnOptions opts;
-  opts.argv = {"sh", "-c", script};
-  opts.stdout_path = opts.stderr_path = out;
-  Process p(opts);
-  if (!p.wait(Deadline(kTimeout))) p.kill_and_wait();
-  std::string text = read_file(out).value_or("");
+  std::string text = test::shell(dir, script, Deadline(kTimeout));
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
     text.pop_back();
   return text;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -193,6 +194,17 @@ bool process_alive(int pid) {
   if (!stat) return false;
   size_t paren = stat->rfind(')');
   return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
+}
+
+std::string shell(TempDir& dir, const std::string& script, Deadline deadline) {
+  static std::atomic<int> n{0};
+  std::string out = dir.file("shell" + std::to_string(n++) + ".out");
+  SpawnOptions opts;
+  opts.argv = {"sh", "-c", script};
+  opts.stdout_path = opts.stderr_path = out;
+  Process p(opts);
+  if (!p.wait(deadline)) p.kill_and_wait();
+  return read_file(out).value_or("");
 }
 
 }  // namespace meshbox::test

@@ -77,4 +77,9 @@ class Process {
 /// Process `pid` exists and is not a zombie (from /proc/PID/stat).
 bool process_alive(int pid);
 
+class TempDir;
+/// `sh -c SCRIPT` to completion (killed at the deadline): its stdout and stderr together,
+/// through a file in `dir`. For the real CLI tools tests drive (openssl, testssl.sh).
+std::string shell(TempDir& dir, const std::string& script, Deadline deadline);
+
 }  // namespace meshbox::test
