@@ -50,11 +50,14 @@ flags:
 )";
 
 constexpr const char* kGetUsage =
-    R"(usage: meshbox get services|endpoints|workloads|routes|clusters|config [flags]
+    R"(usage: meshbox get services|endpoints|workloads|routes|clusters|certs|config [flags]
 
 Prints what a running `meshbox run` serves, as aligned tables; -o json for scripts
 (-o toml for `get config`: the stored resources as TOML). `workloads` lists the processes
 meshbox runs for workloads with a command: pid, port, state, restarts, last exit.
+`clusters` shows each cluster's endpoints with their health (ejected, failing health
+check), requests in flight and connections; `certs` the mesh identities the CA issued,
+their expiry and the listeners serving them.
 
 flags:
   -o, --output FORMAT   table (default), json, or toml (config only)
@@ -133,6 +136,18 @@ std::string str_of(const json::Value& v, const char* key) {
   if (auto n = x->as_int()) return std::to_string(*n);
   if (x->is_bool()) return x->boolean ? "true" : "false";
   return "";
+}
+
+const std::vector<std::string> kClustersHeader = {"name",    "lb",          "endpoints", "requests",
+                                                  "pending", "connections", "ejections"};
+const std::vector<std::string> kCertsHeader = {"identity", "serial", "expires", "days left",
+                                               "used by"};
+
+// A row of `meshbox get certs`.
+std::vector<std::string> cert_row(const json::Value& c, const std::string& identity,
+                                  const std::string& users) {
+  return {identity, str_of(c, "serial_number"), str_of(c, "expiration_time"),
+          str_of(c, "days_until_expiration"), users};
 }
 
 const std::vector<std::string> kWorkloadsHeader = {
@@ -325,19 +340,19 @@ int cmd_get(int argc_in, char** argv_in) {
       Args::parse(av.argc(), av.argv(), 2, {{"output"}, {"state-dir"}, {"admin"}, {"help", false}});
   if (!args) return usage_error("get", args.error().message());
   if (args->positional().size() != 1)
-    return usage_error("get",
-                       "expected one of services, endpoints, workloads, routes, clusters, config");
+    return usage_error(
+        "get", "expected one of services, endpoints, workloads, routes, clusters, certs, config");
   std::string what = args->positional()[0];
   std::string output = args->get("output").value_or("table");
   if (output != "table" && output != "json" && output != "toml")
     return usage_error("get", "-o must be table, json or toml");
   if (output == "toml" && what != "config") return usage_error("get", "-o toml is for config");
-  static const std::vector<std::string> kinds = {"services", "endpoints", "workloads",
-                                                 "routes",   "clusters",  "config"};
+  static const std::vector<std::string> kinds = {"services", "endpoints", "workloads", "routes",
+                                                 "clusters", "certs",     "config"};
   if (std::find(kinds.begin(), kinds.end(), what) == kinds.end())
     return usage_error("get", "unknown resource '" + what +
-                                  "': expected services, endpoints, workloads, routes, clusters "
-                                  "or config");
+                                  "': expected services, endpoints, workloads, routes, clusters, "
+                                  "certs or config");
   auto ep = admin_endpoint(*args, false);
   if (!ep) {
     fmt::print(stderr, "meshbox get: {}\n", ep.error().message());
@@ -364,7 +379,20 @@ int cmd_get(int argc_in, char** argv_in) {
   }
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header;
-  if (what == "config") {
+  if (what == "certs") {
+    header = kCertsHeader;
+    if (const json::Value* ca = body->get("ca"))
+      for (const char* which : {"root", "signer"})
+        if (const json::Value* c = ca->get(which)) rows.push_back(cert_row(*c, which, "-"));
+    if (const json::Value* list = body->get("certificates"); list && list->is_array())
+      for (const auto& c : list->array) {
+        std::string users;
+        if (const json::Value* us = c.get("used_by"); us && us->is_array())
+          for (const auto& u : us->array)
+            users += (users.empty() ? "" : ",") + u.as_string();
+        rows.push_back(cert_row(c, str_of(c, "identity"), users.empty() ? "-" : users));
+      }
+  } else if (what == "config") {
     header = {"kind", "namespace", "name", "origin", "revision"};
     if (const json::Value* list = body->get("resources"); list && list->is_array())
       for (const auto& r : list->array)
@@ -400,12 +428,22 @@ int cmd_get(int argc_in, char** argv_in) {
         rows.push_back({str_of(r, "listener"), str_of(r, "virtual_host"), str_of(r, "route"),
                         str_of(r, "match"), str_of(r, "action")});
       } else if (what == "clusters") {
-        header = {"name", "lb", "endpoints"};
+        header = kClustersHeader;
+        // ADDRESS, with its health when not healthy: "127.0.0.1:8000(ejected)".
         std::string eps;
-        if (const json::Value* es = r.get("endpoints"); es && es->is_array())
+        if (const json::Value* hs = r.get("host_statuses"); hs && hs->is_array()) {
+          for (const auto& h : hs->array) {
+            std::string health = str_of(h, "health");
+            eps += (eps.empty() ? "" : ",") + str_of(h, "address") +
+                   (health == "healthy" ? "" : "(" + health + ")");
+          }
+        } else if (const json::Value* es = r.get("endpoints"); es && es->is_array()) {
           for (const auto& e : es->array)
             eps += (eps.empty() ? "" : ",") + e.as_string();
-        rows.push_back({str_of(r, "name"), str_of(r, "lb_policy"), eps.empty() ? "-" : eps});
+        }
+        rows.push_back({str_of(r, "name"), str_of(r, "lb_policy"), eps.empty() ? "-" : eps,
+                        str_of(r, "active_requests"), str_of(r, "pending_requests"),
+                        str_of(r, "active_connections"), str_of(r, "ejections_total")});
       }
     }
   }
@@ -414,7 +452,7 @@ int cmd_get(int argc_in, char** argv_in) {
     if (what == "endpoints") header = {"host", "address", "labels", "health", "source"};
     if (what == "workloads") header = kWorkloadsHeader;
     if (what == "routes") header = {"listener", "virtual host", "route", "match", "destination"};
-    if (what == "clusters") header = {"name", "lb", "endpoints"};
+    if (what == "clusters") header = kClustersHeader;
   }
   fmt::print("{}", format_table(header, rows));
   return 0;

@@ -30,6 +30,10 @@ flags:
   --drain-timeout DUR        SIGTERM: time given to in-flight requests (default 10s)
   --max-header-size SIZE     request line + headers, else 431 (default 60KiB)
   --max-body-size SIZE       request body, else 413 (default 0: unlimited)
+  --access-log PATH          a line per request (tcp: per connection) to PATH or /dev/stdout,
+                             JSON (Istio's fields; docs/observability.md)
+  --access-log-format FMT    text lines in this Envoy format instead ("%START_TIME% …";
+                             "default": Istio's text format)
   --log-level LEVEL          trace, debug, info, warn, error, off (default info)
   -h, --help                 this help
 
@@ -45,6 +49,7 @@ const std::vector<FlagSpec> kFlags = {
     {"tcp-idle-timeout"}, {"drain-timeout"},
     {"max-header-size"},  {"max-body-size"},
     {"log-level"},        {"help", false},
+    {"access-log"},       {"access-log-format"},
 };
 
 int usage_error(const std::string& message) {
@@ -136,6 +141,20 @@ int cmd_proxy(int argc, char** argv) {
     auto n = parse_size(*v);
     if (!n) return usage_error("--max-body-size: " + n.error().message());
     listener.http.limits.max_body_bytes = *n;
+  }
+
+  if (auto path = args->get("access-log")) {
+    if (path->empty()) return usage_error("--access-log needs a path (or /dev/stdout)");
+    auto spec = std::make_shared<config::AccessLogSpec>();
+    auto format = args->get("access-log-format");
+    auto encoding = format ? config::LogEncoding::Text : config::LogEncoding::Json;
+    std::string_view text = format && *format != "default" ? std::string_view(*format) : "";
+    if (auto err = config::make_access_log_spec(*path, encoding, text, *spec))
+      return usage_error(
+          fmt::format("--access-log-format: {} (at character {})", err->message, err->offset + 1));
+    listener.access_log = std::move(spec);
+  } else if (args->has("access-log-format")) {
+    return usage_error("--access-log-format needs --access-log");
   }
 
   snap->listeners.push_back(std::move(listener));

@@ -49,13 +49,23 @@ flags:
                          and "listener NAME ADDR" lines
   --drain-timeout DUR    SIGTERM: time given to in-flight requests (default 10s)
   --no-watch             do not watch PATH for changes (SIGHUP still reloads)
+  --no-cpu-pinning       do not pin each worker to its own CPU (pinned by default when
+                         workers <= CPUs: a gateway → sidecar hop stays on one worker)
   --log-level LEVEL      trace, debug, info, warn, error, off (default info)
   -h, --help             this help
 )";
 
 const std::vector<FlagSpec> kFlags = {
-    {"state-dir"},     {"admin"},           {"bind"},      {"workers"},     {"ready-file"},
-    {"drain-timeout"}, {"no-watch", false}, {"log-level"}, {"help", false},
+    {"state-dir"},
+    {"admin"},
+    {"bind"},
+    {"workers"},
+    {"ready-file"},
+    {"drain-timeout"},
+    {"no-watch", false},
+    {"log-level"},
+    {"help", false},
+    {"no-cpu-pinning", false},
 };
 
 int usage_error(const std::string& message) {
@@ -200,6 +210,7 @@ int cmd_run(int argc, char** argv) {
         }
       },
       dns::ResolverOptions::for_state_dir(copts.state_dir));
+  if (args->has("no-cpu-pinning")) runtime->set_cpu_pinning(false);
   plane = std::make_unique<control::ControlPlane>(control, *runtime, copts);
   Status started = plane->start();
   if (!started.is_ok()) {

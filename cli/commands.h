@@ -9,6 +9,8 @@ int cmd_delete(int argc, char** argv);
 int cmd_get(int argc, char** argv);
 int cmd_inject(int argc, char** argv);
 int cmd_proxy(int argc, char** argv);
+int cmd_top(int argc, char** argv);
+int cmd_tap(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_validate(int argc, char** argv);
 /// Internal: what workload processes run first (cmd_run.cpp). Not in the usage.

@@ -20,6 +20,8 @@ commands:
   get        show services, endpoints, workloads, routes, clusters or config of a running mesh
   inject     run a process with a sidecar of a running mesh (meshbox inject --help)
   proxy      a standalone HTTP/1.1 or TCP reverse proxy (meshbox proxy --help)
+  tap        stream live requests to and from a service (meshbox tap SERVICE --help)
+  top        live requests/s, success rate and p50/p99 per workload pair (meshbox top --help)
   validate   check a mesh config and print every error with its position
   version    print the version
 
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
   if (cmd == "get") return meshbox::cli::cmd_get(argc, argv);
   if (cmd == "inject") return meshbox::cli::cmd_inject(argc, argv);
   if (cmd == "proxy") return meshbox::cli::cmd_proxy(argc, argv);
+  if (cmd == "top") return meshbox::cli::cmd_top(argc, argv);
+  if (cmd == "tap") return meshbox::cli::cmd_tap(argc, argv);
   if (cmd == "validate") return meshbox::cli::cmd_validate(argc, argv);
   if (cmd == "__workload-exec") return meshbox::cli::cmd_workload_exec(argc, argv);
   fmt::print(stderr, "meshbox: unknown command '{}'\nrun 'meshbox --help' for usage\n", cmd);

@@ -44,7 +44,12 @@ Result<std::pair<int, loop::Address>> reserve(const loop::Address& requested) {
 
 Runtime::Runtime(loop::Loop& control, int workers, std::function<void(const Status&)> on_failure,
                  dns::ResolverOptions dns)
-    : control_(control), mailbox_(control), on_failure_(std::move(on_failure)) {
+    : control_(control),
+      mailbox_(control),
+      on_failure_(std::move(on_failure)),
+      registry_(static_cast<size_t>(workers) + 1),
+      istio_metrics_(registry_),
+      tap_hub_([this](std::function<void()> task) { mailbox_.post(std::move(task)); }) {
   applied_.assign(static_cast<size_t>(workers), 0);
   for (int w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<data::Worker>(
@@ -54,7 +59,67 @@ Runtime::Runtime(loop::Loop& control, int workers, std::function<void(const Stat
           mailbox_.post([this, id, version, status] { on_applied(id, version, status); });
         },
         dns));
+    metrics_observers_.push_back(
+        std::make_unique<data::MetricsObserver>(istio_metrics_, static_cast<size_t>(w)));
+    workers_.back()->telemetry().add(metrics_observers_.back().get());
+    // Access logs: every listener whose spec asks for them (ListenerSpec::access_log).
+    access_loggers_.push_back(std::make_unique<data::AccessLogger>(workers_.back()->loop(),
+                                                                   &workers_.back()->snapshot()));
+    workers_.back()->telemetry().add(access_loggers_.back().get());
+    // Tracing: every listener whose spec traces (ListenerSpec::tracing).
+    tracing_observers_.push_back(std::make_unique<data::TracingObserver>(workers_.back()->loop()));
+    workers_.back()->telemetry().add(tracing_observers_.back().get());
+    tap_observers_.push_back(std::make_unique<data::TapObserver>(tap_hub_, w));
+    workers_.back()->telemetry().add(tap_observers_.back().get());
   }
+  // The Zipkin reporters' counters, summed over the workers at every scrape.
+  auto tracing_counter = [this](std::string name, std::string help,
+                                std::atomic<uint64_t> trace::ReporterStats::*field) {
+    registry_.callback(std::move(name), std::move(help), stats::Type::Counter, {},
+                       [this, field](stats::Samples& out) {
+                         uint64_t n = 0;
+                         for (const auto& o : tracing_observers_)
+                           n += trace::ReporterStats::read(o->stats().*field);
+                         out.add(static_cast<double>(n));
+                       });
+  };
+  tracing_counter("meshbox_tracing_spans_reported_total", "Spans the Zipkin collector accepted.",
+                  &trace::ReporterStats::spans_reported);
+  tracing_counter("meshbox_tracing_spans_dropped_total",
+                  "Spans dropped before sending: the reporter's buffer was full.",
+                  &trace::ReporterStats::spans_dropped);
+  tracing_counter("meshbox_tracing_spans_failed_total",
+                  "Spans lost in batches the collector did not accept (down, error, timeout).",
+                  &trace::ReporterStats::spans_failed);
+  tracing_counter("meshbox_tracing_batches_failed_total",
+                  "Batches of spans the collector did not accept.",
+                  &trace::ReporterStats::batches_failed);
+  static constexpr double kPushBounds[] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                           0.1,   0.25,  0.5,   1,    2.5,   5};
+  stats::Shard& push_shard =
+      registry_
+          .histogram("meshbox_config_push_duration_seconds",
+                     "Config push latency: snapshot published → applied by every worker.", {},
+                     kPushBounds)
+          .shard(static_cast<size_t>(workers));
+  push_ms_ = push_shard.histogram();
+  pushes_ = registry_
+                .counter("meshbox_config_pushes_total",
+                         "Snapshots every worker applied (versions skipped by a slow worker "
+                         "count).")
+                .shard(static_cast<size_t>(workers))
+                .counter();
+  // One worker per CPU of the process's set, at most: each pinned to its own, so that a hop
+  // from a gateway or sidecar to another listener of this process stays on the worker that
+  // made it (Worker::pin_to_cpu). With more workers than CPUs, nothing is pinned.
+  set_cpu_pinning(true);
+}
+
+void Runtime::set_cpu_pinning(bool on) {
+  std::vector<int> cpus = loop::allowed_cpus();
+  bool pin = on && workers_.size() > 1 && workers_.size() <= cpus.size();
+  for (size_t w = 0; w < workers_.size(); ++w)
+    workers_[w]->pin_to_cpu(pin ? cpus[w] : -1);
 }
 
 Runtime::~Runtime() {
@@ -126,6 +191,8 @@ void Runtime::on_applied(int worker, uint64_t version, const Status& status) {
     // Versions a slow worker skipped count too: they reached it as part of a newer one.
     double ms = std::chrono::duration<double, std::milli>(now - it->second).count();
     latencies_ms_.push_back(ms);
+    push_ms_.record(ms / 1000);
+    pushes_.inc();
     if (latencies_ms_.size() > kLatencySamples) latencies_ms_.pop_front();
     it = published_at_.erase(it);
   }

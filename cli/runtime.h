@@ -18,6 +18,10 @@
 #include "core/loop/loop.h"
 #include "core/loop/mailbox.h"
 #include "plane/control/control_plane.h"
+#include "plane/data/access_log.h"
+#include "plane/data/istio_metrics.h"
+#include "plane/data/tap.h"
+#include "plane/data/tracing.h"
 #include "plane/data/worker.h"
 
 namespace meshbox::cli {
@@ -36,7 +40,14 @@ class Runtime : public control::SnapshotSink {
   uint64_t applied_version() const override { return applied_min_; }
   void when_applied(uint64_t version, std::function<void()> done) override;
   std::vector<double> push_latencies_ms() const override;
+  std::vector<ClusterStatus> cluster_status() const override { return shared_clusters_.status(); }
+  /// Shard i is worker i's; the last one the control thread's.
+  stats::Registry* metrics() override { return &registry_; }
+  TapSource* tap() override { return &tap_hub_; }
 
+  /// Before the first publish: pin each worker to a CPU of the process's set (the default,
+  /// when there are no more workers than CPUs) or not (Worker::pin_to_cpu).
+  void set_cpu_pinning(bool on);
   /// Stops accepting; in-flight requests get up to `deadline_ms`. The control loop ends once
   /// the workers are done (the mailbox stops holding it open).
   void drain(uint64_t deadline_ms);
@@ -57,6 +68,19 @@ class Runtime : public control::SnapshotSink {
   std::function<void(const Status&)> on_failure_;
   SnapshotPublisher publisher_;
   data::SharedClusters shared_clusters_;  // before workers_: they hold references to it
+  // One per worker, before workers_: a worker reports to its logger until it ends.
+  std::vector<std::unique_ptr<data::AccessLogger>> access_loggers_;
+  // Metrics: before workers_, whose threads record into them until they end.
+  stats::Registry registry_;
+  data::IstioMetrics istio_metrics_;
+  stats::Histogram push_ms_;  // publish → last worker's ack, s (the control thread's shard)
+  stats::Counter pushes_;
+  std::vector<std::unique_ptr<data::MetricsObserver>> metrics_observers_;
+  // Tracing: one per worker (its Zipkin reporter), before workers_ like the others.
+  std::vector<std::unique_ptr<data::TracingObserver>> tracing_observers_;
+  // `meshbox tap`: the sessions (control loop) and one observer per worker, before workers_.
+  data::TapHub tap_hub_;
+  std::vector<std::unique_ptr<data::TapObserver>> tap_observers_;
   std::vector<std::unique_ptr<data::Worker>> workers_;
   std::vector<uint64_t> applied_;  // per worker
   uint64_t applied_min_ = 0;

@@ -28,6 +28,7 @@
 #include "core/loop/address.h"
 #include "core/tls/tls_context.h"
 #include "plane/authz_spec.h"
+#include "plane/config/access_log_format.h"
 #include "plane/jwt_spec.h"
 
 namespace meshbox {
@@ -36,6 +37,47 @@ namespace meshbox {
 // Clusters
 
 enum class LbPolicy { RoundRobin, Random, LeastRequest };
+
+/// Who a proxy or an endpoint is, for telemetry: Istio's source_* and destination_* labels
+/// (an empty field is reported as "unknown").
+struct PeerMetadata {
+  std::string workload;      // the workload's name ("reviews-v2"), not the instance's
+  std::string ns;            // its namespace
+  std::string app, version;  // its `app` and `version` labels
+  std::string principal;     // its SPIFFE ID ("spiffe://cluster.local/ns/default/sa/…")
+  bool operator==(const PeerMetadata&) const = default;
+};
+
+/// Distributed tracing on an HTTP listener (plane/data/tracing.h): each request gets a span
+/// for this hop, sampled at `sampling_percent` unless the caller decided, reported to a
+/// Zipkin v2 collector. Compared by content.
+struct TracingSpec {
+  double sampling_percent = 1.0;  // 0–100
+  loop::Address collector;        // resolved when compiled (an IP address)
+  std::string collector_host;     // the Host header of the collector's requests
+  std::string collector_path = "/api/v2/spans";
+  std::string service_name;  // the spans' local endpoint: "productpage.default"
+  /// An inbound sidecar's service port, for span names when the authority has none.
+  uint32_t service_port = 0;
+  bool operator==(const TracingSpec&) const = default;
+};
+
+/// A shared_ptr<const TracingSpec> that compares by content (null = tracing off).
+class TracingSpecPtr {
+ public:
+  TracingSpecPtr() = default;
+  TracingSpecPtr(std::shared_ptr<const TracingSpec> p) : p_(std::move(p)) {}  // NOLINT
+  const TracingSpec* get() const { return p_.get(); }
+  const TracingSpec* operator->() const { return p_.get(); }
+  const TracingSpec& operator*() const { return *p_; }
+  explicit operator bool() const { return p_ != nullptr; }
+  bool operator==(const TracingSpecPtr& o) const {
+    return p_ == o.p_ || (p_ && o.p_ && *p_ == *o.p_);
+  }
+
+ private:
+  std::shared_ptr<const TracingSpec> p_;
+};
 
 struct EndpointSpec {
   loop::Address address;
@@ -47,6 +89,9 @@ struct EndpointSpec {
   /// meshbox does not run: "*" (any identity the mesh root signed) or the subject_alt_names,
   /// comma-separated (any one of them).
   std::string peer_identity;
+  /// The workload behind the endpoint, when meshbox knows it (destination_* labels of an
+  /// outbound sidecar's or a gateway's metrics).
+  PeerMetadata workload = {};
   bool operator==(const EndpointSpec&) const = default;
 };
 
@@ -109,7 +154,18 @@ struct OriginalDstRoute {
 /// An upstream: a set of endpoints and how to talk to them.
 struct ClusterSpec {
   std::string name;
+  /// The service the cluster reaches, for telemetry: its host ("reviews.default.svc.cluster.local",
+  /// Istio's destination_service), short name ("reviews"; "PassthroughCluster" for
+  /// original_dst) and namespace. Empty for a plain proxy's clusters.
+  std::string service_host, service_name, service_ns;
+  /// The endpoints are mesh workloads: requests to them carry the caller's PeerMetadata
+  /// (the x-meshbox-peer header), for the inbound sidecar's source_* labels. Never sent to
+  /// a service entry or a passthrough host.
+  bool send_peer_metadata = false;
   std::vector<EndpointSpec> endpoints;  // healthy ones only (the compiler drops the rest)
+  /// The endpoints failing their active health check, left out of `endpoints` — unless every
+  /// endpoint fails (panic mode: then they are in both). For the admin API; never used.
+  std::vector<EndpointSpec> unhealthy_endpoints = {};
   LbPolicy lb_policy = LbPolicy::RoundRobin;
   HashPolicySpec hash;  // kind != None: a ring hash instead of lb_policy
   CircuitBreakerSpec limits;
@@ -553,6 +609,20 @@ struct ListenerSpec {
   /// An inbound sidecar's own SPIFFE ID ("spiffe://…"), for the x-forwarded-client-cert it
   /// sets on requests that came over mesh mTLS (By=). "" = none.
   std::string spiffe_id = {};
+  /// Telemetry: which side of a call this listener reports as (Istio's `reporter` label:
+  /// source for outbound sidecars and gateways, destination for inbound sidecars; None for
+  /// a plain proxy) and the workload it belongs to (a gateway's own name and namespace).
+  enum class Reporter { None, Source, Destination };
+  Reporter reporter = Reporter::None;
+  PeerMetadata self = {};
+  /// Istio's standard metrics for this listener's requests (mesh enable_metrics).
+  bool metrics = true;
+  /// Where and how this listener's requests (tcp: connections) are logged
+  /// (plane/data/access_log.h); null = not logged. Listeners that log alike share one spec.
+  config::AccessLogSpecPtr access_log = {};
+  /// Http: distributed tracing of this listener's requests; null = off (trace headers are
+  /// passed through untouched).
+  TracingSpecPtr tracing = {};
   bool operator==(const ListenerSpec&) const = default;
 };
 

@@ -1,8 +1,31 @@
 #include "core/loop/loop_thread.h"
 
 #include <pthread.h>
+#include <sched.h>
+
+#include <cstring>
 
 namespace meshbox::loop {
+
+Status pin_current_thread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set); err != 0)
+    return Status(Code::Io, "cannot pin the thread to CPU " + std::to_string(cpu) + ": " +
+                                std::strerror(err));
+  return {};
+}
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int i = 0; i < CPU_SETSIZE; ++i)
+    if (CPU_ISSET(i, &set)) out.push_back(i);
+  return out;
+}
 
 LoopThread::LoopThread(std::string name)
     : name_(std::move(name)),

@@ -9,12 +9,18 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/base/non_copyable.h"
 #include "core/loop/loop.h"
 #include "core/loop/mailbox.h"
 
 namespace meshbox::loop {
+
+/// Pins the calling thread to `cpu`. An error if the CPU is not in the process's set.
+Status pin_current_thread(int cpu);
+/// The CPUs this process may run on (sched_getaffinity), ascending.
+std::vector<int> allowed_cpus();
 
 class LoopThread : NonCopyable {
  public:

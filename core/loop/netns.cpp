@@ -57,9 +57,10 @@ Result<int> tcp_socket_in_netns(const std::string& netns_path, int family) {
   });
 }
 
-Result<int> bind_reuseport_in_netns(const std::string& netns_path, const Address& addr,
-                                    int backlog) {
-  return in_netns(netns_path, [&]() -> Result<int> { return bind_reuseport(addr, backlog); });
+Result<int> bind_reuseport_in_netns(const std::string& netns_path, const Address& addr, int backlog,
+                                    int incoming_cpu) {
+  return in_netns(netns_path,
+                  [&]() -> Result<int> { return bind_reuseport(addr, backlog, incoming_cpu); });
 }
 
 }  // namespace meshbox::loop

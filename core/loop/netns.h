@@ -22,6 +22,6 @@ Result<int> tcp_socket_in_netns(const std::string& netns_path, int family);
 
 /// bind_reuseport() (tcp_listener.h), in the network namespace at `netns_path` ("" = here).
 Result<int> bind_reuseport_in_netns(const std::string& netns_path, const Address& addr,
-                                    int backlog = 1024);
+                                    int backlog = 1024, int incoming_cpu = -1);
 
 }  // namespace meshbox::loop

@@ -10,12 +10,15 @@
 
 namespace meshbox::loop {
 
-Result<int> bind_reuseport(const Address& addr, int backlog) {
+Result<int> bind_reuseport(const Address& addr, int backlog, int incoming_cpu) {
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(Code::Io, std::string("socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Best effort (Linux ≥ 6.2 picks such a socket in the group; older kernels ignore it).
+  if (incoming_cpu >= 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &incoming_cpu, sizeof incoming_cpu);
   if (::bind(fd, addr.sa(), addr.len()) != 0 || ::listen(fd, backlog) != 0) {
     int err = errno;
     ::close(fd);

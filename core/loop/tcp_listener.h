@@ -16,7 +16,10 @@ namespace meshbox::loop {
 
 /// Creates a non-blocking TCP socket with SO_REUSEADDR and SO_REUSEPORT bound to `addr` and
 /// listening. Returns the fd. Port 0 picks a free port: read it back with bound_address().
-Result<int> bind_reuseport(const Address& addr, int backlog = 1024);
+/// `incoming_cpu` >= 0: the socket asks for the connections whose SYN the kernel handles on
+/// that CPU (SO_INCOMING_CPU): a thread pinned there that connects to its own process's
+/// listener over loopback then accepts the connection itself (no cross-thread wakeups).
+Result<int> bind_reuseport(const Address& addr, int backlog = 1024, int incoming_cpu = -1);
 /// `count` listening sockets sharing `addr` with SO_REUSEPORT, one per worker. Fails with
 /// "address in use" when anything already listens there, even another process that set
 /// SO_REUSEPORT too (which the kernel would otherwise let share the port silently). Port 0

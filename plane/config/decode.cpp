@@ -968,6 +968,7 @@ void decode_gateway(Fields& f, Gateway& g) {
       p_array(p_table(decode_server),
               "an array of servers ({ port = 8080, protocol = \"http\", hosts = […] })"));
   f.read("local_rate_limit", g.local_rate_limit, p_local_rate_limit);
+  f.read("access_log", g.access_log, p_bool);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,6 +1061,7 @@ void decode_workload(Fields& f, Workload& w) {
   f.read("weight", w.weight, p_count);
   f.read("health", w.health, p_table(decode_health));
   f.read("local_rate_limit", w.local_rate_limit, p_local_rate_limit);
+  f.read("access_log", w.access_log, p_bool);
   if (!w.service.empty() && !w.labels.count("app")) w.labels["app"] = w.service;
 }
 
@@ -1241,6 +1243,69 @@ std::optional<std::string> p_capture_cidr(Scope& s, const node& n, const std::st
   return v;
 }
 
+// A Zipkin collector: "IP:PORT", "localhost:PORT", "[IPv6]:PORT", or the same after
+// "http://" with an optional path. Host names other than localhost are refused: the
+// collector's address is fixed when the config is compiled, and nothing resolves names there.
+std::optional<std::string> p_collector_address(Scope& s, const node& n, const std::string& path) {
+  auto v = p_string(s, n, path);
+  if (!v) return std::nullopt;
+  std::string_view rest = *v;
+  if (rest.starts_with("http://")) rest.remove_prefix(7);
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string host, port;
+  if (authority.starts_with('[')) {
+    size_t close = authority.find(']');
+    if (close != std::string_view::npos && authority.substr(close + 1).starts_with(':')) {
+      host = authority.substr(1, close - 1);
+      port = authority.substr(close + 2);
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  unsigned number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  bool port_ok = !port.empty() && ec == std::errc() && end == port.data() + port.size() &&
+                 number >= 1 && number <= 65535;
+  in6_addr addr{};
+  bool host_ok = host == "localhost" || ::inet_pton(AF_INET, host.c_str(), &addr) == 1 ||
+                 ::inet_pton(AF_INET6, host.c_str(), &addr) == 1;
+  if (!port_ok || !host_ok) {
+    s.error(pos_of(n), path,
+            fmt::format("expected a collector address \"IP:PORT\" or \"http://IP:PORT/PATH\" "
+                        "(an IP address or localhost: host names are not resolved), got \"{}\"",
+                        *v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+// Istio's tracing settings (meshConfig.defaultConfig.tracing):
+// `tracing = { sampling = 10.0, zipkin = { address = "127.0.0.1:9411" } }`.
+void decode_tracing(Fields& f, Mesh& m) {
+  const node* n = f.get("tracing");
+  if (!n) return;
+  const std::string path = f.path("tracing");
+  const table* t = n->as_table();
+  if (!t) {
+    f.scope().wrong_type(*n, path, "a table: { sampling = PERCENT, zipkin = { address = \"…\" } }");
+    return;
+  }
+  Fields g(f.scope(), *t, path);
+  g.read("sampling", m.tracing_sampling, p_percentage);
+  g.read("enabled", m.enable_tracing, p_bool);
+  if (const node* z = g.get("zipkin")) {
+    if (const table* zt = z->as_table()) {
+      Fields h(f.scope(), *zt, g.path("zipkin"));
+      h.read_required("address", m.zipkin_address, p_collector_address);
+      h.finish();
+    } else {
+      f.scope().wrong_type(*z, g.path("zipkin"), "a table: { address = \"IP:PORT\" }");
+    }
+  }
+  g.finish();
+}
+
 void decode_mesh(Fields& f, Mesh& m) {
   f.read("name", m.name, p_string);
   f.read("trust_domain", m.trust_domain, p_string);
@@ -1251,11 +1316,14 @@ void decode_mesh(Fields& f, Mesh& m) {
   f.read("connect_timeout", m.connect_timeout, p_duration);
   f.read("capture_cidr", m.capture_cidr, p_capture_cidr);
   f.read("enable_auto_mtls", m.enable_auto_mtls, p_bool);
+  f.read("enable_metrics", m.enable_metrics, p_bool);
   f.read("access_log_file", m.access_log_file, p_string);
   f.read("access_log_encoding", m.access_log_encoding, p_enum<AccessLogEncoding>());
   f.read("access_log_format", m.access_log_format, p_string);
   f.read("enable_tracing", m.enable_tracing, p_bool);
   f.read("tracing_sampling", m.tracing_sampling, p_percentage);
+  f.read("zipkin_address", m.zipkin_address, p_collector_address);
+  decode_tracing(f, m);
   f.read("locality_lb_setting", m.locality_lb_setting, p_table(decode_locality));
 }
 

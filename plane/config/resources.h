@@ -152,11 +152,20 @@ struct Mesh {
   /// of this IPv4 range for its veth pair (meshbox's side .1, the workload's .2).
   std::string capture_cidr = "10.250.0.0/16";
   bool enable_auto_mtls = true;
+  /// Istio's standard metrics (istio_requests_total …) from every proxy; off: none recorded.
+  bool enable_metrics = true;
   std::string access_log_file;  // "" = off; "/dev/stdout" or a path
-  AccessLogEncoding access_log_encoding = AccessLogEncoding::Text;
-  std::string access_log_format;  // Envoy format string; "" = Istio's default format
+  /// JSON by default (Istio's default is TEXT): a line per request that tools can parse.
+  AccessLogEncoding access_log_encoding = AccessLogEncoding::Json;
+  /// Text: an Envoy format string; json: a JSON object of name → format string. "" = the
+  /// encoding's default (plane/config/access_log_format.h).
+  std::string access_log_format;
   bool enable_tracing = true;
   double tracing_sampling = 1.0;  // percent of requests traced (Istio's default: 1 %)
+  /// The Zipkin v2 collector spans go to (Istio's defaultConfig.tracing.zipkin.address):
+  /// "IP:PORT", "localhost:PORT" or "http://IP:PORT/PATH" (default path /api/v2/spans).
+  /// "" = no tracing (no spans, trace headers passed through untouched).
+  std::string zipkin_address;
   std::optional<LocalityLbSetting> locality_lb_setting;
 };
 
@@ -209,6 +218,9 @@ struct Workload : Resource {
   /// Every request to each of the workload's sidecars (inbound) takes a token: one bucket per
   /// instance, as Envoy's local limit is per proxy.
   std::optional<LocalRateLimit> local_rate_limit;
+  /// Access logs of its sidecars (inbound and outbound): true/false override the mesh's
+  /// access_log_file ("" there: true logs to /dev/stdout); unset: as the mesh says.
+  std::optional<bool> access_log;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -486,6 +498,8 @@ struct Gateway : Resource {
   std::vector<Server> servers;
   /// Every request to one of the gateway's http/https servers takes a token from one bucket.
   std::optional<LocalRateLimit> local_rate_limit;
+  /// Access logs of its listeners, as Workload::access_log.
+  std::optional<bool> access_log;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 
 #include "core/tls/cipher_suites.h"
 #include "core/tls/jwt.h"
+#include "plane/config/access_log_format.h"
 #include "plane/config/host_index.h"
 #include "plane/config/suggest.h"
 
@@ -285,6 +286,21 @@ class Validator {
     check("trust_domain", m.trust_domain);
     for (size_t i = 0; i < m.trust_domain_aliases.size(); ++i)
       check(fmt::format("trust_domain_aliases[{}]", i), m.trust_domain_aliases[i]);
+    // access_log_format: Envoy's command operators, parsed as the compiler will.
+    if (m.source.clean("access_log_format") && m.source.clean("access_log_encoding") &&
+        !m.access_log_format.empty()) {
+      AccessLogSpec spec;
+      LogEncoding encoding =
+          m.access_log_encoding == AccessLogEncoding::Text ? LogEncoding::Text : LogEncoding::Json;
+      if (auto err = make_access_log_spec(m.access_log_file, encoding, m.access_log_format, spec)) {
+        Pos p = m.source.at("access_log_format");
+        out_.push_back(ConfigError{
+            Severity::Error, m.source.file, p.line, p.column, "mesh", "", "access_log_format",
+            encoding == LogEncoding::Text
+                ? fmt::format("{} (at character {} of the format)", err->message, err->offset + 1)
+                : err->message});
+      }
+    }
   }
 
   template <typename R>

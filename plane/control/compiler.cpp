@@ -224,8 +224,10 @@ class Compiler {
     out.snapshot = std::make_shared<Snapshot>();
     for (auto& [name, cluster] : clusters_)
       out.snapshot->clusters.push_back(std::move(cluster));
-    for (auto& [key, listener] : listeners_)
+    for (auto& [key, listener] : listeners_) {
+      listener.metrics = c_.mesh.enable_metrics;
       out.snapshot->listeners.push_back(std::move(listener));
+    }
     for (auto& [name, table] : route_tables_) {
       for (auto& vh : table.virtual_hosts)
         vh.build_prefilter();
@@ -296,12 +298,12 @@ class Compiler {
     for (const auto& port : ports) {
       Policy base =
           overlay({}, dr && dr->traffic_policy ? &*dr->traffic_policy : nullptr, port.number);
-      add_cluster(cluster_name(port.number, "", host), port, eps, nullptr, base);
+      add_cluster(cluster_name(port.number, "", host), ns, port, eps, nullptr, base);
       if (!dr) continue;
       for (const auto& subset : dr->subsets) {
         if (subset.name.empty()) continue;
         add_cluster(
-            cluster_name(port.number, subset.name, host), port, eps, &subset.labels,
+            cluster_name(port.number, subset.name, host), ns, port, eps, &subset.labels,
             overlay(base, subset.traffic_policy ? &*subset.traffic_policy : nullptr, port.number));
       }
     }
@@ -374,11 +376,12 @@ class Compiler {
     return it->second ? &*it->second : nullptr;
   }
 
-  void add_cluster(std::string name, const config::Port& port,
+  void add_cluster(std::string name, const std::string& ns, const config::Port& port,
                    const std::vector<const Endpoint*>& eps, const config::Labels* subset_labels,
                    const Policy& policy) {
     ClusterSpec cluster;
     cluster.name = std::move(name);
+    set_service(cluster, cluster.name.substr(cluster.name.rfind('|') + 1), ns);
 
     struct Candidate {
       EndpointSpec spec;
@@ -408,6 +411,8 @@ class Compiler {
         else
           spec.peer_identity = ep->sidecar_inbound_port ? spiffe_of(*ep) : "*";
       }
+      spec.workload = peer_metadata(*ep, spec.peer_identity == spiffe_of(*ep));
+      if (!spec.workload.workload.empty()) cluster.send_peer_metadata = true;
       all.push_back({std::move(spec), ep->healthy});
     }
     bool any_healthy =
@@ -420,12 +425,16 @@ class Compiler {
                       "(panic mode)",
                       cluster.name, all.size()));
     }
-    for (auto& cand : all)
+    for (auto& cand : all) {
+      if (!cand.healthy) cluster.unhealthy_endpoints.push_back(cand.spec);
       if (cand.healthy || !any_healthy) cluster.endpoints.push_back(std::move(cand.spec));
-    std::stable_sort(cluster.endpoints.begin(), cluster.endpoints.end(),
-                     [](const EndpointSpec& a, const EndpointSpec& b) {
-                       return address_less(a.address, b.address);
-                     });
+    }
+    auto by_address = [](const EndpointSpec& a, const EndpointSpec& b) {
+      return address_less(a.address, b.address);
+    };
+    std::stable_sort(cluster.endpoints.begin(), cluster.endpoints.end(), by_address);
+    std::stable_sort(cluster.unhealthy_endpoints.begin(), cluster.unhealthy_endpoints.end(),
+                     by_address);
 
     // destination_rule tls simple/mutual: TLS origination with the rule's files. A context
     // that cannot be made leaves the cluster without endpoints: never plain text instead.
@@ -543,6 +552,7 @@ class Compiler {
       cluster.lb_policy = LbPolicy::RoundRobin;
       cluster.connect_timeout_ms = static_cast<uint64_t>(c_.mesh.connect_timeout.count());
       cluster.netns = ep.netns;
+      set_service(cluster, ep.host, ep.ns);
       RouteSpec route;
       route.name = "inbound|" + inst;
       route.clusters.push_back({cluster.name, 100});
@@ -579,6 +589,10 @@ class Compiler {
         listener.spiffe_id = spiffe_of(ep);
         listener.jwt = request_authn({{ep.ns, &ep.labels}});
       }
+      listener.reporter = ListenerSpec::Reporter::Destination;
+      listener.self = peer_metadata(ep, listener.mesh_tls != ListenerSpec::MeshTls::Disable);
+      listener.access_log = access_log(workload_access_log(ep));
+      listener.tracing = tracing(listener.self, &ep);
       listeners_.try_emplace({ep.sidecar_inbound_port, "sidecar_in_" + inst}, std::move(listener));
       route_tables_.try_emplace(table.name, std::move(table));
       clusters_.try_emplace(cluster.name, std::move(cluster));
@@ -598,6 +612,10 @@ class Compiler {
           c_.mesh.outbound_traffic_policy != config::OutboundTrafficPolicy::RegistryOnly;
       listener.original_dst_routes = original_dst_routes();
     }
+    listener.reporter = ListenerSpec::Reporter::Source;
+    listener.self = peer_metadata(ep, listener.mesh_client != nullptr);
+    listener.access_log = access_log(workload_access_log(ep));
+    listener.tracing = tracing(listener.self);
     listeners_.try_emplace({ep.sidecar_outbound_port, "sidecar_out_" + inst}, std::move(listener));
     route_tables_.try_emplace(table.name, std::move(table));
   }
@@ -902,6 +920,94 @@ class Compiler {
     return out;
   }
 
+  /// Telemetry's view of an endpoint: its workload, namespace, app and version labels, and
+  /// its SPIFFE ID when `mtls` (Istio reports a principal only for mTLS peers).
+  PeerMetadata peer_metadata(const Endpoint& ep, bool mtls) const {
+    PeerMetadata m;
+    const config::Workload* w = workload_of(ep);
+    if (!w && ep.instance.empty()) return m;
+    m.workload = w ? w->name : ep.instance;
+    m.ns = ep.ns;
+    if (auto it = ep.labels.find("app"); it != ep.labels.end()) m.app = it->second;
+    if (auto it = ep.labels.find("version"); it != ep.labels.end()) m.version = it->second;
+    if (mtls) m.principal = spiffe_of(ep);
+    return m;
+  }
+
+  /// A cluster's service, for telemetry: a registry service's short name is its first label
+  /// (reviews.default.svc.cluster.local → reviews); a service entry's is its host.
+  static void set_service(ClusterSpec& c, const std::string& host, const std::string& ns) {
+    c.service_host = host;
+    c.service_ns = ns;
+    size_t dot = host.find('.');
+    bool registry = dot != std::string::npos && host.find(".svc.", dot) != std::string::npos;
+    c.service_name = registry ? host.substr(0, dot) : host;
+  }
+
+  /// The access log of a workload's or gateway's listeners: its own `access_log` setting
+  /// (unset: the mesh's access_log_file, "" = off). One spec shared by all of them.
+  config::AccessLogSpecPtr access_log(std::optional<bool> own) {
+    const config::Mesh& m = c_.mesh;
+    if (own ? !*own : m.access_log_file.empty()) return {};
+    std::string path = m.access_log_file.empty() ? "/dev/stdout" : m.access_log_file;
+    auto& spec = access_logs_[path];
+    if (!spec) {
+      auto made = std::make_shared<config::AccessLogSpec>();
+      config::LogEncoding encoding = m.access_log_encoding == config::AccessLogEncoding::Text
+                                         ? config::LogEncoding::Text
+                                         : config::LogEncoding::Json;
+      if (auto err = config::make_access_log_spec(path, encoding, m.access_log_format, *made)) {
+        // Validation reports it; never log in a format that did not parse.
+        warn("mesh access_log_format: " + err->message + "; the default format is used");
+        (void)config::make_access_log_spec(path, encoding, "", *made);
+      }
+      spec = std::move(made);
+    }
+    return spec;
+  }
+
+  /// Tracing for a workload's or gateway's listeners (the mesh's tracing with a zipkin
+  /// address; null = off), its spans named after the workload: "APP.NAMESPACE" as Istio's
+  /// service cluster.
+  TracingSpecPtr tracing(const PeerMetadata& self, const Endpoint* inbound = nullptr) {
+    const config::Mesh& m = c_.mesh;
+    if (!m.enable_tracing || m.zipkin_address.empty()) return {};
+    std::string_view rest = m.zipkin_address;  // validated: [http://]HOST:PORT[/PATH]
+    if (rest.starts_with("http://")) rest.remove_prefix(7);
+    size_t slash = rest.find('/');
+    std::string path = slash == std::string_view::npos || rest.substr(slash) == "/"
+                           ? "/api/v2/spans"
+                           : std::string(rest.substr(slash));
+    std::string authority(rest.substr(0, slash));
+    std::string addr =
+        authority.starts_with("localhost:") ? "127.0.0.1" + authority.substr(9) : authority;
+    auto collector = loop::Address::parse(addr);
+    if (!collector) {
+      warn("mesh tracing: zipkin address " + m.zipkin_address + ": " + collector.error().message() +
+           "; tracing is off");
+      return {};
+    }
+    auto spec = std::make_shared<TracingSpec>();
+    spec->sampling_percent = m.tracing_sampling;
+    spec->collector = *collector;
+    spec->collector_host = authority;
+    spec->collector_path = std::move(path);
+    std::string_view name = self.app.empty() ? self.workload : self.app;
+    spec->service_name = self.ns.empty() ? std::string(name) : fmt::format("{}.{}", name, self.ns);
+    if (inbound) {
+      // The service port the app's port serves (its first port when none says so).
+      for (const auto& s : c_.services) {
+        if (s.name.empty() || s.ports.empty() || hosts_.fqdn(s) != lower(inbound->host)) continue;
+        spec->service_port = s.ports.front().number;
+        for (const auto& p : s.ports)
+          if (p.number == inbound->port || p.target_port == inbound->port)
+            spec->service_port = p.number;
+        break;
+      }
+    }
+    return TracingSpecPtr(std::move(spec));
+  }
+
   /// The workload resource an endpoint's instance was started for (NAME or NAME-INDEX in
   /// its namespace); null for attached processes and service entries.
   const config::Workload* workload_of(const Endpoint& ep) const {
@@ -914,6 +1020,11 @@ class Compiler {
         return &w;
     }
     return nullptr;
+  }
+
+  std::optional<bool> workload_access_log(const Endpoint& ep) const {
+    const config::Workload* w = workload_of(ep);
+    return w ? w->access_log : std::nullopt;
   }
 
   const MeshIdentity* identity(const std::string& spiffe_id) {
@@ -1110,6 +1221,7 @@ class Compiler {
       ClusterSpec pass;
       pass.name = kPassthroughCluster;
       pass.original_dst = true;
+      pass.service_name = kPassthroughCluster;
       clusters_.try_emplace(pass.name, std::move(pass));
       other.clusters.push_back({kPassthroughCluster, 100});
       other.retry = retry_spec(std::nullopt);
@@ -1168,6 +1280,18 @@ class Compiler {
         continue;
       }
       listener.address = *addr;
+      {
+        // Telemetry: a gateway reports as the source of its calls, under its own name (Istio's
+        // istio-ingressgateway), app = its name.
+        const config::Gateway& gw = *b.servers.front().gateway;
+        listener.reporter = ListenerSpec::Reporter::Source;
+        listener.self.workload = listener.self.app = gw.name;
+        listener.self.ns = gw.ns;
+        if (identity(workload_spiffe_id(c_.mesh.trust_domain, gw.ns, gw.name)))
+          listener.self.principal = workload_spiffe_id(c_.mesh.trust_domain, gw.ns, gw.name);
+        listener.access_log = access_log(gw.access_log);
+        listener.tracing = tracing(listener.self);
+      }
       if (b.tcp) {
         listener.protocol = ListenerSpec::Protocol::Tcp;
         listener.tls_inspector = b.protocol == config::Protocol::Tls;
@@ -1974,6 +2098,7 @@ class Compiler {
   std::vector<std::string> warnings_;
   std::set<std::string> warned_;
   uint32_t mesh_port_ = 0;  // while a sidecar's routes for one port are built
+  std::map<std::string, config::AccessLogSpecPtr> access_logs_;  // by path
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "core/base/json.h"
@@ -24,12 +25,15 @@
 #include "plane/config/host_index.h"
 #include "plane/control/ca.h"
 #include "plane/control/compiler.h"
+#include "plane/control/dashboard.h"
+#include "plane/control/edges.h"
 #include "plane/control/gateway_tls.h"
 #include "plane/control/http_server.h"
 #include "plane/control/jwks_cache.h"
 #include "plane/control/registry.h"
 #include "plane/control/store.h"
 #include "plane/control/supervisor.h"
+#include "plane/control/tap_api.h"
 #include "plane/control/upstream_tls.h"
 
 namespace meshbox::control {
@@ -210,6 +214,7 @@ Status ControlPlane::start() {
   if (!ca) return Status(ca.error().code(), "certificate authority: " + ca.error().message());
   ca_ = std::move(*ca);
   MB_INFO("ca", "{}", ca_->describe());
+  register_metrics();
   registry_ = std::make_unique<Registry>(
       loop_, [this] { recompile(); }, dns::ResolverOptions::for_state_dir(options_.state_dir));
   store_->watch([this] { on_store_change(); });
@@ -594,6 +599,7 @@ const MeshIdentity* ControlPlane::mesh_identity(const std::string& spiffe_id) {
            std::chrono::duration_cast<std::chrono::seconds>(renew_at - now).count());
   IdentityEntry& e = identities_[spiffe_id];
   e.contexts = {std::move(*server), std::move(*client)};
+  e.leaf = issued->leaf;
   e.renew_at = renew_at;
   // Renewal: the next compile after the earliest half-life makes new contexts; the workers
   // take them with that snapshot (connections made before keep theirs until they close).
@@ -689,11 +695,60 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
       finish_change(r, wait, respond);
     });
   }
+  if (m == "GET" && p == "/tap") {
+    // Live requests: paths and identities, so the token is asked for, as for changes.
+    if (!authorized(req))
+      return respond(error_response(401,
+                                    "a valid token is required (Authorization: Bearer "
+                                    "TOKEN, from STATE_DIR/admin.token)"));
+    return serve_tap(sink_.tap(), req, std::move(respond));
+  }
+  if (get && p == "/tap/sessions") return respond(tap_sessions(sink_.tap()));
   if (get && p == "/services") return respond(json_response(200, services_json()));
   if (get && p == "/endpoints") return respond(json_response(200, endpoints_json()));
-  if (get && p == "/clusters") return respond(json_response(200, clusters_json()));
+  if (get && p == "/clusters") {
+    if (req.param("format").value_or("json") == "text") {
+      HttpResponse r;
+      r.content_type = "text/plain";
+      r.body = clusters_text();
+      return respond(std::move(r));
+    }
+    return respond(json_response(200, clusters_json()));
+  }
+  if (get && p == "/certs") return respond(json_response(200, certs_json()));
+  if ((get || m == "POST" || m == "PUT") && p == "/logging")
+    return logging(req, std::move(respond));
   if (get && p == "/routes") return respond(json_response(200, routes_json()));
   if (get && p == "/stats/push") return respond(json_response(200, push_stats_json()));
+  if (get && p == "/stats/edges") {
+    // The call graph from Istio's metrics, for `meshbox top` and /ui (edges.h).
+    stats::Registry* reg = sink_.metrics();
+    stats::Family* requests = reg ? reg->find("istio_requests_total") : nullptr;
+    stats::Family* duration = reg ? reg->find("istio_request_duration_milliseconds") : nullptr;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    return respond(json_response(
+        200, edges_json(collect_edges(requests, duration),
+                        duration ? duration->bounds() : std::span<const double>(), now.count())));
+  }
+  if (get && (p == "/ui" || p.starts_with("/ui/"))) {
+    HttpResponse r;
+    r.content_type = "text/html; charset=utf-8";
+    r.body = dashboard_html();
+    // Everything is inline: nothing may load from elsewhere.
+    r.headers = {{"Content-Security-Policy",
+                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                  "connect-src 'self'; img-src data:"},
+                 {"Cache-Control", "no-store"}};
+    return respond(std::move(r));
+  }
+  if (get && (p == "/stats/prometheus" || p == "/metrics")) {
+    // Prometheus' text format 0.0.4: Istio's standard metrics and meshbox's own.
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (stats::Registry* reg = sink_.metrics()) reg->write_prometheus(r.body);
+    return respond(std::move(r));
+  }
   if (get && p == "/stats/tls") {
     // TLS handshakes of the whole process (every worker): upstream ones as the client, the
     // sidecars' and gateways' as the server. resumed/full shows session reuse at work.
@@ -1086,10 +1141,60 @@ std::string ControlPlane::endpoints_json() const {
   return w.take();
 }
 
+namespace {
+
+/// "2026-11-26T13:50:00Z"
+std::string utc_time(std::chrono::system_clock::time_point t) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
+}
+
+/// One endpoint of a cluster as GET /clusters shows it: the snapshot's view (address,
+/// weight, locality), the health the registry and the outlier detector give it, and the
+/// workers' connections to it.
+struct HostRow {
+  const EndpointSpec* spec;
+  const EndpointStatus* status;  // null: no worker has used it yet
+  std::string_view health;       // healthy, ejected, failing_health_check
+};
+
+std::vector<HostRow> host_rows(const ClusterSpec& c, const ClusterStatus* status) {
+  auto status_of = [&](const std::string& address) -> const EndpointStatus* {
+    if (!status) return nullptr;
+    for (const auto& e : status->endpoints)
+      if (e.address == address) return &e;
+    return nullptr;
+  };
+  std::vector<HostRow> rows;
+  std::set<std::string> failing;
+  for (const auto& e : c.unhealthy_endpoints)
+    failing.insert(e.address.to_string());
+  for (const auto& e : c.endpoints) {
+    std::string address = e.address.to_string();
+    const EndpointStatus* st = status_of(address);
+    std::string_view health = failing.count(address) ? "failing_health_check"
+                              : st && st->ejected    ? "ejected"
+                                                     : "healthy";
+    rows.push_back({&e, st, health});
+  }
+  // Left out of the cluster for a failing health check (not in `endpoints` unless all fail).
+  for (const auto& e : c.unhealthy_endpoints) {
+    std::string address = e.address.to_string();
+    bool listed = std::any_of(c.endpoints.begin(), c.endpoints.end(),
+                              [&](const EndpointSpec& x) { return x.address == e.address; });
+    if (!listed) rows.push_back({&e, status_of(address), "failing_health_check"});
+  }
+  return rows;
+}
+
+}  // namespace
+
 std::string ControlPlane::clusters_json() const {
   json::Writer w;
   w.begin_array();
   SnapshotConstPtr snap = sink_.current();
+  std::map<std::string, ClusterStatus> statuses;
+  for (auto& st : sink_.cluster_status())
+    statuses.emplace(st.name, std::move(st));
   if (snap) {
     for (const auto& c : snap->clusters) {
       w.begin_object()
@@ -1100,11 +1205,194 @@ std::string ControlPlane::clusters_json() const {
           .begin_array();
       for (const auto& e : c.endpoints)
         w.value(e.address.to_string());
+      w.end_array();
+      auto it = statuses.find(c.name);
+      const ClusterStatus* st = it == statuses.end() ? nullptr : &it->second;
+      w.key("limits")
+          .begin_object()
+          .field("max_connections", c.limits.max_connections)
+          .field("max_pending_requests", c.limits.max_pending_requests)
+          .field("max_requests", c.limits.max_requests)
+          .field("max_retries", c.limits.max_retries)
+          .end_object()
+          .field("active_requests", st ? st->active_requests : 0)
+          .field("pending_requests", st ? st->pending_requests : 0)
+          .field("active_connections", st ? st->active_connections : 0)
+          .field("active_retries", st ? st->active_retries : 0)
+          .field("overflows", st ? st->overflows : 0)
+          .field("ejections_total", st ? st->ejections_total : 0);
+      if (c.outlier.enabled()) {
+        w.key("outlier_detection")
+            .begin_object()
+            .field("consecutive_5xx", c.outlier.consecutive_5xx)
+            .field("consecutive_gateway_errors", c.outlier.consecutive_gateway_errors)
+            .field("interval_ms", c.outlier.interval_ms)
+            .field("base_ejection_time_ms", c.outlier.base_ejection_time_ms)
+            .field("max_ejection_percent", c.outlier.max_ejection_percent)
+            .field("min_health_percent", c.outlier.min_health_percent)
+            .end_object();
+      }
+      auto now = std::chrono::system_clock::now();
+      w.key("host_statuses").begin_array();
+      for (const HostRow& h : host_rows(c, st)) {
+        const EndpointStatus* es = h.status;
+        w.begin_object()
+            .field("address", h.spec->address.to_string())
+            .field("weight", h.spec->weight)
+            .field("locality", h.spec->locality)
+            .field("health", h.health)
+            .field("active_requests", es ? es->active_requests : 0)
+            .field("active_connections", es ? es->active_connections : 0)
+            .field("idle_connections", es ? es->idle_connections : 0);
+        if (c.outlier.enabled()) {
+          w.key("outlier").begin_object().field("ejected", es && es->ejected);
+          if (es && es->last_ejection_ms_ago >= 0)
+            w.field("last_ejection",
+                    utc_time(now - std::chrono::milliseconds(es->last_ejection_ms_ago)));
+          w.field("ejection_left_ms", es ? es->ejection_left_ms : 0)
+              .field("ejections", es ? es->ejections : 0)
+              .field("consecutive_5xx", es ? es->consecutive_5xx : 0)
+              .field("consecutive_gateway_errors", es ? es->consecutive_gateway_errors : 0)
+              .end_object();
+        }
+        w.end_object();
+      }
       w.end_array().end_object();
     }
   }
   w.end_array();
   return w.take();
+}
+
+std::string ControlPlane::clusters_text() const {
+  // Envoy's /clusters: CLUSTER::FIELD::VALUE, then CLUSTER::HOST::FIELD::VALUE per endpoint.
+  std::string out;
+  SnapshotConstPtr snap = sink_.current();
+  if (!snap) return out;
+  std::map<std::string, ClusterStatus> statuses;
+  for (auto& st : sink_.cluster_status())
+    statuses.emplace(st.name, std::move(st));
+  for (const auto& c : snap->clusters) {
+    auto it = statuses.find(c.name);
+    const ClusterStatus* st = it == statuses.end() ? nullptr : &it->second;
+    auto line = [&](std::string_view field, auto value) {
+      out += fmt::format("{}::{}::{}\n", c.name, field, value);
+    };
+    line("max_connections", c.limits.max_connections);
+    line("max_pending_requests", c.limits.max_pending_requests);
+    line("max_requests", c.limits.max_requests);
+    line("max_retries", c.limits.max_retries);
+    line("rq_active", st ? st->active_requests : 0);
+    line("rq_pending", st ? st->pending_requests : 0);
+    line("cx_active", st ? st->active_connections : 0);
+    line("outlier_ejections", st ? st->ejections_total : 0);
+    for (const HostRow& h : host_rows(c, st)) {
+      std::string host = h.spec->address.to_string();
+      auto host_line = [&](std::string_view field, auto value) {
+        out += fmt::format("{}::{}::{}::{}\n", c.name, host, field, value);
+      };
+      const EndpointStatus* es = h.status;
+      host_line("cx_active", es ? es->active_connections : 0);
+      host_line("cx_idle", es ? es->idle_connections : 0);
+      host_line("rq_active", es ? es->active_requests : 0);
+      host_line("weight", h.spec->weight);
+      host_line("region", h.spec->locality);
+      // Envoy's flags: /failed_outlier_check, /failed_active_hc; "healthy" when none.
+      host_line("health_flags", h.health == "ejected"                ? "/failed_outlier_check"
+                                : h.health == "failing_health_check" ? "/failed_active_hc"
+                                                                     : "healthy");
+    }
+  }
+  return out;
+}
+
+std::string ControlPlane::certs_json() const {
+  auto now = std::chrono::system_clock::now();
+  json::Writer w;
+  // One certificate: what it names and when it ends. Never the key: a Certificate has none.
+  auto cert = [&](const tls::Certificate& c) {
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(c.not_after() - now).count();
+    w.field("subject", c.subject()).key("subject_alt_names").begin_array();
+    for (const auto& san : c.uri_sans())
+      w.value(san);
+    w.end_array()
+        .field("serial_number", c.serial_hex())
+        .field("sha256_fingerprint", c.sha256_fingerprint())
+        .field("valid_from", utc_time(c.not_before()))
+        .field("expiration_time", utc_time(c.not_after()))
+        .field("days_until_expiration", left > 0 ? left / 86'400 : 0)
+        .field("seconds_until_expiration", static_cast<int64_t>(left));
+  };
+  w.begin_object();
+  if (ca_) {
+    w.key("ca").begin_object();
+    switch (ca_->source()) {
+      case CertificateAuthority::Source::Created:
+      case CertificateAuthority::Source::Loaded:
+        w.field("source", "meshbox");
+        break;
+      case CertificateAuthority::Source::Operator:
+        w.field("source", "operator");
+        break;
+    }
+    w.key("root").begin_object();
+    cert(ca_->root());
+    w.end_object();
+    if (!(ca_->signer() == ca_->root())) {
+      w.key("signer").begin_object();
+      cert(ca_->signer());
+      w.end_object();
+    }
+    w.end_object();
+  }
+  // The listeners that serve each identity's contexts in the current snapshot.
+  SnapshotConstPtr snap = sink_.current();
+  w.key("certificates").begin_array();
+  for (const auto& [spiffe_id, entry] : identities_) {
+    if (!entry.leaf) continue;
+    w.begin_object().field("identity", spiffe_id);
+    cert(*entry.leaf);
+    w.field("renew_at", utc_time(entry.renew_at)).key("used_by").begin_array();
+    if (snap)
+      for (const auto& l : snap->listeners) {
+        bool serves = entry.contexts.server && l.mesh_server == entry.contexts.server;
+        bool calls = entry.contexts.client && l.mesh_client == entry.contexts.client;
+        if (serves || calls) w.value(l.name);
+      }
+    w.end_array().end_object();
+  }
+  w.end_array().end_object();
+  return w.take();
+}
+
+void ControlPlane::logging(HttpRequest& req, Respond respond) {
+  constexpr std::string_view kLevels = "trace, debug, info, warn, error, off";
+  std::optional<std::string> wanted = req.param("level");
+  if (req.method != "GET" && req.method != "HEAD") {
+    if (!wanted) {
+      // Also {"level": "debug"} as the body.
+      if (auto body = json::parse(req.body); body && body->is_object())
+        if (const json::Value* v = body->get("level"); v && v->is_string()) wanted = v->as_string();
+    }
+    std::optional<log::Level> level = wanted ? log::parse_level(*wanted) : std::nullopt;
+    if (!level) {
+      return respond(error_response(
+          400, fmt::format("{}: expected ?level= one of {}",
+                           wanted ? "unknown level '" + *wanted + "'" : "no level", kLevels)));
+    }
+    log::Level before = log::level();
+    log::set_level(*level);
+    // Whatever the new level, the change itself is always written down.
+    log::write(log::Level::Info, "admin",
+               fmt::format("log level {} -> {} (from {})", log::level_name(before),
+                           log::level_name(*level), req.peer));
+  }
+  json::Writer w;
+  w.begin_object().field("level", log::level_name(log::level())).key("levels").begin_array();
+  for (std::string_view l : {"trace", "debug", "info", "warn", "error", "off"})
+    w.value(l);
+  w.end_array().end_object();
+  respond(json_response(200, w.take()));
 }
 
 std::string ControlPlane::routes_json() const {
@@ -1208,6 +1496,71 @@ std::string ControlPlane::workloads_json() const {
   }
   w.end_array();
   return w.take();
+}
+
+void ControlPlane::register_metrics() {
+  stats::Registry* reg = sink_.metrics();
+  if (!reg || metrics_registered_) return;
+  metrics_registered_ = true;
+  // Per cluster, from the data plane's shared counters (read at scrape time, no lock on the
+  // request path): Envoy's upstream_rq/cx names under meshbox_cluster_.
+  struct ClusterMetric {
+    const char* name;
+    const char* help;
+    stats::Type type;
+    double (*value)(const ClusterStatus&);
+  };
+  static const ClusterMetric kClusterMetrics[] = {
+      {"meshbox_cluster_upstream_rq_active", "Requests in flight to the cluster.",
+       stats::Type::Gauge, [](const ClusterStatus& c) { return double(c.active_requests); }},
+      {"meshbox_cluster_upstream_rq_pending", "Requests waiting for a connection.",
+       stats::Type::Gauge, [](const ClusterStatus& c) { return double(c.pending_requests); }},
+      {"meshbox_cluster_upstream_cx_active", "Upstream connections open or connecting.",
+       stats::Type::Gauge, [](const ClusterStatus& c) { return double(c.active_connections); }},
+      {"meshbox_cluster_upstream_cx_idle", "Upstream connections idle in keep-alive pools.",
+       stats::Type::Gauge,
+       [](const ClusterStatus& c) {
+         double n = 0;
+         for (const auto& e : c.endpoints)
+           n += e.idle_connections;
+         return n;
+       }},
+      {"meshbox_cluster_upstream_rq_retry_active", "Retries in flight.", stats::Type::Gauge,
+       [](const ClusterStatus& c) { return double(c.active_retries); }},
+      {"meshbox_cluster_upstream_rq_overflow_total",
+       "Requests failed fast at a circuit-breaker limit (503 UO).", stats::Type::Counter,
+       [](const ClusterStatus& c) { return double(c.overflows); }},
+      {"meshbox_cluster_outlier_ejections_total", "Outlier-detection ejections since start.",
+       stats::Type::Counter, [](const ClusterStatus& c) { return double(c.ejections_total); }},
+      {"meshbox_cluster_endpoints_ejected", "Endpoints ejected by outlier detection now.",
+       stats::Type::Gauge,
+       [](const ClusterStatus& c) {
+         double n = 0;
+         for (const auto& e : c.endpoints)
+           n += e.ejected ? 1 : 0;
+         return n;
+       }},
+  };
+  for (const ClusterMetric& m : kClusterMetrics) {
+    auto value = m.value;
+    reg->callback(m.name, m.help, m.type, {"cluster"}, [this, value](stats::Samples& out) {
+      for (const ClusterStatus& c : sink_.cluster_status())
+        out.add({std::string_view(c.name)}, value(c));
+    });
+  }
+  reg->gauge_callback("meshbox_config_version", "The snapshot version the workers serve.",
+                      [this] { return static_cast<double>(sink_.applied_version()); });
+  reg->callback("meshbox_certificate_expiry_seconds",
+                "Seconds until each certificate the CA issued or holds expires.",
+                stats::Type::Gauge, {"identity"}, [this](stats::Samples& out) {
+                  auto now = std::chrono::system_clock::now();
+                  auto left = [&](const tls::Certificate& c) {
+                    return std::chrono::duration<double>(c.not_after() - now).count();
+                  };
+                  if (ca_) out.add({std::string_view("root")}, left(ca_->root()));
+                  for (const auto& [id, entry] : identities_)
+                    if (entry.leaf) out.add({std::string_view(id)}, left(*entry.leaf));
+                });
 }
 
 std::string ControlPlane::push_stats_json() const {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,15 @@
 #include "core/loop/address.h"
 #include "core/loop/loop.h"
 #include "core/loop/timer.h"
+#include "core/stats/registry.h"
+#include "core/tls/certificate.h"
+#include "plane/cluster_status.h"
 #include "plane/config/error.h"
 #include "plane/config/load.h"
 #include "plane/control/compiler.h"
 #include "plane/control/http_server.h"
 #include "plane/snapshot.h"
+#include "plane/tap.h"
 
 namespace meshbox::control {
 
@@ -54,6 +59,14 @@ class SnapshotSink {
   virtual void when_applied(uint64_t version, std::function<void()> done) = 0;
   /// Publish → last worker's ack, in milliseconds, for the recent pushes (oldest first).
   virtual std::vector<double> push_latencies_ms() const = 0;
+  /// Every live cluster's run-time state (GET /clusters): circuit-breaker counters, the
+  /// workers' connections per endpoint, outlier detection. Empty when the sink has no workers.
+  virtual std::vector<ClusterStatus> cluster_status() const { return {}; }
+  /// The process's metrics (GET /stats/prometheus; the control plane adds its own families
+  /// and callbacks at start); null when the sink records none.
+  virtual stats::Registry* metrics() { return nullptr; }
+  /// Where `meshbox tap` sessions open (GET /tap); null when the sink has no workers.
+  virtual TapSource* tap() { return nullptr; }
 };
 
 struct ControlOptions {
@@ -129,9 +142,20 @@ class ControlPlane : NonCopyable {
   void detach_workload(HttpRequest& req, Respond respond);
   std::string services_json() const;
   std::string endpoints_json() const;
+  /// GET /clusters: `?format=text` gives Envoy's `cluster::host::field::value` lines.
   std::string clusters_json() const;
+  std::string clusters_text() const;
+  /// GET /certs: the CA's root (and signer) and every identity it issued, with the listeners
+  /// that serve each. Certificates only: never a key.
+  std::string certs_json() const;
+  /// GET, POST or PUT /logging[?level=LEVEL].
+  void logging(HttpRequest& req, Respond respond);
   std::string routes_json() const;
   std::string push_stats_json() const;
+  /// Adds the control plane's metrics (clusters, config, certificates) to the sink's
+  /// registry, once.
+  void register_metrics();
+  bool metrics_registered_ = false;
   std::string workloads_json() const;
   /// Gives the registry the endpoints of the running workload processes.
   void update_instance_endpoints();
@@ -160,6 +184,7 @@ class ControlPlane : NonCopyable {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   struct IdentityEntry {
     MeshIdentity contexts;
+    std::optional<tls::Certificate> leaf;  // the certificate they serve (GET /certs)
     std::chrono::system_clock::time_point renew_at;
   };
   std::map<std::string, IdentityEntry> identities_;  // by SPIFFE ID

@@ -2,6 +2,8 @@
 
 #include <sys/uio.h>
 
+#include <cstdio>
+
 #include "core/base/assert.h"
 #include "core/base/log.h"
 #include "core/http/parser.h"
@@ -151,6 +153,11 @@ class HttpServer::Connection : public LinkedNode,
   /// Closes the socket now (pending output dropped) and retires this connection.
   void close();
 
+  // A streaming response (ResponseStream): a chunk of its body, and its end.
+  void stream_write(std::string_view chunk);
+  void stream_end();
+  size_t stream_pending() const { return conn_ ? conn_->pending() : 0; }
+
  private:
   /// What the connection's one timer measures.
   enum class Wait {
@@ -161,6 +168,7 @@ class HttpServer::Connection : public LinkedNode,
     Handler,  // the handler has the request: no timeout here, the handler owns that
     Flush,    // closing: the last response is being written (→ close)
     Linger,   // closing: FIN sent, discarding what the client still sends (→ close)
+    Stream,   // a streaming response is going out: no timeout, it ends or the client goes
   };
 
   /// The state a Respond shares: the connection (null once it is gone) and whether the
@@ -228,6 +236,8 @@ class HttpServer::Connection : public LinkedNode,
   bool eof_ = false;           // the client sent FIN
   bool closing_ = false;       // no more requests: the last bytes are going out
   bool closed_ = false;
+  bool chunked_ = false;                    // the streaming response is chunked (HTTP/1.1)
+  std::shared_ptr<ResponseStream> stream_;  // the streaming response going out, if any
 };
 
 HttpServer::Connection::Connection(HttpServer& server, loop::TcpConnPtr conn)
@@ -254,10 +264,33 @@ void HttpServer::Connection::close() {
   HttpServer* server = server_;
   server_ = nullptr;
   server->retire(this);
+  // Last: the stream's close callback may do anything (stop a session, close the server).
+  if (auto stream = std::move(stream_)) stream->detach();
+}
+
+void HttpServer::Connection::stream_write(std::string_view chunk) {
+  if (chunk.empty() || closed_) return;
+  if (!chunked_) return conn_->write(chunk);
+  char size[20];
+  int n = std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  iovec parts[3] = {{size, static_cast<size_t>(n)},
+                    {const_cast<char*>(chunk.data()), chunk.size()},
+                    {const_cast<char*>("\r\n"), 2}};
+  conn_->writev(parts, 3);
+}
+
+void HttpServer::Connection::stream_end() {
+  if (closed_ || !stream_) return;
+  stream_->conn_ = nullptr;
+  stream_.reset();
+  if (chunked_) conn_->write("0\r\n\r\n");
+  close_after_flush();
 }
 
 void HttpServer::Connection::on_data(const char* data, size_t len) {
-  if (closing_) return;  // lingering: what the client still sends is discarded
+  // Lingering, or streaming a response (the connection's last): what the client still sends
+  // is discarded.
+  if (closing_ || stream_) return;
   if (paused_) return hold(data, len);
   process(data, len);
 }
@@ -298,8 +331,8 @@ void HttpServer::Connection::process(const char* data, size_t len) {
     }
     paused_ = true;
     dispatch();
-    if (awaiting_ || closing_) {
-      if (!closing_) hold(data, len);
+    if (awaiting_ || closing_ || stream_) {
+      if (!closing_ && !stream_) hold(data, len);
       break;
     }
     // Answered at once: go on with the next request in this buffer.
@@ -375,7 +408,7 @@ void HttpServer::Connection::on_response(HttpResponse&& response) {
 }
 
 void HttpServer::Connection::continue_reading() {
-  if (closing_ || awaiting_ || !paused_) return;
+  if (closing_ || awaiting_ || !paused_ || stream_) return;
   paused_ = false;
   parser_.resume();
   std::string bytes;
@@ -391,6 +424,11 @@ void HttpServer::Connection::continue_reading() {
 
 void HttpServer::Connection::write_response(HttpResponse&& response) {
   int status = response.status;
+  std::shared_ptr<ResponseStream> stream = std::move(response.stream);
+  if (stream) {
+    response.body.clear();
+    close_after_ = true;  // a streamed body is the connection's last
+  }
   if (status < 200 || status > 599) {
     // A 1xx as the final answer would leave the client waiting for another response.
     MB_WARN("admin", "handler answered status {}; sending 500 instead", status);
@@ -410,9 +448,13 @@ void HttpServer::Connection::write_response(HttpResponse&& response) {
       head.append(response.content_type);
       head.append("\r\n");
     }
-    head.append("Content-Length: ");
-    head.append(std::to_string(response.body.size()));
-    head.append("\r\n");
+    if (!stream) {
+      head.append("Content-Length: ");
+      head.append(std::to_string(response.body.size()));
+      head.append("\r\n");
+    } else if (version_minor_ >= 1) {
+      head.append("Transfer-Encoding: chunked\r\n");
+    }
   }
   head.append("Cache-Control: no-store\r\n");
   for (const auto& [name, value] : response.headers) {
@@ -435,6 +477,25 @@ void HttpServer::Connection::write_response(HttpResponse&& response) {
   iovec parts[2] = {{head.data(), head.size()}, {response.body.data(), response.body.size()}};
   bool with_body = !bodiless && !head_request_ && !response.body.empty();
   conn_->writev(parts, with_body ? 2 : 1);
+  if (stream && !bodiless && !head_request_) {
+    // The body follows as the handler writes it; reading goes on, discarding, so that the
+    // client's close is seen (on_eof ends the stream).
+    chunked_ = version_minor_ >= 1;
+    stream_ = stream;
+    stream->conn_ = this;
+    wait_ = Wait::Stream;
+    timer_.stop();
+    std::string held;
+    held.swap(stream->held_);
+    stream_write(held);
+    if (stream->ended_) stream_end();
+    return;
+  }
+  if (stream) {
+    // Nothing to stream (a HEAD, a 204): the stream is closed for the handler, at the next
+    // iteration (it may be inside its own respond()).
+    server_->loop_.run_soon([stream] { stream->detach(); });
+  }
   head_request_ = false;
   if (close_after_) return close_after_flush();
   arm(Wait::Idle, server_->options_.idle_timeout_ms);
@@ -464,6 +525,7 @@ void HttpServer::Connection::on_flushed() {
 
 void HttpServer::Connection::on_eof() {
   eof_ = true;
+  if (stream_) return close();  // the client of a streaming response went away
   if (closing_) {
     if (wait_ == Wait::Linger) close();  // the client is done too
     return;
@@ -489,12 +551,51 @@ void HttpServer::Connection::on_timeout() {
       return error_reply(408, "request body timeout\n");
     case Wait::None:
     case Wait::Handler:
+    case Wait::Stream:
       return;
     case Wait::Idle:
     case Wait::Flush:
     case Wait::Linger:
       return close();
   }
+}
+
+// ---- streaming responses -------------------------------------------------------------------
+
+ResponseStream::~ResponseStream() {
+  // The connection holds a reference while it streams, so it is gone by now.
+  MB_ASSERT(conn_ == nullptr);
+}
+
+bool ResponseStream::write(std::string_view chunk) {
+  if (!open()) return false;
+  if (!conn_) {
+    if (held_.size() + chunk.size() > kMaxPendingBytes) {
+      ++dropped_;
+      return true;
+    }
+    held_.append(chunk);
+    return true;
+  }
+  if (conn_->stream_pending() + chunk.size() > kMaxPendingBytes) {
+    ++dropped_;
+    return true;
+  }
+  conn_->stream_write(chunk);
+  return true;
+}
+
+void ResponseStream::end() {
+  if (!open()) return;
+  ended_ = true;
+  if (conn_) conn_->stream_end();
+}
+
+void ResponseStream::detach() {
+  conn_ = nullptr;
+  if (ended_ || closed_) return;
+  closed_ = true;
+  if (auto fn = std::move(on_close_)) fn();
 }
 
 // ---- the server -----------------------------------------------------------------------------

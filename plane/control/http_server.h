@@ -4,9 +4,11 @@
 //
 // Not on the data path, so it is written for clarity: each request is read whole (body
 // included, up to a limit) before its handler runs, and each response is one buffer with a
-// Content-Length. Requests on a connection are answered one at a time, in order (pipelined
-// ones wait, unparsed). Keep-alive follows RFC 9112 §9.3: HTTP/1.1 by default, HTTP/1.0 only
-// with "Connection: keep-alive"; "Connection: close" is honoured both ways.
+// Content-Length, or a stream the handler writes as it goes (ResponseStream: chunked, the
+// connection's last response; GET /tap). Requests on a connection are answered one at a
+// time, in order (pipelined ones wait, unparsed). Keep-alive follows RFC 9112 §9.3: HTTP/1.1
+// by default, HTTP/1.0 only with "Connection: keep-alive"; "Connection: close" is honoured
+// both ways.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +43,8 @@ struct HttpRequest {
   std::optional<std::string> param(std::string_view name) const;
 };
 
+class ResponseStream;
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -49,6 +53,10 @@ struct HttpResponse {
   /// Connection given here are dropped, and so is any header whose name or value would
   /// break the head (CR, LF, ':' in a name).
   std::vector<std::pair<std::string, std::string>> headers;
+  /// A streaming response: when set, `body` is ignored; the head goes out with
+  /// Transfer-Encoding: chunked (HTTP/1.0: no framing) and Connection: close, and the body is
+  /// whatever the handler writes to the stream until it ends it (ResponseStream).
+  std::shared_ptr<ResponseStream> stream = {};
 };
 
 /// Sends the response to the request it was made for. Call it exactly once, on the loop
@@ -90,6 +98,7 @@ class HttpServer : NonCopyable {
 
  private:
   class Connection;
+  friend class ResponseStream;
 
   HttpServer(loop::Loop& loop, Handler handler, HttpServerOptions options);
   void on_accept(loop::TcpConnPtr conn);
@@ -102,6 +111,42 @@ class HttpServer : NonCopyable {
   std::unique_ptr<loop::TcpListener> listener_;
   loop::Address address_;
   LinkedList<Connection> connections_;  // owned: each is freed through retire()
+};
+
+/// The body of a streaming response (HttpResponse::stream): the handler makes one, answers
+/// with it and keeps it to write chunks as they come. Writes before the head is out are held;
+/// the connection closes once end() has been written. Loop thread only.
+class ResponseStream : NonCopyable {
+ public:
+  /// Bytes queued for a client that does not read, past which write() drops chunks.
+  static constexpr size_t kMaxPendingBytes = 1 << 20;
+
+  ResponseStream() = default;
+  ~ResponseStream();
+  /// Sends `chunk` (empty: nothing). False once the stream is closed or ended: stop writing.
+  /// A chunk that finds kMaxPendingBytes unsent is dropped (and counted), not queued.
+  bool write(std::string_view chunk);
+  /// Ends the body; the connection closes once it is out. Idempotent.
+  void end();
+  /// `fn` runs once if the stream closes before end(): the client went away, or the server
+  /// closed. Not after end().
+  void on_close(std::function<void()> fn) { on_close_ = std::move(fn); }
+  /// Neither ended nor closed.
+  bool open() const { return !ended_ && !closed_; }
+  uint64_t dropped_chunks() const { return dropped_; }
+
+ private:
+  friend class HttpServer;
+  friend class HttpServer::Connection;
+  /// The connection is gone: runs on_close (once, unless ended).
+  void detach();
+
+  HttpServer::Connection* conn_ = nullptr;  // null before the head is out and after close
+  std::string held_;                        // written before the head went out
+  std::function<void()> on_close_;
+  uint64_t dropped_ = 0;
+  bool ended_ = false;
+  bool closed_ = false;
 };
 
 /// Percent-decodes `in` ('+' = space when `plus_is_space`); nullopt on a bad escape.

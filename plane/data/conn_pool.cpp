@@ -129,13 +129,15 @@ void UpstreamConn::fail(UpstreamFailure why) {
 }
 
 ConnPool::ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-                   SharedClusterPtr shared, std::string netns, std::string peer_identity)
+                   SharedClusterPtr shared, std::string netns, std::string peer_identity,
+                   EndpointLoad* load)
     : loop_(loop),
       endpoint_(endpoint),
       settings_(settings),
       shared_(std::move(shared)),
       netns_(std::move(netns)),
-      peer_identity_(std::move(peer_identity)) {}
+      peer_identity_(std::move(peer_identity)),
+      load_(load) {}
 
 ConnPool::~ConnPool() {
   close_idle();
@@ -225,6 +227,7 @@ UpstreamConn* ConnPool::acquire(UpstreamClient* client, const tls::TlsContextCon
   c->client_ = client;
   c->requests_++;
   c->got_bytes_ = c->informational_ = c->response_done_ = c->reusable_ = false;
+  publish_load();
   return c;
 }
 
@@ -243,6 +246,7 @@ void ConnPool::release(UpstreamConn* c, bool reusable) {
   idle_.push_back(c);
   ++idle_count_;
   c->timer_.start(settings_.idle_timeout_ms);
+  publish_load();
 }
 
 void ConnPool::close_idle() {
@@ -261,6 +265,22 @@ void ConnPool::destroy(UpstreamConn* c) {
   c->conn_.reset();
   c->timer_.stop();
   loop_.defer_delete(std::unique_ptr<loop::Deferred>(c));
+  publish_load();
+}
+
+void ConnPool::publish_load() {
+  if (!load_) return;
+  // Only this worker writes the cell: a load and a store, no atomic read-modify-write.
+  // Unsigned arithmetic wraps, so a negative change adds up right.
+  auto add = [](std::atomic<uint32_t>& cell, size_t now, size_t& published) {
+    if (now == published) return;
+    uint32_t v = cell.load(std::memory_order_relaxed);
+    cell.store(v + static_cast<uint32_t>(now) - static_cast<uint32_t>(published),
+               std::memory_order_relaxed);
+    published = now;
+  };
+  add(load_->busy, busy_count_, published_busy_);
+  add(load_->idle, idle_count_, published_idle_);
 }
 
 }  // namespace meshbox::data

@@ -131,8 +131,11 @@ class ConnPool {
  public:
   /// `shared` counts the connections of the pool's cluster across workers. `netns`: the
   /// network namespace connections are made in (ClusterSpec::netns; "" = meshbox's own).
+  /// `load`: this worker's cell of the endpoint in `shared`, where the pool adds its busy and
+  /// idle counts for the admin API (null: not counted).
   ConnPool(loop::Loop& loop, loop::Address endpoint, const PoolSettings& settings,
-           SharedClusterPtr shared, std::string netns = {}, std::string peer_identity = {});
+           SharedClusterPtr shared, std::string netns = {}, std::string peer_identity = {},
+           EndpointLoad* load = nullptr);
   ~ConnPool();
 
   /// An idle connection if there is one, else a new one (connecting) — unless the cluster is
@@ -172,6 +175,8 @@ class ConnPool {
  private:
   friend class UpstreamConn;
   void destroy(UpstreamConn* conn);
+  /// Adds the change of busy_count_ and idle_count_ since the last call to load_.
+  void publish_load();
 
   loop::Loop& loop_;
   loop::Address endpoint_;
@@ -183,6 +188,8 @@ class ConnPool {
   LinkedList<UpstreamConn> busy_;  // connecting or busy
   size_t idle_count_ = 0;
   size_t busy_count_ = 0;
+  EndpointLoad* load_;  // owned by shared_; may be null
+  size_t published_idle_ = 0, published_busy_ = 0;
 };
 
 }  // namespace meshbox::data

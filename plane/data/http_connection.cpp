@@ -10,6 +10,7 @@
 #include "plane/data/router.h"
 #include "plane/data/shadow.h"
 #include "plane/data/sni.h"
+#include "plane/data/telemetry.h"
 #include "plane/data/tunnel.h"
 
 namespace meshbox::data {
@@ -281,6 +282,33 @@ void HttpConnection::on_flushed() {
 
 void HttpConnection::on_request_head(http::RequestHead& head) {
   in_stream_ = true;
+  {
+    StreamLog& log = log_;
+    log.open = true;
+    log.start_ns = uv_hrtime();
+    log.head_ns = 0;
+    log.start_unix_us = unix_now_us();
+    log.status = 0;
+    log.flags.clear();
+    log.request_bytes = log.response_bytes = 0;
+    log.path = head.target;
+    const http::HeaderMap& h = head.headers;
+    const std::string* v = h.get("host");
+    log.authority = v ? *v : std::string();
+    v = h.get("x-request-id");
+    log.request_id = v ? *v : std::string();
+    v = h.get("user-agent");
+    log.user_agent = v ? *v : std::string();
+    v = h.get("x-forwarded-for");
+    log.forwarded_for = v ? *v : std::string();
+    log.peer = {};
+    log.traced = false;
+    // Who calls (metadata exchange): an inbound sidecar takes it; nobody passes it on.
+    if (const std::string* peer = h.get(kPeerHeader)) {
+      if (listener_.reporter == ListenerSpec::Reporter::Destination) decode_peer(*peer, log.peer);
+      head.headers.remove(kPeerHeader);
+    }
+  }
   request_done_ = response_started_ = downstream_chunked_ = upstream_keep_alive_ = false;
   retried_ = delaying_ = abort_after_delay_ = false;
   tried_.clear();
@@ -350,7 +378,17 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
     char id[36];
     worker_.random().uuid4(id);
     h.add("x-request-id", std::string_view(id, sizeof id));
+    log_.request_id.assign(id, sizeof id);
   }
+  if (const TracingSpec* tracing = listener_.tracing.get()) {
+    // This hop's span: a child of the caller's (or the root of a new trace); the upstream
+    // gets it as its parent, sampled or not (trace_context.h).
+    log_.trace = trace::propagate(h, worker_.random(), tracing->sampling_percent);
+    log_.traced = true;
+  }
+  if (listener_.reporter == ListenerSpec::Reporter::Source && cluster_->spec().send_peer_metadata &&
+      !listener_.self.workload.empty())
+    h.add(kPeerHeader, encode_peer(listener_.self));
   rewrite_request(head);
   if (!h.has("host")) {
     // HTTP/1.0 without Host: name the cluster's host (outbound|PORT|SUBSET|HOST).
@@ -433,6 +471,7 @@ void HttpConnection::rewrite_request(http::RequestHead& head) {
 }
 
 void HttpConnection::start_delay() {
+  log_.flags.add(ResponseFlag::DelayInjected);
   // Reading stops so that a body does not pile up here; what this read already holds is kept
   // in replay_. timer_ is left as it is: the request's timeouts still run.
   delaying_ = true;
@@ -735,6 +774,7 @@ void HttpConnection::flush_upstream_head() {
 }
 
 void HttpConnection::on_body(const char* data, size_t len) {
+  log_.request_bytes += len;
   if (shadow_) shadow_->body(data, len);
   if (awaiting_ || (replayable_ && up_)) {
     replay_.append(data, len);
@@ -900,6 +940,7 @@ void HttpConnection::learn_peer() {
   std::string_view id = tls->peer_spiffe_id();
   if (!id.starts_with("spiffe://")) return;
   peer_principal_ = id.substr(9);
+  peer_spiffe_ = id;
   // Envoy's XFCC as Istio's inbound sidecars set it: who received the request, the peer
   // certificate's hash, its subject (workload certificates have none) and its URI SAN.
   if (listener_.mesh_server && !listener_.spiffe_id.empty())
@@ -1081,6 +1122,8 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
     }
   }
   response_started_ = true;
+  log_.status = head.status;
+  log_.head_ns = uv_hrtime();
   upstream_keep_alive_ = head.keep_alive;
   http::HeaderMap& h = head.headers;
   std::string upgrade;
@@ -1129,6 +1172,7 @@ void HttpConnection::on_upstream_head(http::ResponseHead& head) {
 
 void HttpConnection::on_upstream_body(const char* data, size_t len) {
   if (discard_response_) return;
+  log_.response_bytes += len;
   send(*down_, head_to_down_, data, len, downstream_chunked_, false);
   head_to_down_.clear();
   if (down_->above_high_watermark() && up_) up_->tcp().read_stop();
@@ -1170,7 +1214,10 @@ void HttpConnection::on_upstream_failure(UpstreamFailure why, bool got_response_
     return flush_upstream_head();
   }
   head_to_down_.clear();
-  if (response_started_) return close_with_reset();
+  if (response_started_) {
+    log_.flags.add(ResponseFlag::UpstreamConnectionTermination);
+    return close_with_reset();
+  }
   report_outcome(SharedCluster::Outcome::LocalFailure, 0);
   if (why != UpstreamFailure::ProtocolError &&
       may_retry(
@@ -1195,6 +1242,7 @@ void HttpConnection::on_upstream_upgrade(const char* early, size_t len) {
     return close_with_reset();
   }
   on_upstream_read_done();  // the 101 head
+  record_stream();
   loop::TcpConnPtr up = up_->take_tcp();
   release_upstream(false);
   end_stream_state();
@@ -1223,6 +1271,7 @@ void HttpConnection::release_upstream(bool reusable) {
 
 void HttpConnection::finish_stream() {
   in_stream_ = false;
+  record_stream();
   end_stream_state();
   if (close_after_ || !request_done_ || upgrade_pending_) return close_after_flush();
   arm(Wait::Idle, listener_.http.idle_timeout_ms);
@@ -1270,6 +1319,9 @@ void HttpConnection::on_connect_result(bool ok) {
     return fail_stream({ResponseFlag::UpstreamConnectFailure, ErrorSource::Upstream, true, ""});
   }
   down_->write("HTTP/1.1 200 Connection Established\r\n\r\n");
+  log_.status = 200;
+  log_.head_ns = uv_hrtime();
+  record_stream();
   loop::TcpConnPtr up = std::move(connect_->conn);
   connect_.reset();
   end_stream_state();
@@ -1289,15 +1341,28 @@ void HttpConnection::fail_stream(const ProxyError& error) {
   local_reply(r.status, r.body, error.flag, close_after_ || !request_done_);
 }
 
-void HttpConnection::local_reply(int status, std::string_view body, ResponseFlag, bool close,
+void HttpConnection::local_reply(int status, std::string_view body, ResponseFlag flag, bool close,
                                  std::string_view extra_headers) {
   if (closing_) return;
   std::string& out = worker_.scratch();
   append_local_reply(status, body, close || worker_.draining(), out, extra_headers);
   down_->write(out);
+  if (!log_.open && !in_stream_) {
+    // A reply before any request began (a malformed head, a header timeout): a stream of
+    // its own for telemetry, as Envoy logs such requests.
+    log_ = StreamLog{};
+    log_.open = true;
+    log_.start_ns = uv_hrtime();
+    log_.start_unix_us = unix_now_us();
+  }
+  log_.status = status;
+  log_.head_ns = uv_hrtime();
+  log_.flags.add(flag);
+  log_.response_bytes += body.size();
   if (close || worker_.draining()) {
     close_after_ = true;
     in_stream_ = false;
+    record_stream();
     return close_after_flush();
   }
   response_started_ = true;
@@ -1333,6 +1398,7 @@ void HttpConnection::on_timeout() {
       return fail_stream({ResponseFlag::UpstreamRequestTimeout, ErrorSource::Upstream, false, ""});
     }
     case Wait::ResponseBody:
+      log_.flags.add(ResponseFlag::StreamIdleTimeout);
       release_upstream(false);
       return close_with_reset();
     case Wait::Flush:
@@ -1366,6 +1432,11 @@ void HttpConnection::close_with_reset() {
 
 void HttpConnection::close() {
   if (closed_) return;
+  if (log_.open) {
+    if (log_.flags.empty() && (log_.status == 0 || response_started_))
+      log_.flags.add(ResponseFlag::DownstreamConnectionTermination);
+    record_stream();
+  }
   closed_ = closing_ = true;
   timer_.stop();
   delaying_ = false;
@@ -1375,6 +1446,70 @@ void HttpConnection::close() {
   connect_.reset();
   down_.reset();
   worker_.remove(this);
+}
+
+// ---- telemetry --------------------------------------------------------------------------------
+
+void HttpConnection::record_stream() {
+  if (!log_.open) return;
+  log_.open = false;
+  Telemetry& t = worker_.telemetry();
+  if (t.empty()) return;
+  uint64_t now = uv_hrtime();
+  RequestRecord r;
+  r.listener = &listener_;
+  r.start_unix_us = log_.start_unix_us;
+  r.duration_us = (now - log_.start_ns) / 1000;
+  r.response_start_us = log_.head_ns ? (log_.head_ns - log_.start_ns) / 1000 : 0;
+  r.method = method_;
+  r.path = log_.path;
+  r.authority = log_.authority;
+  r.protocol = version_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  r.request_id = log_.request_id;
+  r.user_agent = log_.user_agent;
+  r.forwarded_for = log_.forwarded_for;
+  r.status = log_.status;
+  r.flags = log_.flags;
+  r.request_body_bytes = log_.request_bytes;
+  r.response_body_bytes = log_.response_bytes;
+  r.retries = retries_done_;
+  if (log_.traced) r.trace = &log_.trace;
+  if (route_) r.route_name = route_->name;
+  const EndpointSpec* ep = nullptr;
+  if (cluster_) {
+    r.cluster = &cluster_->spec();
+    if (endpoint_ < r.cluster->endpoints.size()) ep = &r.cluster->endpoints[endpoint_];
+    if (ep)
+      r.upstream_host = ep->address.to_string();
+    else if (r.cluster->original_dst && passthrough_)
+      r.upstream_host = passthrough_->to_string();
+  }
+  r.downstream_remote = client_ip_;
+  auto view = [](const PeerMetadata& m) {
+    return PeerView{m.workload, m.ns, m.app, m.version, m.principal};
+  };
+  if (listener_.reporter == ListenerSpec::Reporter::Destination) {
+    r.destination = view(listener_.self);
+    r.source = view(log_.peer);
+    if (!peer_learned_) learn_peer();
+    r.mtls = !peer_principal_.empty();
+    if (r.mtls) {
+      // TD/ns/NS/sa/SA: the principal and the namespace come from the certificate.
+      r.source.principal = peer_spiffe_;
+      std::string_view id = peer_principal_;
+      if (size_t at = id.find("/ns/"); at != std::string_view::npos) {
+        id.remove_prefix(at + 4);
+        r.source.ns = id.substr(0, id.find('/'));
+      }
+    }
+  } else {
+    r.source = view(listener_.self);
+    if (ep) {
+      r.destination = view(ep->workload);
+      r.mtls = !ep->peer_identity.empty() || r.cluster->tls != nullptr;
+    }
+  }
+  t.request(r);
 }
 
 }  // namespace meshbox::data

@@ -24,6 +24,7 @@
 #include "core/http/parser.h"
 #include "core/loop/tcp_conn.h"
 #include "core/loop/timer.h"
+#include "core/trace/trace_context.h"
 #include "plane/data/authz.h"
 #include "plane/data/conn_pool.h"
 #include "plane/data/jwt_authn.h"
@@ -128,6 +129,9 @@ class HttpConnection : public ActiveConnection,
   void close_after_flush();
   void close_with_reset();
   void close();
+  /// Telemetry: the request ended (once per request): hand its record to the worker's
+  /// observers.
+  void record_stream();
 
   Worker& worker_;
   SnapshotConstPtr snapshot_;  // the accept-time snapshot: holds listener_
@@ -158,6 +162,7 @@ class HttpConnection : public ActiveConnection,
   SnapshotConstPtr authz_snapshot_;
   const AuthzSpec* authz_ = nullptr;
   std::string peer_principal_;  // the SPIFFE ID without "spiffe://"
+  std::string peer_spiffe_;     // with it
   std::string xfcc_;            // the x-forwarded-client-cert an inbound sidecar sets
   std::string local_ip_;        // the connection's local address (destination.ip)
   bool peer_learned_ = false;
@@ -248,6 +253,21 @@ class HttpConnection : public ActiveConnection,
   };
   void on_connect_result(bool ok);
   std::unique_ptr<ConnectWaiter> connect_;
+  // Telemetry of the request in flight (telemetry.h); `open` until it is recorded.
+  struct StreamLog {
+    bool open = false;
+    uint64_t start_ns = 0, head_ns = 0;  // uv_hrtime: the request head, the response head
+    uint64_t start_unix_us = 0;
+    int status = 0;
+    ResponseFlags flags;
+    uint64_t request_bytes = 0, response_bytes = 0;
+    std::string path, authority, request_id, user_agent, forwarded_for;
+    PeerMetadata peer;  // an inbound sidecar's caller, from x-meshbox-peer
+    // Tracing (listener_.tracing): this hop's span, whose context went upstream.
+    bool traced = false;
+    trace::SpanContext trace;
+  };
+  StreamLog log_;
 };
 
 }  // namespace meshbox::data

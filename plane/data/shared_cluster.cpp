@@ -41,7 +41,7 @@ bool SharedCluster::try_start_retry(uint32_t max) {
 EndpointHealth* SharedCluster::endpoint(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& slot = endpoints_[address];
-  if (!slot) slot = std::make_unique<EndpointHealth>();
+  if (!slot) slot = std::make_unique<EndpointHealth>(owner_.worker_count());
   return slot.get();
 }
 
@@ -88,6 +88,7 @@ void SharedCluster::eject(EndpointHealth* ep, const OutlierSpec& spec, size_t en
                            std::max(kMaxEjectionMs, spec.base_ejection_time_ms));
   ep->last_ejection_end = now + span;
   ep->ejected_until_ms.store(now + span, std::memory_order_relaxed);
+  ep->ejected_at_ms.store(now, std::memory_order_relaxed);
   ep->consecutive_5xx.store(0, std::memory_order_relaxed);
   ep->consecutive_gateway.store(0, std::memory_order_relaxed);
   ejections_total_.fetch_add(1, std::memory_order_relaxed);
@@ -96,6 +97,42 @@ void SharedCluster::eject(EndpointHealth* ep, const OutlierSpec& spec, size_t en
     if (e.get() == ep) addr = a;
   MB_INFO("outlier", "cluster {}: endpoint {} ejected for {} ms (ejection {})", name_, addr, span,
           ep->ejections);
+}
+
+ClusterStatus SharedCluster::status() const {
+  constexpr auto kRelaxed = std::memory_order_relaxed;
+  ClusterStatus out;
+  out.name = name_;
+  out.active_requests = requests_.load(kRelaxed);
+  out.pending_requests = pending_.load(kRelaxed);
+  out.active_connections = connections_.load(kRelaxed);
+  out.active_retries = retries_.load(kRelaxed);
+  out.overflows = overflows_.load(kRelaxed);
+  out.ejections_total = ejections_total_.load(kRelaxed);
+  uint64_t now = shared_now_ms();
+  std::lock_guard lock(mu_);
+  out.endpoints.reserve(endpoints_.size());
+  for (const auto& [address, ep] : endpoints_) {
+    EndpointStatus& s = out.endpoints.emplace_back();
+    s.address = address;
+    // Each cell is one worker's; a pool's counts move together, so a sum read while a
+    // worker writes is off by at most that worker's last change.
+    for (size_t w = 0; w < ep->workers; ++w) {
+      uint32_t busy = ep->load[w].busy.load(kRelaxed), idle = ep->load[w].idle.load(kRelaxed);
+      s.active_requests += busy;
+      s.idle_connections += idle;
+      s.active_connections += busy + idle;
+    }
+    uint64_t until = ep->ejected_until_ms.load(kRelaxed);
+    uint64_t at = ep->ejected_at_ms.load(kRelaxed);
+    s.ejected = now < until;
+    s.ejection_left_ms = s.ejected ? until - now : 0;
+    s.last_ejection_ms_ago = at ? static_cast<int64_t>(now > at ? now - at : 0) : -1;
+    s.ejections = ep->ejections;
+    s.consecutive_5xx = ep->consecutive_5xx.load(kRelaxed);
+    s.consecutive_gateway_errors = ep->consecutive_gateway.load(kRelaxed);
+  }
+  return out;
 }
 
 SharedClusterPtr SharedClusters::get(const std::string& name) {
@@ -108,6 +145,20 @@ SharedClusterPtr SharedClusters::get(const std::string& name) {
 void SharedClusters::sweep() {
   std::lock_guard lock(mu_);
   std::erase_if(clusters_, [](const auto& entry) { return entry.second.use_count() == 1; });
+}
+
+std::vector<ClusterStatus> SharedClusters::status() const {
+  std::vector<SharedClusterPtr> clusters;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, c] : clusters_)
+      clusters.push_back(c);
+  }
+  std::vector<ClusterStatus> out;
+  out.reserve(clusters.size());
+  for (const auto& c : clusters)
+    out.push_back(c->status());
+  return out;
 }
 
 void SharedClusters::wake_all(const std::string& cluster, Event event) const {

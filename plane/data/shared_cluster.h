@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "plane/cluster_status.h"
 #include "plane/snapshot.h"
 
 namespace meshbox::data {
@@ -27,12 +28,27 @@ namespace meshbox::data {
 /// compared by all workers, whose loop clocks differ.
 uint64_t shared_now_ms();
 
-/// One endpoint's outlier-detection state, shared by the workers. Its address is stable while
-/// its SharedCluster lives.
+/// One worker's upstream connections to one endpoint (its pools' counts), for the admin API.
+/// Written by that worker only, with a relaxed load and store (no read-modify-write: the
+/// request path never waits for another core), summed on the control thread. A cache line
+/// each, so two workers never write the same line.
+struct alignas(64) EndpointLoad {
+  std::atomic<uint32_t> busy{0};  // connecting or carrying a request
+  std::atomic<uint32_t> idle{0};  // open, in the keep-alive pool
+};
+
+/// One endpoint's outlier-detection state, shared by the workers, and each worker's
+/// connections to it. Its address is stable while its SharedCluster lives.
 struct EndpointHealth {
+  explicit EndpointHealth(size_t workers = 1)
+      : workers(workers ? workers : 1), load(std::make_unique<EndpointLoad[]>(this->workers)) {}
+
   std::atomic<uint32_t> consecutive_5xx{0};
   std::atomic<uint32_t> consecutive_gateway{0};
   std::atomic<uint64_t> ejected_until_ms{0};  // 0 = never ejected
+  std::atomic<uint64_t> ejected_at_ms{0};     // when the last ejection began; 0 = never
+  const size_t workers;
+  const std::unique_ptr<EndpointLoad[]> load;  // one per worker, by Worker::id()
   // Under SharedCluster's mutex:
   uint32_t ejections = 0;          // times ejected, decayed by one per interval un-ejected
   uint64_t last_ejection_end = 0;  // when the last ejection ended
@@ -40,6 +56,8 @@ struct EndpointHealth {
   bool ejected(uint64_t now_ms) const {
     return now_ms < ejected_until_ms.load(std::memory_order_relaxed);
   }
+  /// Worker `worker`'s cell (the last one for an id past the count; never happens).
+  EndpointLoad* load_of(size_t worker) { return &load[worker < workers ? worker : workers - 1]; }
 };
 
 class SharedClusters;
@@ -87,6 +105,10 @@ class SharedCluster {
 
   const std::string& name() const { return name_; }
 
+  /// Any thread: the counters and every endpoint's state now (GET /clusters). Takes the
+  /// outlier mutex, which the request path takes only to eject.
+  ClusterStatus status() const;
+
  private:
   static bool try_add(std::atomic<uint32_t>& counter, uint32_t max);
   void eject(EndpointHealth* ep, const OutlierSpec& spec, size_t endpoints);
@@ -95,7 +117,7 @@ class SharedCluster {
   std::string name_;
   std::atomic<uint32_t> connections_{0}, pending_{0}, requests_{0}, retries_{0};
   std::atomic<uint64_t> overflows_{0}, ejections_total_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<EndpointHealth>, std::less<>> endpoints_;
 };
 using SharedClusterPtr = std::shared_ptr<SharedCluster>;
@@ -121,9 +143,14 @@ class SharedClusters {
   void sweep();
   /// Tells every worker.
   void wake_all(const std::string& cluster, Event event) const;
+  /// The number of workers (add_worker calls): each has an EndpointLoad cell per endpoint.
+  size_t worker_count() const { return wakes_.size(); }
+  /// Any thread: every live cluster's status, by name (the control thread's GET /clusters;
+  /// takes the mutex that get() and sweep() take when a snapshot is applied).
+  std::vector<ClusterStatus> status() const;
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, SharedClusterPtr, std::less<>> clusters_;
   std::vector<Wake> wakes_;  // fixed once the workers run
 };

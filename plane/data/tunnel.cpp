@@ -8,6 +8,7 @@
 #include "core/tls/sniff.h"
 #include "core/tls/tls_transport.h"
 #include "plane/data/sni.h"
+#include "plane/data/telemetry.h"
 
 namespace meshbox::data {
 
@@ -59,6 +60,22 @@ void Tunnel::set_up(loop::TcpConnPtr up) {
 
 Tunnel* Tunnel::accept(Worker& worker, SnapshotConstPtr snapshot, const ListenerSpec& listener,
                        loop::TcpConnPtr down) {
+  Tunnel* t = accept_unrecorded(worker, snapshot, listener, std::move(down));
+  if (t && !worker.telemetry().empty()) {
+    t->tel_snapshot_ = std::move(snapshot);
+    t->tel_listener_ = &listener;
+    t->tel_start_ns_ = uv_hrtime();
+    t->tel_start_unix_us_ = unix_now_us();
+    if (t->cluster_) {
+      t->tel_opened_ = true;
+      worker.telemetry().connection_opened(t->record());
+    }
+  }
+  return t;
+}
+
+Tunnel* Tunnel::accept_unrecorded(Worker& worker, SnapshotConstPtr snapshot,
+                                  const ListenerSpec& listener, loop::TcpConnPtr down) {
   if (listener.mesh_server && listener.mesh_tls != ListenerSpec::MeshTls::Disable) {
     auto* t = new Tunnel(worker, std::move(down), listener.tcp_idle_timeout_ms);
     t->snapshot_ = std::move(snapshot);
@@ -138,6 +155,10 @@ bool Tunnel::connect(const std::string& cluster_name, const tls::TlsContextConst
   }
   Status s = up_.conn->connect(pool.endpoint());
   timer_.start(s.is_ok() ? spec.connect_timeout_ms : 0);
+  if (tel_listener_ && !tel_opened_) {
+    tel_opened_ = true;
+    worker_.telemetry().connection_opened(record());
+  }
   return true;
 }
 
@@ -284,6 +305,7 @@ void Tunnel::drain() {
 
 void Tunnel::close() {
   if (closed_) return;
+  if (tel_opened_) worker_.telemetry().connection(record());
   closed_ = true;
   timer_.stop();
   down_.conn.reset();
@@ -320,6 +342,7 @@ void Tunnel::Side::on_data(const char* data, size_t len) {
     return;
   }
   tunnel->touch();
+  (this == &tunnel->down_ ? tunnel->received_ : tunnel->sent_) += len;
   peer->conn->write(data, len);
   if (peer->conn->above_high_watermark()) conn->read_stop();
 }
@@ -361,6 +384,47 @@ void Tunnel::Side::on_error(int err) {
   // Pass the failure on as a reset rather than a clean end.
   if (peer->conn) peer->conn->close_reset();
   tunnel->close();
+}
+
+ConnectionRecord Tunnel::record() const {
+  ConnectionRecord r;
+  r.listener = tel_listener_;
+  r.start_unix_us = tel_start_unix_us_;
+  r.duration_us = (uv_hrtime() - tel_start_ns_) / 1000;
+  r.received_bytes = received_;
+  r.sent_bytes = sent_;
+  auto view = [](const PeerMetadata& m) {
+    return PeerView{m.workload, m.ns, m.app, m.version, m.principal};
+  };
+  const EndpointSpec* ep = nullptr;
+  if (cluster_) {
+    r.cluster = &cluster_->spec();
+    if (endpoint_ < r.cluster->endpoints.size()) {
+      ep = &r.cluster->endpoints[endpoint_];
+      r.upstream_host = ep->address.to_string();
+    }
+  }
+  if (down_.conn) r.downstream_remote = down_.conn->peer().ip();
+  if (tel_listener_->reporter == ListenerSpec::Reporter::Destination) {
+    r.destination = view(tel_listener_->self);
+    if (const tls::TlsTransport* tls =
+            down_.conn ? tls::TlsTransport::of(down_.conn->transport()) : nullptr) {
+      r.mtls = true;
+      r.source.principal = tls->peer_spiffe_id();
+      std::string_view id = r.source.principal;
+      if (size_t at = id.find("/ns/"); at != std::string_view::npos) {
+        id.remove_prefix(at + 4);
+        r.source.ns = id.substr(0, id.find('/'));
+      }
+    }
+  } else {
+    r.source = view(tel_listener_->self);
+    if (ep) {
+      r.destination = view(ep->workload);
+      r.mtls = !ep->peer_identity.empty() || r.cluster->tls != nullptr;
+    }
+  }
+  return r;
 }
 
 }  // namespace meshbox::data

@@ -77,6 +77,8 @@ class Tunnel : public ActiveConnection {
   };
 
   Tunnel(Worker& worker, loop::TcpConnPtr down, uint64_t idle_timeout_ms);
+  static Tunnel* accept_unrecorded(Worker& worker, SnapshotConstPtr snapshot,
+                                   const ListenerSpec& listener, loop::TcpConnPtr down);
   void set_up(loop::TcpConnPtr up);
   /// Picks an endpoint of `cluster` and starts connecting to it (the connect timeout
   /// armed); false (and `why`) when there is none or the cluster is at max_connections.
@@ -100,6 +102,8 @@ class Tunnel : public ActiveConnection {
     if (!up_.conn || (!up_.conn->connecting() && !check_peer_)) timer_.start(idle_timeout_ms_);
   }
   void close();
+  /// Telemetry: the connection as it is now (tel_listener_ is set).
+  ConnectionRecord record() const;
 
   Worker& worker_;
   Side down_, up_;
@@ -117,6 +121,13 @@ class Tunnel : public ActiveConnection {
   bool reported_ = false;
   ClusterStatePtr cluster_;  // the upstream's, while it holds one of its connections
   size_t endpoint_ = 0;
+  // Telemetry of a tcp listener's connection: the listener (its snapshot kept for the
+  // connection's life), when it opened, the bytes each way. Null listener: not recorded.
+  SnapshotConstPtr tel_snapshot_;
+  const ListenerSpec* tel_listener_ = nullptr;
+  uint64_t tel_start_ns_ = 0, tel_start_unix_us_ = 0;
+  uint64_t received_ = 0, sent_ = 0;
+  bool tel_opened_ = false;
 };
 
 /// The route for a connection whose ClientHello named `sni` (nullopt: no name; also for TCP

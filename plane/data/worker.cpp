@@ -129,6 +129,14 @@ Worker::~Worker() {
 
 void Worker::start() {
   thread_.start();
+  if (cpu_ >= 0) {
+    thread_.post([this] {
+      if (Status s = loop::pin_current_thread(cpu_); !s.is_ok()) {
+        MB_WARN("worker", "worker {}: {}", id_, s.message());
+        cpu_ = -1;
+      }
+    });
+  }
   notify();
 }
 
@@ -156,7 +164,7 @@ Status Worker::apply_listeners(const Snapshot& snap) {
     for (auto& old : listeners_)
       if (old && old->address == spec.address && old->netns == spec.netns) l = std::move(old);
     if (!l) {
-      auto fd = loop::bind_reuseport_in_netns(spec.netns, spec.address);
+      auto fd = loop::bind_reuseport_in_netns(spec.netns, spec.address, 1024, cpu_);
       if (!fd) {
         status = Status(fd.error().code(), "listener " + spec.name + ": " + fd.error().message());
         continue;
@@ -197,10 +205,13 @@ void Worker::apply_clusters(const Snapshot& snap) {
       auto& pool = pools[key];
       if (!pool) {
         auto old = pools_.find(key);
+        // This worker's cell of the endpoint's connection counts (GET /clusters).
+        EndpointLoad* load =
+            shared->endpoint(ep.address.to_string())->load_of(static_cast<size_t>(id_));
         pool = old != pools_.end()
                    ? old->second
                    : std::make_shared<ConnPool>(loop(), ep.address, settings, shared, spec.netns,
-                                                ep.peer_identity);
+                                                ep.peer_identity, load);
       }
       endpoint_pools.push_back(pool);
     }
@@ -304,7 +315,8 @@ void Worker::shutdown() {
   connections_.for_each([](ActiveConnection* c) { c->abort(); });
   clusters_.clear();
   pools_.clear();
-  hosts_.reset();  // its lookups in flight hold sockets and timers on this loop
+  hosts_.reset();     // its lookups in flight hold sockets and timers on this loop
+  telemetry_.stop();  // access logs write out what they hold
   // shutdown() may run inside the drain timer's own callback: destroy it afterwards.
   loop().run_soon([this] { drain_timer_.reset(); });
   thread_.release();

@@ -25,6 +25,7 @@
 #include "plane/data/host_cache.h"
 #include "plane/data/load_balancer.h"
 #include "plane/data/shared_cluster.h"
+#include "plane/data/telemetry.h"
 #include "plane/snapshot.h"
 
 namespace meshbox::data {
@@ -108,6 +109,10 @@ class Worker {
          dns::ResolverOptions dns = {});
   ~Worker();
 
+  /// Control thread, before start(): run on `cpu` only, and have the listeners ask for the
+  /// connections the kernel handles there (SO_INCOMING_CPU). A sidecar hop from this worker
+  /// to a listener of this process then stays on this worker: no cross-thread wakeup.
+  void pin_to_cpu(int cpu) { cpu_ = cpu; }
   /// Control thread. Starts the thread, which applies the publisher's latest snapshot.
   void start();
   /// Thread-safe. The publisher has a newer snapshot: apply it (coalesced).
@@ -134,6 +139,9 @@ class Worker {
   bool draining() const { return draining_; }
   /// This worker's DNS cache (the passthrough cluster's).
   HostCache& hosts();
+  /// Where finished requests and connections are reported (metrics, access log, tap).
+  /// Observers are added before start().
+  Telemetry& telemetry() { return telemetry_; }
   /// Tracks a connection created outside on_accept (a tunnel taking over an HTTP connection).
   void track(ActiveConnection* conn);
   /// Stops tracking `conn` and destroys it once the current callback returns.
@@ -157,6 +165,8 @@ class Worker {
   void shutdown();
 
   int id_;
+  int cpu_ = -1;  // pin_to_cpu; -1 = not pinned
+  Telemetry telemetry_;
   const SnapshotPublisher& source_;
   SharedClusters& shared_;
   OnApplied on_applied_;

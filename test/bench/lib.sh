@@ -1,16 +1,65 @@
 # shellcheck shell=bash
-# Helpers shared by the benchmark scripts (run.sh, reload.sh, routes.sh): logging, the
-# processes a script starts (and stops on exit, Ctrl-C or failure), package installs, free
-# ports and waits, /proc readings, wrk's output, the nginx "hello" backend, the release build of
-# meshbox, and the machine's description. Sourced, never run. The script that sources it sets
-# `set -euo pipefail` and, before using what needs them: LOG_TAG (log prefix), REPO, OUT_DIR,
-# RELEASE_DIR, TMP (its mktemp -d directory) and BACKEND_PORT.
+# Helpers shared by the benchmark scripts (run.sh, reload.sh, routes.sh, mtls.sh,
+# telemetry.sh): logging, the options they share, the processes a script starts (and stops on
+# exit, Ctrl-C or failure), package installs, free ports and waits, /proc readings, wrk's output
+# and its checks, the nginx "hello" backend, the release build of meshbox, the machine's
+# description and the RESULTS.md section writer. Sourced, never run. The script that sources it
+# sets `set -euo pipefail` and, before using what needs them: LOG_TAG (log prefix), REPO,
+# OUT_DIR, RELEASE_DIR, TMP (its mktemp -d directory) and BACKEND_PORT. The report generators
+# (Python) import benchlib.py from this directory.
 
 # ---------------------------------------------------------------- logging
 log() { printf '[%s %s] %s\n' "${LOG_TAG:-bench}" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
 now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }   # wall clock in µs
+
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PYTHONPATH="$BENCH_LIB_DIR${PYTHONPATH:+:$PYTHONPATH}"   # benchlib.py for the reports
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the source tree
+
+# ---------------------------------------------------------------- options
+# bench_opt "$@": one of the options the scripts share (--rounds, --duration, --quick,
+# --meshbox, --results, --only where the script sets CONTESTANTS, -h/--help: the script's
+# usage); sets OPT_SHIFT to the words it took. Anything else: usage on stderr, exit 2.
+# It sets ROUNDS/ROUNDS_SET, DURATION/DURATION_SET, QUICK, MESHBOX_BIN, RESULTS, CONTESTANTS.
+# shellcheck disable=SC2034 # read by the scripts
+bench_opt() {
+  OPT_SHIFT=2
+  case $1 in
+    --rounds) ROUNDS=${2:?--rounds needs a value}; ROUNDS_SET=1 ;;
+    --duration) DURATION=${2:?--duration needs a value}; DURATION_SET=1 ;;
+    --meshbox) MESHBOX_BIN=${2:?--meshbox needs a path} ;;
+    --results) RESULTS=${2:?--results needs a path} ;;
+    --quick) QUICK=1; OPT_SHIFT=1 ;;
+    --only)
+      [[ -v CONTESTANTS ]] || { echo "unknown option: $1" >&2; usage >&2; exit 2; }
+      CONTESTANTS=${2:?--only needs a list} ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+}
+
+# apply_quick SECONDS: with --quick, 1 round (unless --rounds) of SECONDS-second runs (unless
+# --duration) and 1 s warm-ups
+# shellcheck disable=SC2034 # read by the scripts
+apply_quick() {
+  ((QUICK)) || return 0
+  ((ROUNDS_SET)) || ROUNDS=1
+  ((DURATION_SET)) || DURATION=$1
+  WARMUP=1
+}
+
+need_posint() {   # need_posint OPTION VALUE: exit 2 unless VALUE is a positive integer
+  [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "$1 must be a positive integer" >&2; exit 2; }
+}
+
+need_contestants() {   # need_contestants "A B C": exit 2 if CONTESTANTS names another
+  local c
+  for c in $CONTESTANTS; do
+    [[ " $1 " == *" $c "* ]] || { echo "unknown contestant: $c" >&2; exit 2; }
+  done
+}
 
 # ---------------------------------------------------------------- processes and cleanup
 TMP=""
@@ -164,16 +213,25 @@ tree_pids() {   # tree_pids PID: PID and its direct children (nginx master -> wo
   return 0
 }
 
-cpu_ticks() {   # cpu_ticks PID: utime+stime (stat fields 14+15) of PID and its children
-  local total=0 p line rest
+self_ticks() {   # self_ticks PID: utime+stime (stat fields 14+15) of PID alone (0 if gone)
+  local line rest
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || { echo 0; return 0; }
+  rest=${line##*) }
+  # shellcheck disable=SC2086 # split the stat fields on purpose
+  set -- $rest
+  echo $((${12} + ${13}))
+}
+
+cpu_ticks() {   # cpu_ticks PID: utime+stime of PID and its children
+  local total=0 p
   for p in $(tree_pids "$1"); do
-    { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-    rest=${line##*) }
-    # shellcheck disable=SC2086 # split the stat fields on purpose
-    set -- $rest
-    total=$((total + ${12} + ${13}))
+    total=$((total + $(self_ticks "$p")))
   done
   echo "$total"
+}
+
+per_req_us() {   # per_req_us TICKS REQUESTS: CPU µs per request (CLK_TCK set by the script)
+  awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }'
 }
 
 # ---------------------------------------------------------------- wrk
@@ -208,6 +266,23 @@ parse_wrk() {
         ("90%" in p ? p["90%"] : -1), ("99%" in p ? p["99%"] : -1), (max == "" ? -1 : max),
         e["connect"], e["read"], e["write"], e["timeout"], non2xx
     }' "$1"
+}
+
+# wrk_check PREFIX RC: reads PREFIX-wrk.txt (the measured run, wrk's exit status RC) and
+# PREFIX-warmup.txt; sets W_REQ W_RPS W_P50 W_P99 W_MAX (parse_wrk's), W_SERR (socket errors),
+# W_NON2XX, and appends to WHY what fails the run ("; "-terminated reasons).
+# shellcheck disable=SC2034 # read by the scripts
+wrk_check() {
+  local ec er ew et wnon
+  read -r W_REQ W_RPS W_P50 _ _ W_P99 W_MAX ec er ew et W_NON2XX < <(parse_wrk "$1-wrk.txt")
+  W_SERR=$((ec + er + ew + et))
+  read -r _ _ _ _ _ _ _ ec er ew et wnon < <(parse_wrk "$1-warmup.txt")
+  (($2 == 0)) || WHY+="wrk exit $2; "
+  ((W_SERR == 0)) || WHY+="$W_SERR socket errors; "
+  ((W_NON2XX == 0)) || WHY+="$W_NON2XX non-2xx responses; "
+  ((ec + er + ew + et + wnon == 0)) || WHY+="warm-up: $((ec + er + ew + et)) socket errors, $wnon non-2xx; "
+  if [[ $W_REQ == -1 || $W_P50 == -1 || $W_P99 == -1 ]]; then WHY+="could not parse wrk output; "; fi
+  return 0
 }
 
 csvq() {   # csvq TEXT: TEXT as one quoted CSV field (trailing "; " dropped, " -> ')
@@ -260,16 +335,22 @@ EOF
   } >"$1/nginx.conf"
 }
 
+# start_nginx PREFIX PORT VAR NAME: the nginx of PREFIX/nginx.conf, whose 127.0.0.1:PORT
+# answers GET / with "hello"; its PID in VAR. Dies (naming NAME) if it does not start.
+start_nginx() {
+  local prefix=$1 port=$2 __var=$3 name=$4 __pid
+  nginx -t -q -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf" \
+    || die "$name nginx config test failed: $(tail -5 "$prefix/error.log" 2>/dev/null)"
+  run_bg __pid nginx -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf"
+  wait_http "$port" "$__pid" "$name" \
+    || die "$name nginx did not start: $(tail -5 "$prefix/error.log" 2>/dev/null)"
+  printf -v "$__var" '%s' "$__pid"
+}
+
 # start_nginx_backend PREFIX PORT VAR: a "hello" backend in PREFIX on 127.0.0.1:PORT, its PID in VAR
 start_nginx_backend() {
-  local prefix=$1 port=$2 __var=$3 __pid
-  write_backend_conf "$prefix" "$port"
-  nginx -t -q -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf" \
-    || die "backend nginx config test failed: $(tail -5 "$prefix/error.log" 2>/dev/null)"
-  run_bg __pid nginx -p "$prefix" -e "$prefix/error.log" -c "$prefix/nginx.conf"
-  wait_http "$port" "$__pid" backend \
-    || die "backend nginx did not start: $(tail -5 "$prefix/error.log" 2>/dev/null)"
-  printf -v "$__var" '%s' "$__pid"
+  write_backend_conf "$1" "$2"
+  start_nginx "$1" "$2" "$3" backend
 }
 
 # shellcheck disable=SC2034 # read by the scripts
@@ -317,6 +398,59 @@ build_meshbox() {
   return 0
 }
 
+# hello_mesh DIR GW_PORT: writes DIR/app/nginx.conf, an nginx "hello" for a workload's command
+# to start on the port meshbox gives it, and prints the mesh.toml resources of mtls.sh's and
+# telemetry.sh's path: the service `backend` and its workload (that app), a gateway on
+# 127.0.0.1:GW_PORT and a virtual service routing everything to `backend`.
+hello_mesh() {
+  local dir=$1
+  mkdir -p "$dir/app"
+  write_backend_conf "$dir/app" 0
+  sed -i 's/listen 127.0.0.1:0 /listen 127.0.0.1:@PORT@ /' "$dir/app/nginx.conf"
+  cat <<EOF
+[[service]]
+name = "backend"
+port = 8000
+
+[[workload]]
+name = "backend"
+service = "backend"
+command = ["sh", "-c", "sed 's/@PORT@/\${PORT}/' $dir/app/nginx.conf > $dir/app/run.conf && exec nginx -p $dir/app -e $dir/app/error.log -c $dir/app/run.conf"]
+
+[[gateway]]
+name = "edge"
+servers = [{ port = $2, bind = "127.0.0.1", protocol = "http", hosts = ["*"] }]
+
+[[virtual_service]]
+name = "backend"
+hosts = ["*"]
+gateways = ["edge"]
+http = [{ route = [{ destination = { host = "backend" } }] }]
+EOF
+}
+
+# bench_began LOAD / bench_ended PROBLEMS_FILE: the benchmark's wall time and load average
+# around it (LOAD_BEFORE, with a warning when above LOAD: a number or `half` the CPUs; BENCH_T0;
+# BENCH_SECONDS, LOAD_AFTER, TOTAL_SECONDS since START_EPOCH), and the PROBLEMS list written to
+# PROBLEMS_FILE, one a line, for the report generator.
+# shellcheck disable=SC2034 # read by the scripts
+bench_began() {
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+  local max=$1
+  [[ $max != half ]] || max=$(awk -v n="$(nproc)" 'BEGIN { print n / 2 }')
+  if awk -v l="${LOAD_BEFORE%% *}" -v m="$max" 'BEGIN { exit !(l > m) }'; then
+    log "warning: load average is $LOAD_BEFORE before the benchmark: other work on this machine skews the numbers"
+  fi
+  BENCH_T0=$SECONDS
+}
+# shellcheck disable=SC2034 # read by the scripts
+bench_ended() {
+  BENCH_SECONDS=$((SECONDS - BENCH_T0))
+  LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+  TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
+  printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}" >"$1"
+}
+
 # ---------------------------------------------------------------- the machine
 cpu_model() {
   local m
@@ -326,6 +460,32 @@ cpu_model() {
 }
 
 os_name() { (. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}"); }
+
+# machine_env PREFIX: exports PREFIX_NPROC, _CPU, _KERNEL, _OS, _MEM_KIB, _WRK, _NGINX,
+# _HAPROXY (when installed) and _COMMIT for a report generator.
+machine_env() {
+  local p=$1
+  export "${p}_NPROC=$(nproc)" "${p}_CPU=$(cpu_model)" "${p}_KERNEL=$(uname -srm)" \
+    "${p}_OS=$(os_name)" "${p}_MEM_KIB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" \
+    "${p}_WRK=$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
+    "${p}_NGINX=$(nginx -v 2>&1 | awk 'NR == 1' || true)" "${p}_COMMIT=$MESHBOX_COMMIT"
+  if command -v haproxy >/dev/null 2>&1; then
+    export "${p}_HAPROXY=$(haproxy -v 2>&1 | awk 'NR == 1' || true)"
+  fi
+}
+
+# finish_section TAG: splices OUT_DIR/section.md into RESULTS as TAG's section, logs it and
+# exits: 1 when PROBLEMS holds anything (listed on stderr), else 0.
+finish_section() {
+  splice_results "$RESULTS" "$OUT_DIR/section.md" "$1"
+  log "wrote the $1 section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
+  if ((${#PROBLEMS[@]})); then
+    log "PROBLEMS (${#PROBLEMS[@]}):"
+    printf '  %s\n' "${PROBLEMS[@]}" >&2
+    exit 1
+  fi
+  exit 0
+}
 
 # splice_results RESULTS SECTION TAG: puts SECTION's text in RESULTS between
 # <!-- TAG:begin --> and <!-- TAG:end --> (the markers are part of SECTION), replacing what

@@ -61,29 +61,13 @@ EOF
 }
 
 while (($#)); do
-  case $1 in
-    --rounds) ROUNDS=${2:?--rounds needs a value}; ROUNDS_SET=1; shift ;;
-    --duration) DURATION=${2:?--duration needs a value}; DURATION_SET=1; shift ;;
-    --only) CONTESTANTS=${2:?--only needs a list}; shift ;;
-    --results) RESULTS=${2:?--results needs a path}; shift ;;
-    --quick) QUICK=1 ;;
-    --meshbox) MESHBOX_BIN=${2:?--meshbox needs a path}; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
-  esac
-  shift
+  bench_opt "$@"
+  shift "$OPT_SHIFT"
 done
-if ((QUICK)); then
-  ((ROUNDS_SET)) || ROUNDS=1
-  ((DURATION_SET)) || DURATION=2
-  WARMUP=1
-fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
-for c in $CONTESTANTS; do
-  [[ " meshbox-plain meshbox-mtls nginx-mtls haproxy-mtls " == *" $c "* ]] \
-    || { echo "unknown contestant: $c" >&2; exit 2; }
-done
+apply_quick 2
+need_posint --rounds "$ROUNDS"
+need_posint --duration "$DURATION"
+need_contestants "meshbox-plain meshbox-mtls nginx-mtls haproxy-mtls"
 
 START_EPOCH=$(date +%s)
 install_traps
@@ -134,35 +118,16 @@ MESH_ADMIN=""
 start_meshbox() {   # DIR MODE (disable|strict)
   local dir=$1 mode=$2 gw mpid
   read -r gw < <(free_ports 1)
-  mkdir -p "$dir/app"
-  # The app: an nginx "hello" on the port meshbox gives it (${PORT}).
-  write_backend_conf "$dir/app" 0
-  sed -i 's/listen 127.0.0.1:0 /listen 127.0.0.1:@PORT@ /' "$dir/app/nginx.conf"
-  cat >"$dir/mesh.toml" <<EOF
-[[service]]
-name = "backend"
-port = 8000
-
-[[workload]]
-name = "backend"
-service = "backend"
-command = ["sh", "-c", "sed 's/@PORT@/\${PORT}/' $dir/app/nginx.conf > $dir/app/run.conf && exec nginx -p $dir/app -e $dir/app/error.log -c $dir/app/run.conf"]
-
-[[gateway]]
-name = "edge"
-servers = [{ port = $gw, bind = "127.0.0.1", protocol = "http", hosts = ["*"] }]
-
-[[virtual_service]]
-name = "backend"
-hosts = ["*"]
-gateways = ["edge"]
-http = [{ route = [{ destination = { host = "backend" } }] }]
+  {
+    hello_mesh "$dir" "$gw"
+    cat <<EOF
 
 [[peer_authentication]]
 name = "default"
 namespace = "default"
 mtls = { mode = "$mode" }
 EOF
+  } >"$dir/mesh.toml"
   run_bg mpid "$MESHBOX_BIN" run "$dir/mesh.toml" --state-dir "$dir/state" --admin 127.0.0.1:0 \
     --ready-file "$dir/ready" --workers "$WORKERS" --log-level warn --no-watch \
     >"$dir/stdout.log" 2>"$dir/stderr.log"
@@ -274,14 +239,10 @@ EOF
 }
 
 cpu_now() {   # the contestant's CPU ticks: its processes (with their children, unless CPU_SELF)
-  local total=0 p line rest
+  local total=0 p
   for p in "${CPU_PIDS[@]}"; do
     if ((CPU_SELF)); then
-      { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-      rest=${line##*) }
-      # shellcheck disable=SC2086 # split the stat fields on purpose
-      set -- $rest
-      total=$((total + ${12} + ${13}))
+      total=$((total + $(self_ticks "$p")))
     else
       total=$((total + $(cpu_ticks "$p")))
     fi
@@ -295,7 +256,8 @@ declare -a PROBLEMS=()
 
 # run_load ROUND CONTESTANT LOAD CONNS: a warm-up, then the measured wrk run; one CSV row
 run_load() {
-  local round=$1 name=$2 load=$3 conns=$4 raw=$OUT_DIR/r$1-$2-$3 why="" rc=0
+  local round=$1 name=$2 load=$3 conns=$4 raw=$OUT_DIR/r$1-$2-$3 rc=0
+  WHY=""
   local url=http://127.0.0.1:$CPORT/
   wrk -t1 "-c$conns" "-d${WARMUP}s" "$url" >"$raw-warmup.txt" 2>&1 || true
   local tls0="" tls1=""
@@ -305,20 +267,12 @@ run_load() {
   wrk -t1 "-c$conns" "-d${DURATION}s" --latency "$url" >"$raw-wrk.txt" 2>&1 || rc=$?
   c1=$(cpu_now)
   [[ $name != meshbox-* ]] || tls1=$(curl -fsS --max-time 2 "http://$MESH_ADMIN/stats/tls" 2>/dev/null || true)
-  local req rps p50 p99 max ec er ew et non2xx wnon
-  read -r req rps p50 _ _ p99 max ec er ew et non2xx < <(parse_wrk "$raw-wrk.txt")
-  local serr=$((ec + er + ew + et))
-  read -r _ _ _ _ _ _ _ ec er ew et wnon < <(parse_wrk "$raw-warmup.txt")
-  ((rc == 0)) || why+="wrk exit $rc; "
-  ((serr == 0)) || why+="$serr socket errors; "
-  ((non2xx == 0)) || why+="$non2xx non-2xx responses; "
-  ((ec + er + ew + et + wnon == 0)) || why+="warm-up: $((ec + er + ew + et)) socket errors, $wnon non-2xx; "
-  [[ $req != -1 && $p50 != -1 && $p99 != -1 ]] || why+="could not parse wrk output; "
+  wrk_check "$raw" "$rc"
   local p
-  for p in "${CPIDS[@]}"; do kill -0 "$p" 2>/dev/null || why+="a process died during the run; "; done
+  for p in "${CPIDS[@]}"; do kill -0 "$p" 2>/dev/null || WHY+="a process died during the run; "; done
   local cpu=-1
-  if [[ $req != -1 ]] && ((${req%.*} > 0)); then
-    cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+  if [[ $W_REQ != -1 ]] && ((${W_REQ%.*} > 0)); then
+    cpu=$(per_req_us $((c1 - c0)) "$W_REQ")
   fi
   # meshbox: upstream TLS handshakes during the run (full, resumed), from GET /stats/tls.
   local hs=""
@@ -331,14 +285,14 @@ PY
 )
   fi
   local status=ok
-  [[ -z $why ]] || status=fail
-  echo "$round,$name,$load,$req,$rps,$p50,$p99,$max,$serr,$non2xx,$cpu,$(csvq "$hs"),$status,$(csvq "$why")" >>"$RUNS_CSV"
+  [[ -z $WHY ]] || status=fail
+  echo "$round,$name,$load,$W_REQ,$W_RPS,$W_P50,$W_P99,$W_MAX,$W_SERR,$W_NON2XX,$cpu,$(csvq "$hs"),$status,$(csvq "$WHY")" >>"$RUNS_CSV"
   if [[ $status != ok ]]; then
-    PROBLEMS+=("round $round, $name, $load: ${why%; }")
-    log "  $name $load: FAILED (${why%; })"
+    PROBLEMS+=("round $round, $name, $load: ${WHY%; }")
+    log "  $name $load: FAILED (${WHY%; })"
   else
     log "$(printf '  %-13s %-10s %8.0f req/s  p50 %6.0f us  p99 %7.0f us  cpu %7s us/req  %s' \
-      "$name" "$load" "$rps" "$p50" "$p99" "$cpu" "${hs:+handshakes: $hs}")"
+      "$name" "$load" "$W_RPS" "$W_P50" "$W_P99" "$cpu" "${hs:+handshakes: $hs}")"
   fi
 }
 
@@ -386,8 +340,7 @@ read -r BACKEND_PORT < <(free_ports 1)
 start_backend
 RUNS_CSV=$OUT_DIR/runs.csv
 echo "round,contestant,load,requests,rps,p50_us,p99_us,max_us,socket_errors,non2xx,cpu_us_per_req,handshakes,status,note" >"$RUNS_CSV"
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-BENCH_T0=$SECONDS
+bench_began half
 for ((round = 1; round <= ROUNDS; round++)); do
   # Rotate the order each round: drift over time hits every contestant alike.
   read -r -a order <<<"$CONTESTANTS"
@@ -397,52 +350,32 @@ for ((round = 1; round <= ROUNDS; round++)); do
     measure "$round" "$name"
   done
 done
-BENCH_SECONDS=$((SECONDS - BENCH_T0))
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
+bench_ended "$OUT_DIR/problems.txt"
 
 # ---------------------------------------------------------------- report
-printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}" >"$OUT_DIR/problems.txt"
+machine_env T
 set -a
 # shellcheck disable=SC2034
-T_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') T_NPROC=$(nproc) T_CPU="$(cpu_model)" \
-  T_KERNEL="$(uname -srm)" T_OS="$(os_name)" T_COMMIT="$MESHBOX_COMMIT" \
-  T_NGINX="$(nginx -v 2>&1 | awk 'NR == 1')" T_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1')" \
-  T_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" T_ROUNDS=$ROUNDS T_DURATION=$DURATION \
+T_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') T_ROUNDS=$ROUNDS T_DURATION=$DURATION \
   T_WARMUP=$WARMUP T_CONNS=$CONNS T_WORKERS=$WORKERS T_QUICK=$QUICK \
   T_BUILD_SECONDS=$BUILD_SECONDS T_BENCH_SECONDS=$BENCH_SECONDS T_TOTAL_SECONDS=$TOTAL_SECONDS \
   T_RUNS_CSV=$RUNS_CSV T_PROBLEMS="$OUT_DIR/problems.txt" \
   T_LOAD_BEFORE="$LOAD_BEFORE" T_LOAD_AFTER="$LOAD_AFTER"
 set +a
 python3 - "$OUT_DIR/section.md" <<'PY'
-import csv, os, statistics, sys
+import csv, os, sys
+
+from benchlib import cell, med, problems_md, read_problems
 
 E = os.environ
 runs = list(csv.DictReader(open(E["T_RUNS_CSV"])))
-problems = [l.strip() for l in open(E["T_PROBLEMS"]) if l.strip()]
+problems = read_problems(E["T_PROBLEMS"])
 names = ["meshbox-plain", "meshbox-mtls", "nginx-mtls", "haproxy-mtls"]
 
 
 def series(name, load, field):
     return [float(r[field]) for r in runs
             if r["contestant"] == name and r["load"] == load and r["status"] == "ok"]
-
-
-def med(v):
-    return statistics.median(v) if v else None
-
-
-def fmt(v, nd=0):
-    return "—" if v is None or v < 0 else f"{v:,.{nd}f}"
-
-
-def cell(v, nd=0):
-    if not v:
-        return "—"
-    s = fmt(med(v), nd)
-    if len(v) > 1:
-        s += " <sub>(" + " · ".join(fmt(x, nd) for x in v) + ")</sub>"
-    return s
 
 
 L = []
@@ -503,18 +436,9 @@ w("**Targets.** " + ("; ".join(verdicts) if verdicts else "not measured (see Pro
 w("")
 w("Raw output: `test/bench/out/mtls/` (`runs.csv`, wrk's output, meshbox's logs).")
 w("")
-w("### Problems")
-w("")
-w("\n".join(f"- {p}" for p in problems) if problems else
-  "None: every run passed its checks (no socket errors, no non-2xx, no process died).")
+L += problems_md(problems, "None: every run passed its checks (no socket errors, no non-2xx, "
+                 "no process died).")
 w("<!-- mtls:end -->")
 open(sys.argv[1], "w").write("\n".join(L) + "\n")
 PY
-splice_results "$RESULTS" "$OUT_DIR/section.md" mtls
-log "wrote the mtls section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
-if ((${#PROBLEMS[@]})); then
-  log "PROBLEMS (${#PROBLEMS[@]}):"
-  printf '  %s\n' "${PROBLEMS[@]}" >&2
-  exit 1
-fi
-exit 0
+finish_section mtls

@@ -43,21 +43,16 @@ usage: $0 [options]
   --quick           5 s runs, 1 s warm-up (smoke test; numbers not quotable)
   --meshbox PATH    use this meshbox binary instead of building $RELEASE_DIR
   --only "A B"      run only these contestants (of: $CONTESTANTS)
+  --results PATH    the file whose reload section is replaced (default test/bench/RESULTS.md)
   -h, --help        this help
 EOF
 }
 
 while (($#)); do
   case $1 in
-    --seconds) DURATION=${2:?--seconds needs a value}; DURATION_SET=1; shift ;;
-    --rounds) ROUNDS=${2:?--rounds needs a value}; shift ;;
-    --quick) QUICK=1 ;;
-    --meshbox) MESHBOX_BIN=${2:?--meshbox needs a path}; shift ;;
-    --only) CONTESTANTS=${2:?--only needs a list}; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    --seconds) DURATION=${2:?--seconds needs a value}; DURATION_SET=1; shift 2 ;;
+    *) bench_opt "$@"; shift "$OPT_SHIFT" ;;
   esac
-  shift
 done
 if ((${QUICK:-0})); then
   ((DURATION_SET)) || DURATION=5
@@ -66,10 +61,8 @@ fi
 if ! [[ $DURATION =~ ^[1-9][0-9]*$ ]] || ((DURATION < 2)); then
   echo "--seconds must be an integer >= 2" >&2; exit 2
 fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer" >&2; exit 2; }
-for c in $CONTESTANTS; do
-  case $c in meshbox|nginx|haproxy) ;; *) echo "unknown contestant: $c" >&2; exit 2 ;; esac
-done
+need_posint --rounds "$ROUNDS"
+need_contestants "meshbox nginx haproxy"
 
 START_EPOCH=$(date +%s)
 install_traps
@@ -424,10 +417,7 @@ RELOADS_CSV=$OUT_DIR/reloads.csv
 echo "round,contestant,requests,rps,p50_us,p99_us,max_us,err_connect,err_read,err_write,err_timeout,non2xx,reloads_tried,reload_cmds_ok,reloads_done,wrk_connects,warmup_rps,log_lines,status,note" >"$RUNS_CSV"
 echo "round,contestant,reload,at_ms,took_ms,exit" >"$RELOADS_CSV"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${LOAD_BEFORE%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-  log "warning: load average is $LOAD_BEFORE before the benchmark: other work on this machine skews the numbers"
-fi
+bench_began half
 read -r BACKEND_PORT < <(free_ports 1)
 log "backend nginx on 127.0.0.1:$BACKEND_PORT"
 start_backend
@@ -439,23 +429,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     measure "$round" "$name"
   done
 done
-BENCH_SECONDS=$((SECONDS - BENCH_T0))
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
+bench_ended "$OUT_DIR/problems.txt"
 
 # ---------------------------------------------------------------- report
-printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}" >"$OUT_DIR/problems.txt"
+machine_env R
 set -a   # everything assigned below goes to the report generator's environment
 # shellcheck disable=SC2034,SC1091
 R_DATE=$(date -u) \
-  R_NPROC=$(nproc) \
-  R_CPU="$(cpu_model)" \
-  R_KERNEL="$(uname -srm)" \
-  R_OS="$(os_name)" \
-  R_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
-  R_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1' || true)" \
-  R_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
-  R_COMMIT="$MESHBOX_COMMIT" \
   R_MESHBOX_BIN="${MESHBOX_BIN:-}" \
   R_MESHBOX_VERSION="$MESHBOX_VERSION" \
   R_REPO="$REPO" \
@@ -469,6 +449,8 @@ set +a
 python3 - "$RESULTS" "$OUT_DIR/section.md" <<'PY'
 import csv, os, statistics, sys
 
+from benchlib import cell, fmt, med, problems_md, read_problems
+
 E = os.environ
 results_path, section_path = sys.argv[1], sys.argv[2]
 rounds = int(E["R_ROUNDS"])
@@ -477,7 +459,7 @@ conns = int(E["R_CONNS"])
 contestants = E["R_CONTESTANTS"].split()
 runs = list(csv.DictReader(open(E["R_RUNS_CSV"])))
 reloads = list(csv.DictReader(open(E["R_RELOADS_CSV"])))
-problems = [l.strip() for l in open(E["R_PROBLEMS"]) if l.strip()]
+problems = read_problems(E["R_PROBLEMS"])
 counted = E.get("R_COUNTER") == "1"
 
 
@@ -487,23 +469,6 @@ def ok_runs(name):
 
 def series(name, field):
     return [float(r[field]) for r in ok_runs(name)]
-
-
-def med(vals):
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, nd=0):
-    return "—" if v is None or v < 0 else f"{v:,.{nd}f}"
-
-
-def cell(vals, nd=0, unit=""):
-    if not vals:
-        return "—"
-    s = fmt(med(vals), nd) + unit
-    if len(vals) > 1:
-        s += " <sub>(" + " · ".join(fmt(v, nd) for v in vals) + ")</sub>"
-    return s
 
 
 def ms(us):
@@ -664,25 +629,11 @@ if ran:
     w("**Reading.** " + " ".join(sent) + " " + tail + ".")
     w("")
 
-w("### Problems")
-w("")
-if problems:
-    for p in problems:
-        w(f"- {p}")
-else:
-    w("None: every contestant ran every round, every reload command succeeded and the proxy reported "
-      "every reload done, no warnings in the proxies' logs.")
+L += problems_md(problems, "None: every contestant ran every round, every reload command succeeded "
+                 "and the proxy reported every reload done, no warnings in the proxies' logs.")
 w("<!-- reload:end -->")
 section = "\n".join(L) + "\n"
 open(section_path, "w").write(section)
 
 PY
-splice_results "$RESULTS" "$OUT_DIR/section.md" reload
-
-log "wrote the reload section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
-if ((${#PROBLEMS[@]})); then
-  log "PROBLEMS (${#PROBLEMS[@]}):"
-  printf '  %s\n' "${PROBLEMS[@]}" >&2
-  exit 1
-fi
-exit 0
+finish_section reload

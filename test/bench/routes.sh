@@ -52,6 +52,7 @@ usage: $0 [options]
   --routes N        routes in the big table (default $ROUTES, at least 3)
   --quick           1 round of 3 s runs, 1 s warm-ups (smoke test; numbers not quotable)
   --meshbox PATH    use this meshbox binary instead of building $RELEASE_DIR
+  --results PATH    the file whose routes section is replaced (default test/bench/RESULTS.md)
   --no-instructions skip the instruction count (meshbox under valgrind --tool=callgrind,
                     $IR_REQUESTS sequential requests per config)
   -h, --help        this help
@@ -60,24 +61,14 @@ EOF
 
 while (($#)); do
   case $1 in
-    --rounds) ROUNDS=${2:?--rounds needs a value}; ROUNDS_SET=1; shift ;;
-    --duration) DURATION=${2:?--duration needs a value}; DURATION_SET=1; shift ;;
-    --routes) ROUTES=${2:?--routes needs a value}; shift ;;
-    --quick) QUICK=1 ;;
-    --meshbox) MESHBOX_BIN=${2:?--meshbox needs a path}; shift ;;
-    --no-instructions) INSTRUCTIONS=0 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    --routes) ROUTES=${2:?--routes needs a value}; shift 2 ;;
+    --no-instructions) INSTRUCTIONS=0; shift ;;
+    *) bench_opt "$@"; shift "$OPT_SHIFT" ;;
   esac
-  shift
 done
-if ((QUICK)); then
-  ((ROUNDS_SET)) || ROUNDS=1
-  ((DURATION_SET)) || DURATION=3
-  WARMUP=1
-fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
+apply_quick 3
+need_posint --rounds "$ROUNDS"
+need_posint --duration "$DURATION"
 if ! [[ $ROUTES =~ ^[1-9][0-9]*$ ]] || ((ROUTES < 3)); then
   echo "--routes must be an integer >= 3" >&2; exit 2
 fi
@@ -199,14 +190,15 @@ measure() {
     many) write_many "$dir/mesh.toml" "$port" "$B1_PORT" "$B2_PORT" ;;
   esac
   cp "$dir/mesh.toml" "$raw-mesh.toml"
-  local why="" status=ok
+  local status=ok
+  WHY=""
   run_bg MPID "$MESHBOX_BIN" run "$dir/mesh.toml" --state-dir "$dir/state" --admin 127.0.0.1:0 \
     --ready-file "$dir/ready" --workers 1 --log-level warn --no-watch \
     >"$dir/stdout.log" 2>"$dir/stderr.log"
   if ! wait_file "$dir/ready" "$MPID" 10; then
-    why="did not write --ready-file within 10 s: $(tail -3 "$dir/stderr.log" | tr '\n' ' ')"
-    PROBLEMS+=("round $round, $config: $why")
-    echo "$round,$config,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,fail,$(csvq "$why")" >>"$RUNS_CSV"
+    WHY="did not write --ready-file within 10 s: $(tail -3 "$dir/stderr.log" | tr '\n' ' ')"
+    PROBLEMS+=("round $round, $config: $WHY")
+    echo "$round,$config,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,fail,$(csvq "$WHY")" >>"$RUNS_CSV"
     forget_pid "$MPID"
     return 0
   fi
@@ -215,10 +207,10 @@ measure() {
   # hello); in the big table a request no route matches falls through to the catch-all.
   body=$(curl -sS -i --max-time 5 -H "$REQUEST_HEADER" "$url" 2>&1 | tr -d '\r') || true
   [[ $body == *$'\nx-route: items\n'* && $body == *$'\n\nhello' ]] \
-    || why+="the benchmark request was not answered by the route 'items' and a backend: $(head -c 200 <<<"$body" | tr '\n' ' '); "
+    || WHY+="the benchmark request was not answered by the route 'items' and a backend: $(head -c 200 <<<"$body" | tr '\n' ' '); "
   if [[ $config == many ]]; then
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/other") || true
-    [[ $code == 404 ]] || why+="an unrouted request got $code, not the catch-all's 404; "
+    [[ $code == 404 ]] || WHY+="an unrouted request got $code, not the catch-all's 404; "
   fi
 
   wrk -t1 "-c$CONNS" "-d${WARMUP}s" -H "$REQUEST_HEADER" "$url" >"$raw-warmup.txt" 2>&1 || true
@@ -229,32 +221,24 @@ measure() {
   local c1 c2
   c1=$(cpu_ticks "$B1_PID"); c2=$(cpu_ticks "$B2_PID")
 
-  local req rps p50 p99 max ec er ew et non2xx wnon serr
-  read -r req rps p50 _ _ p99 max ec er ew et non2xx < <(parse_wrk "$raw-wrk.txt")
-  serr=$((ec + er + ew + et))
-  read -r _ _ _ _ _ _ _ ec er ew et wnon < <(parse_wrk "$raw-warmup.txt")
-  ((rc == 0)) || why+="wrk exit $rc; "
-  ((serr == 0)) || why+="$serr socket errors; "
-  ((non2xx == 0)) || why+="$non2xx non-2xx responses; "
-  ((ec + er + ew + et + wnon == 0)) || why+="warm-up: $((ec + er + ew + et)) socket errors, $wnon non-2xx; "
-  if [[ $req == -1 || $p50 == -1 || $p99 == -1 ]]; then why+="could not parse wrk output; "; fi
-  kill -0 "$MPID" 2>/dev/null || why+="meshbox died during the run; "
-  [[ ! -s $dir/stderr.log ]] || why+="meshbox logged warnings/errors ($(head -c 200 "$dir/stderr.log" | tr '\n' ' ')); "
-  [[ -n $why ]] && status=fail
+  wrk_check "$raw" "$rc"
+  kill -0 "$MPID" 2>/dev/null || WHY+="meshbox died during the run; "
+  [[ ! -s $dir/stderr.log ]] || WHY+="meshbox logged warnings/errors ($(head -c 200 "$dir/stderr.log" | tr '\n' ' ')); "
+  [[ -n $WHY ]] && status=fail
 
   local mcpu=-1 bcpu=-1
-  if [[ $req != -1 ]] && ((${req%.*} > 0)); then
-    mcpu=$(awk -v t=$((m1 - m0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
-    bcpu=$(awk -v t=$((b1 - b0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+  if [[ $W_REQ != -1 ]] && ((${W_REQ%.*} > 0)); then
+    mcpu=$(per_req_us $((m1 - m0)) "$W_REQ")
+    bcpu=$(per_req_us $((b1 - b0)) "$W_REQ")
   fi
-  echo "$round,$config,$req,$rps,$p50,$p99,$max,$serr,$non2xx,$mcpu,$bcpu,$c1,$c2,$status,$(csvq "$why")" >>"$RUNS_CSV"
+  echo "$round,$config,$W_REQ,$W_RPS,$W_P50,$W_P99,$W_MAX,$W_SERR,$W_NON2XX,$mcpu,$bcpu,$c1,$c2,$status,$(csvq "$WHY")" >>"$RUNS_CSV"
   cp "$dir/stderr.log" "$raw-meshbox.log"
   if [[ $status != ok ]]; then
-    PROBLEMS+=("round $round, $config: ${why%; }")
-    log "  $config: FAILED (${why%; }) - see ${raw#"$REPO"/}-wrk.txt"
+    PROBLEMS+=("round $round, $config: ${WHY%; }")
+    log "  $config: FAILED (${WHY%; }) - see ${raw#"$REPO"/}-wrk.txt"
   else
     log "$(printf '  %-6s %8.0f req/s  p50 %6.0f us  p99 %7.0f us  meshbox cpu %6s us/req  backends %s us/req' \
-      "$config" "$rps" "$p50" "$p99" "$mcpu" "$bcpu")"
+      "$config" "$W_RPS" "$W_P50" "$W_P99" "$mcpu" "$bcpu")"
   fi
   forget_pid "$MPID"
   MPID=""
@@ -352,10 +336,7 @@ done
 RUNS_CSV=$OUT_DIR/runs.csv
 echo "round,config,requests,rps,p50_us,p99_us,max_us,socket_errors,non2xx,meshbox_cpu_us_per_req,backend_cpu_us_per_req,backend1_ticks,backend2_ticks,status,note" >"$RUNS_CSV"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${LOAD_BEFORE%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-  log "warning: load average is $LOAD_BEFORE before the benchmark: other work on this machine skews the numbers"
-fi
+bench_began half
 B1_PID="" B2_PID=""
 start_nginx_backend "$TMP/backend-1" "$B1_PORT" B1_PID
 start_nginx_backend "$TMP/backend-2" "$B2_PORT" B2_PID
@@ -382,23 +363,13 @@ if ((INSTRUCTIONS)); then
     fi
   done
 fi
-BENCH_SECONDS=$((SECONDS - BENCH_T0))
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
+bench_ended "$OUT_DIR/problems.txt"
 
 # ---------------------------------------------------------------- report
-printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}" >"$OUT_DIR/problems.txt"
+machine_env T
 set -a   # everything assigned below goes to the report generator's environment
 # shellcheck disable=SC2034
 T_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') \
-  T_NPROC=$(nproc) \
-  T_CPU="$(cpu_model)" \
-  T_KERNEL="$(uname -srm)" \
-  T_OS="$(os_name)" \
-  T_MEM_KIB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) \
-  T_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
-  T_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
-  T_COMMIT="$MESHBOX_COMMIT" \
   T_MESHBOX_BIN="${MESHBOX_BIN#"$REPO"/}" \
   T_MESHBOX_VERSION="$MESHBOX_VERSION" \
   T_ROUNDS=$ROUNDS T_DURATION=$DURATION T_WARMUP=$WARMUP T_CONNS=$CONNS T_ROUTES=$ROUTES \
@@ -411,36 +382,21 @@ T_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') \
 set +a
 
 python3 - "$RESULTS" "$OUT_DIR/section.md" <<'PY'
-import csv, os, statistics, sys
+import csv, os, sys
+
+from benchlib import cell, fmt, med, problems_md, read_problems
 
 E = os.environ
 results_path, section_path = sys.argv[1], sys.argv[2]
 rounds, routes = int(E["T_ROUNDS"]), int(E["T_ROUTES"])
 runs = list(csv.DictReader(open(E["T_RUNS_CSV"])))
-problems = [l.strip() for l in open(E["T_PROBLEMS"]) if l.strip()]
+problems = read_problems(E["T_PROBLEMS"])
 target = float(E["T_TARGET_PCT"])
 names = {"single": "1 route", "many": f"{routes} routes"}
 
 
 def series(config, field):
     return [float(r[field]) for r in runs if r["config"] == config and r["status"] == "ok"]
-
-
-def med(vals):
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, nd=0):
-    return "—" if v is None or v < 0 else f"{v:,.{nd}f}"
-
-
-def cell(vals, nd=0):
-    if not vals:
-        return "—"
-    s = fmt(med(vals), nd)
-    if len(vals) > 1:
-        s += " <sub>(" + " · ".join(fmt(v, nd) for v in vals) + ")</sub>"
-    return s
 
 
 L = []
@@ -560,25 +516,11 @@ if E["T_INSTRUCTIONS"] == "1":
 w("Raw output: `test/bench/out/routes/` (`runs.csv`, each run's `mesh.toml`, wrk's output, "
   "meshbox's log, `callgrind.out.single` and `callgrind.out.many` for `callgrind_annotate`).")
 w("")
-w("### Problems")
-w("")
-if problems:
-    for p in problems:
-        w(f"- {p}")
-else:
-    w("None: every run of both configs passed its checks, with no socket errors, no non-2xx "
-      "responses and nothing in meshbox's log.")
+L += problems_md(problems, "None: every run of both configs passed its checks, with no socket "
+                 "errors, no non-2xx responses and nothing in meshbox's log.")
 w("<!-- routes:end -->")
 section = "\n".join(L) + "\n"
 open(section_path, "w").write(section)
 
 PY
-splice_results "$RESULTS" "$OUT_DIR/section.md" routes
-
-log "wrote the routes section of ${RESULTS#"$REPO"/} (benchmark ${BENCH_SECONDS} s, total ${TOTAL_SECONDS} s)"
-if ((${#PROBLEMS[@]})); then
-  log "PROBLEMS (${#PROBLEMS[@]}):"
-  printf '  %s\n' "${PROBLEMS[@]}" >&2
-  exit 1
-fi
-exit 0
+finish_section routes

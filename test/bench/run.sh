@@ -48,6 +48,8 @@ usage: $0 [options]
   --idle-conns N        idle keep-alive connections for the memory test (default $IDLE_CONNS)
   --meshbox PATH        use this meshbox binary instead of building $RELEASE_DIR
   --only "A B"          run only these contestants (of: $CONTESTANTS)
+  --results PATH        the file to write (default test/bench/RESULTS.md; its other scripts'
+                        sections are carried over)
   --profile             profile meshbox during a saturation run and print the top 20
                         (perf record -g if usable, else valgrind --tool=callgrind)
   --profile-target T    profile T instead (meshbox, nginx or haproxy)
@@ -58,30 +60,21 @@ EOF
 
 while (($#)); do
   case $1 in
-    --quick) QUICK=1 ;;
-    --rounds) ROUNDS=${2:?--rounds needs a value}; ROUNDS_SET=1; shift ;;
-    --duration) DURATION=${2:?--duration needs a value}; shift ;;
-    --idle-conns) IDLE_CONNS=${2:?--idle-conns needs a value}; shift ;;
-    --meshbox) MESHBOX_BIN=${2:?--meshbox needs a path}; shift ;;
-    --only) CONTESTANTS=${2:?--only needs a list}; shift ;;
-    --profile) PROFILE=1 ;;
-    --profile-target) PROFILE_TARGET=${2:?}; PROFILE=1; shift ;;
-    --profiler) PROFILER=${2:?}; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    --idle-conns) IDLE_CONNS=${2:?--idle-conns needs a value}; shift 2 ;;
+    --profile) PROFILE=1; shift ;;
+    --profile-target) PROFILE_TARGET=${2:?}; PROFILE=1; shift 2 ;;
+    --profiler) PROFILER=${2:?}; shift 2 ;;
+    *) bench_opt "$@"; shift "$OPT_SHIFT" ;;
   esac
-  shift
 done
 if ((QUICK)); then
   ((ROUNDS_SET)) || ROUNDS=1
   DURATION=2; WARM_SAT=1; WARM_LOW=1
 fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer" >&2; exit 2; }
-[[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
-[[ $IDLE_CONNS =~ ^[1-9][0-9]*$ ]] || { echo "--idle-conns must be a positive integer" >&2; exit 2; }
-for c in $CONTESTANTS; do
-  case $c in direct|meshbox|nginx|haproxy) ;; *) echo "unknown contestant: $c" >&2; exit 2 ;; esac
-done
+need_posint --rounds "$ROUNDS"
+need_posint --duration "$DURATION"
+need_posint --idle-conns "$IDLE_CONNS"
+need_contestants "direct meshbox nginx haproxy"
 case $PROFILE_TARGET in meshbox|nginx|haproxy) ;; *) echo "bad --profile-target" >&2; exit 2 ;; esac
 case $PROFILER in auto|perf|callgrind) ;; *) echo "bad --profiler" >&2; exit 2 ;; esac
 
@@ -276,8 +269,8 @@ measure() {
 
   local pcpu=-1 bcpu=-1
   if ((${req%.*} > 0)); then
-    pcpu=$(awk -v t=$((p1 - p0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
-    bcpu=$(awk -v t=$((b1 - b0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.3f", t / hz * 1e6 / n }')
+    pcpu=$(per_req_us $((p1 - p0)) "$req")
+    bcpu=$(per_req_us $((b1 - b0)) "$req")
   fi
   echo "$round,$name,$load,$conns,$DURATION,$req,$rps,$p50,$p75,$p90,$p99,$serr,$non2xx,$pcpu,$bcpu,$((p1 - p0)),$((b1 - b0)),$status,$(csvq "$why")" >>"$RUNS_CSV"
   if [[ $status != ok ]]; then
@@ -479,10 +472,7 @@ echo "round,contestant,peak_rss_kib,idle_conns,idle_ok,idle_alive,idle_rss_kib,i
 MISSING_CSV=$OUT_DIR/raw/missing.csv
 : >"$MISSING_CSV"
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l > 0.5) }'; then
-  log "warning: load average is $LOAD_BEFORE before the benchmark: other work on this machine skews the numbers"
-fi
+bench_began 0.5
 read -r BACKEND_PORT < <(free_ports 1)
 log "backend nginx on 127.0.0.1:$BACKEND_PORT"
 start_backend
@@ -512,28 +502,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
     forget_pid "$CPID"; CPID=""
   done
 done
-BENCH_SECONDS=$((SECONDS - BENCH_T0))
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-TOTAL_SECONDS=$(($(date +%s) - START_EPOCH))
+bench_ended "$OUT_DIR/raw/problems.txt"
 
 # ---------------------------------------------------------------- report
-{
-  printf '%s\n' "${PROBLEMS[@]+"${PROBLEMS[@]}"}"
-} >"$OUT_DIR/raw/problems.txt"
 
+machine_env B
 set -a   # everything assigned below goes to the report generator's environment
 # shellcheck disable=SC2034
 B_DATE=$(date -u) \
-  B_NPROC=$(nproc) \
-  B_CPU="$(cpu_model)" \
-  B_KERNEL="$(uname -srm)" \
-  B_MEM_KIB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) \
-  B_OS="$(os_name)" \
-  B_NGINX="$(nginx -v 2>&1 | awk 'NR == 1' || true)" \
-  B_HAPROXY="$(haproxy -v 2>&1 | awk 'NR == 1' || true)" \
-  B_WRK="$(wrk -v 2>&1 | awk 'NR == 1' || true)" \
   B_PYTHON="$(python3 --version 2>&1)" \
-  B_COMMIT="$MESHBOX_COMMIT" \
   B_MESHBOX_BIN="${MESHBOX_BIN:-}" \
   B_MESHBOX_VERSION="$MESHBOX_VERSION" \
   B_MESHBOX_MISSING="$MESHBOX_MISSING" \
@@ -547,7 +524,9 @@ B_DATE=$(date -u) \
 set +a
 
 python3 - "$RESULTS" <<'PY'
-import csv, os, statistics, sys
+import csv, os, sys
+
+from benchlib import med, read_problems
 
 E = os.environ
 out_path = sys.argv[1]
@@ -561,11 +540,7 @@ missing = {}
 for row in csv.reader(open(E["B_MISSING_CSV"])):
     if row:
         missing.setdefault(row[1], row[2])
-problems = [l.strip() for l in open(E["B_PROBLEMS"]) if l.strip()]
-
-
-def med(vals):
-    return statistics.median(vals) if vals else None
+problems = read_problems(E["B_PROBLEMS"])
 
 
 def series(load, name, field):

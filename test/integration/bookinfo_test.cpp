@@ -693,6 +693,57 @@ TEST_CASE("bookinfo: headless Chromium renders the product page (red stars from 
   CHECK(contains(dom, "color:red"));
 }
 
+TEST_CASE(
+    "bookinfo: a real Prometheus scrapes meshbox; PromQL gives requests per reviews version") {
+  Bookinfo& b = bookinfo();
+  b.reset();
+  // Prometheus (Debian's) scraping the admin API every second, its data in the test's dir.
+  uint16_t port = free_port();
+  std::string prom = "127.0.0.1:" + std::to_string(port);
+  std::ofstream(b.dir().file("prometheus.yml"))
+      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      << "scrape_configs:\n  - job_name: meshbox\n    metrics_path: /stats/prometheus\n"
+      << "    static_configs:\n      - targets: ['" << b.mesh().admin() << "']\n";
+  Process server(SpawnOptions{
+      .argv = {"prometheus", "--config.file=" + b.dir().file("prometheus.yml"),
+               "--storage.tsdb.path=" + b.dir().file("tsdb"), "--web.listen-address=" + prom},
+      .stdout_path = b.dir().file("prometheus.log"),
+      .stderr_path = b.dir().file("prometheus.log"),
+      .env = {}});
+  for (int i = 0; i < 30; ++i)
+    CHECK(b.get("/productpage").status == 200);
+  // The dashboards' query: requests to reviews per version, as the destination saw them.
+  const std::string query =
+      "/api/v1/query?query=sum%20by%20(destination_version)%20(istio_requests_total%7B"
+      "destination_service_name%3D%22reviews%22%2Creporter%3D%22destination%22%7D)";
+  std::string body;
+  bool answered = eventually(
+      [&] {
+        HttpResponse r =
+            exchange(prom, "GET " + query + " HTTP/1.1\r\nHost: prom\r\nConnection: close\r\n\r\n",
+                     Deadline(kTimeout));
+        body = r.body;
+        return r.status == 200 && contains(body, "\"destination_version\":\"v1\"") &&
+               contains(body, "\"destination_version\":\"v2\"") &&
+               contains(body, "\"destination_version\":\"v3\"");
+      },
+      20s);
+  CHECK_MESSAGE(answered, body << "\n" << read_file(b.dir().file("prometheus.log")).value_or(""));
+  CHECK(contains(body, "\"status\":\"success\""));
+  // productpage → reviews: 30 pages, each one call to reviews.
+  std::optional<Json> doc = parse_json(body);
+  double total = 0;
+  if (doc)
+    if (const Json* result = doc->get("data") ? doc->get("data")->get("result") : nullptr)
+      for (const Json& series : result->array)
+        if (const Json* v = series.get("value"); v && v->array.size() == 2)
+          total += std::stod(v->array[1].string);
+  MESSAGE("bookinfo: Prometheus counted " << total << " requests to reviews");
+  CHECK(total >= 30);
+  server.signal(SIGTERM);
+  CHECK(server.wait(Deadline(kTimeout)));
+}
+
 TEST_CASE("bookinfo: SIGTERM stops every service, then meshbox, exit 0") {
   Bookinfo& b = bookinfo();
   std::vector<pid_t> pids = workload_pids(b);

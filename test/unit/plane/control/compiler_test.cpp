@@ -183,6 +183,18 @@ TEST_CASE("compiler: only healthy endpoints, unless none is (panic mode)") {
                     "cluster outbound|9080|v2|reviews.default.svc.cluster.local: all 2 "
                     "endpoints are unhealthy"));
   CHECK_FALSE(has_warning(out, "outbound|9080|v1|"));
+  // The failing ones are listed apart for the admin API (GET /clusters), in panic mode too.
+  auto unhealthy = [&](std::string_view name) {
+    ClusterSpec copy = cluster(s, name);
+    copy.endpoints = copy.unhealthy_endpoints;
+    return addresses(copy);
+  };
+  CHECK(unhealthy("outbound|9080||reviews.default.svc.cluster.local") ==
+        lines({"10.0.0.2:9080", "10.0.0.3:9080", "10.0.0.4:9080"}));
+  CHECK(unhealthy("outbound|9080|v1|reviews.default.svc.cluster.local") ==
+        lines({"10.0.0.2:9080"}));
+  CHECK(unhealthy("outbound|9080|v2|reviews.default.svc.cluster.local") ==
+        lines({"10.0.0.3:9080", "10.0.0.4:9080"}));
   // No endpoint at all is not panic mode, and no warning: endpoints may be registered later.
   Compiled empty = compile(c, {});
   CHECK(cluster(*empty.snapshot, "outbound|9080||reviews.default.svc.cluster.local")

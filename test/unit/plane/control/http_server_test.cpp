@@ -708,3 +708,69 @@ TEST_CASE("http_server: param with odd queries") {
 
 }  // namespace
 }  // namespace meshbox::control
+
+namespace meshbox::control {
+namespace {
+
+TEST_CASE("http_server: a streaming response: chunks as written, end, and the client going") {
+  loop::Loop loop;
+  {
+    std::shared_ptr<ResponseStream> stream;
+    int closed = 0;
+    auto s = HttpServer::listen(loop, loopback(), [&](HttpRequest& req, Respond respond) {
+      stream = std::make_shared<ResponseStream>();
+      stream->on_close([&] { ++closed; });
+      CHECK(stream->write("held\n"));  // before the head: kept until it is out
+      HttpResponse r;
+      r.content_type = "application/x-ndjson";
+      r.stream = stream;
+      respond(std::move(r));
+      if (req.method == "HEAD") return;
+      CHECK(stream->write("one\n"));
+    });
+    REQUIRE(s.has_value());
+    uint16_t port = (*s)->address().port();
+
+    {
+      INFO("written chunks arrive; end() finishes the body and closes the connection");
+      Client c(loop, port);
+      c.send(get("/tap"));
+      REQUIRE(run_until(loop, [&] { return stream != nullptr; }));
+      CHECK(stream->write("two\n"));
+      stream->end();
+      CHECK(!stream->write("late\n"));
+      REQUIRE(run_until(loop, [&] { return c.replies.size() == 1 && c.ended(); }));
+      CHECK(c.replies[0].status == 200);
+      CHECK(c.replies[0].body == "held\none\ntwo\n");
+      CHECK(c.replies[0].header("transfer-encoding") == "chunked");
+      CHECK(c.replies[0].header("content-type") == "application/x-ndjson");
+      CHECK(c.replies[0].header("connection") == "close");
+      CHECK(closed == 0);  // ended, not closed
+    }
+    {
+      INFO("the client goes away mid-stream: on_close runs once, writes fail");
+      stream.reset();
+      auto c = std::make_unique<Client>(loop, port);
+      c->send(get("/tap"));
+      REQUIRE(run_until(loop, [&] { return stream != nullptr; }));
+      c->close();
+      REQUIRE(run_until(loop, [&] { return closed == 1; }));
+      CHECK(!stream->open());
+      CHECK(!stream->write("gone\n"));
+      CHECK((*s)->connections_for_test() == 0);
+    }
+    {
+      INFO("HEAD: nothing to stream; the stream closes for the handler");
+      stream.reset();
+      Client c(loop, port);
+      c.send("HEAD /tap HTTP/1.1\r\nHost: admin\r\n\r\n", {"HEAD"});
+      REQUIRE(run_until(loop, [&] { return c.replies.size() == 1 && closed == 2; }));
+      CHECK(!stream->open());
+    }
+    (*s)->close();
+  }
+  CHECK(loop.close().is_ok());
+}
+
+}  // namespace
+}  // namespace meshbox::control

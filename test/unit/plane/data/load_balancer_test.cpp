@@ -24,6 +24,9 @@ namespace {
 thread_local size_t g_allocations = 0;
 }  // namespace
 
+// The replacement operator new pairs with the replacement deletes (malloc/free); GCC's
+// -Wmismatched-new-delete cannot see that once inlined std::allocator calls land here.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t size) {
   ++g_allocations;
   if (void* p = std::malloc(size ? size : 1)) return p;

@@ -1,0 +1,468 @@
+#include "core/trace/trace_context.h"
+
+#include <array>
+#include <vector>
+
+namespace meshbox::trace {
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// Hex digit values by byte: 0–15, or -1. kHexLower accepts lower case only (W3C), kHexAny
+// either case (B3, as Envoy reads it).
+struct HexTable {
+  int8_t v[256];
+};
+constexpr HexTable make_hex_table(bool upper) {
+  HexTable t{};
+  for (int c = 0; c < 256; ++c) {
+    t.v[c] = -1;
+    if (c >= '0' && c <= '9') t.v[c] = static_cast<int8_t>(c - '0');
+    if (c >= 'a' && c <= 'f') t.v[c] = static_cast<int8_t>(c - 'a' + 10);
+    if (upper && c >= 'A' && c <= 'F') t.v[c] = static_cast<int8_t>(c - 'A' + 10);
+  }
+  return t;
+}
+constexpr HexTable kHexLower = make_hex_table(false);
+constexpr HexTable kHexAny = make_hex_table(true);
+
+int hex_value(char c, bool lower_only) {
+  return (lower_only ? kHexLower : kHexAny).v[static_cast<unsigned char>(c)];
+}
+
+// Exactly 16 hex digits into `out` (zero allowed here; callers decide).
+bool parse_u64(std::string_view hex, bool lower_only, uint64_t& out) {
+  if (hex.size() != 16) return false;
+  const int8_t* table = (lower_only ? kHexLower : kHexAny).v;
+  uint64_t n = 0;
+  int bad = 0;
+  for (char c : hex) {
+    int v = table[static_cast<unsigned char>(c)];
+    bad |= v;  // any -1 sets the sign bit
+    n = (n << 4) | static_cast<uint64_t>(v & 0xf);
+  }
+  if (bad < 0) return false;
+  out = n;
+  return true;
+}
+
+bool parse_trace_id(std::string_view hex, bool lower_only, TraceId& out) {
+  TraceId id;
+  if (hex.size() == 32) {
+    if (!parse_u64(hex.substr(0, 16), lower_only, id.high)) return false;
+    if (!parse_u64(hex.substr(16), lower_only, id.low)) return false;
+  } else if (!parse_u64(hex, lower_only, id.low)) {
+    return false;
+  }
+  if (id.empty()) return false;
+  out = id;
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// x-b3-sampled: 1/0, and the legacy true/false.
+Sampled parse_b3_sampled(std::string_view v) {
+  v = trim(v);
+  if (v == "1" || http::iequals(v, "true")) return Sampled::Yes;
+  if (v == "0" || http::iequals(v, "false")) return Sampled::No;
+  return Sampled::Undecided;
+}
+
+// The tracestate list cut to kMaxTracestate characters by dropping whole list members: first
+// those longer than 128 characters (the spec's advice), then from the end. Shorter lists pass
+// through unchanged.
+std::string cut_tracestate(std::string_view list) {
+  list = trim(list);
+  if (list.size() <= kMaxTracestate) return std::string(list);
+  std::vector<std::string_view> members;
+  size_t total = 0;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view m = trim(list.substr(0, comma));
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (m.empty()) continue;
+    members.push_back(m);
+    total += m.size() + (members.size() > 1 ? 1 : 0);
+  }
+  bool drop_long = total > kMaxTracestate;
+  std::string out;
+  for (std::string_view m : members) {
+    if (drop_long && m.size() > 128) continue;
+    if (out.size() + m.size() + (out.empty() ? 0 : 1) > kMaxTracestate) break;
+    if (!out.empty()) out.push_back(',');
+    out.append(m);
+  }
+  return out;
+}
+
+uint64_t nonzero(Random& rng) {
+  uint64_t n = rng.next();
+  while (n == 0)
+    n = rng.next();
+  return n;
+}
+
+bool is_trace_header(std::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return http::iequals(name, "b3");
+    case 10:
+      return http::iequals(name, "tracestate") || http::iequals(name, "x-b3-flags");
+    case 11:
+      return http::iequals(name, "traceparent") || http::iequals(name, "x-b3-spanid");
+    case 12:
+      return http::iequals(name, "x-b3-traceid") || http::iequals(name, "x-b3-sampled");
+    case 17:
+      return http::iequals(name, "x-b3-parentspanid");
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool parse_hex_id(std::string_view hex, TraceId& out) {
+  return parse_trace_id(hex, false, out);
+}
+
+bool parse_hex_span(std::string_view hex, uint64_t& out) {
+  uint64_t n = 0;
+  if (!parse_u64(hex, false, n) || n == 0) return false;
+  out = n;
+  return true;
+}
+
+bool parse_traceparent(std::string_view v, W3cParent& out) {
+  v = trim(v);
+  // version "-" trace-id "-" parent-id "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55.
+  if (v.size() < 55) return false;
+  int v0 = hex_value(v[0], true), v1 = hex_value(v[1], true);
+  if (v0 < 0 || v1 < 0) return false;
+  int version = v0 * 16 + v1;
+  if (version == 0xff) return false;
+  if (version == 0 && v.size() != 55) return false;
+  // A later version may append fields, after a '-'.
+  if (v.size() > 55 && v[55] != '-') return false;
+  if (v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  W3cParent p;
+  if (!parse_u64(v.substr(3, 16), true, p.trace_id.high)) return false;
+  if (!parse_u64(v.substr(19, 16), true, p.trace_id.low)) return false;
+  if (p.trace_id.empty()) return false;
+  if (!parse_u64(v.substr(36, 16), true, p.span_id) || p.span_id == 0) return false;
+  int f0 = hex_value(v[53], true), f1 = hex_value(v[54], true);
+  if (f0 < 0 || f1 < 0) return false;
+  p.flags = static_cast<uint8_t>(f0 * 16 + f1);
+  out = p;
+  return true;
+}
+
+bool parse_b3_single(std::string_view v, B3Context& out) {
+  v = trim(v);
+  std::array<std::string_view, 4> parts;
+  size_t n = 0;
+  while (true) {
+    if (n == parts.size()) return false;
+    size_t dash = v.find('-');
+    parts[n++] = v.substr(0, dash);
+    if (dash == std::string_view::npos) break;
+    v.remove_prefix(dash + 1);
+  }
+  B3Context c;
+  auto state = [&c](std::string_view s) {
+    if (s == "1") {
+      c.sampled = Sampled::Yes;
+    } else if (s == "0") {
+      c.sampled = Sampled::No;
+    } else if (s == "d") {
+      c.sampled = Sampled::Yes;
+      c.debug = true;
+    } else {
+      return false;
+    }
+    return true;
+  };
+  if (n == 1) {  // a bare sampling decision
+    if (!state(parts[0])) return false;
+    out = c;
+    return true;
+  }
+  if (!parse_hex_id(parts[0], c.trace_id)) return false;
+  if (!parse_hex_span(parts[1], c.span_id)) return false;
+  if (n >= 3 && !state(parts[2])) return false;
+  if (n == 4 && !parse_hex_span(parts[3], c.parent_span_id)) return false;
+  out = c;
+  return true;
+}
+
+IncomingContext extract(const http::HeaderMap& headers) {
+  // One pass over the headers: the first value of each name (count for traceparent, which
+  // is invalid when repeated), every tracestate.
+  const std::string* b3 = nullptr;
+  const std::string* traceparent = nullptr;
+  const std::string* b3_trace = nullptr;
+  const std::string* b3_span = nullptr;
+  const std::string* b3_parent = nullptr;
+  const std::string* b3_sampled = nullptr;
+  const std::string* b3_flags = nullptr;
+  int traceparents = 0;
+  int tracestates = 0;
+  for (const http::HeaderEntry& h : headers) {
+    std::string_view name = h.name;
+    if (name.empty()) continue;
+    char c = http::ascii_lower(name[0]);
+    if (c != 'b' && c != 't' && c != 'x') continue;
+    auto first = [&h](const std::string*& slot) {
+      if (!slot) slot = &h.value;
+    };
+    switch (name.size()) {
+      case 2:
+        if (http::iequals(name, "b3")) first(b3);
+        break;
+      case 10:
+        if (http::iequals(name, "tracestate")) ++tracestates;
+        if (http::iequals(name, "x-b3-flags")) first(b3_flags);
+        break;
+      case 11:
+        if (http::iequals(name, "traceparent")) {
+          first(traceparent);
+          ++traceparents;
+        }
+        if (http::iequals(name, "x-b3-spanid")) first(b3_span);
+        break;
+      case 12:
+        if (http::iequals(name, "x-b3-traceid")) first(b3_trace);
+        if (http::iequals(name, "x-b3-sampled")) first(b3_sampled);
+        break;
+      case 17:
+        if (http::iequals(name, "x-b3-parentspanid")) first(b3_parent);
+        break;
+      default:
+        break;
+    }
+  }
+
+  IncomingContext in;
+  bool decided = false;
+  // Sources in priority order. The context comes from the first with one; the sampling
+  // decision from the first with one among those without a context and the context's own.
+  auto take = [&in, &decided](const B3Context& c, uint8_t format) {
+    in.formats |= format;
+    bool has_context = !c.trace_id.empty();
+    if (has_context && !in.has_context()) {
+      in.trace_id = c.trace_id;
+      in.span_id = c.span_id;
+      in.parent_span_id = c.parent_span_id;
+    } else if (has_context) {
+      return;  // another trace's decision is not ours
+    }
+    if (!decided && c.sampled != Sampled::Undecided) {
+      in.sampled = c.sampled;
+      in.debug = c.debug;
+      decided = true;
+    }
+  };
+
+  if (b3) {
+    B3Context c;
+    if (parse_b3_single(*b3, c)) take(c, kFormatB3Single);
+  }
+  if (b3_trace || b3_span || b3_sampled || b3_flags) {
+    B3Context c;
+    bool valid = true;
+    if (b3_trace || b3_span) {
+      valid = b3_trace && b3_span && parse_hex_id(trim(*b3_trace), c.trace_id) &&
+              parse_hex_span(trim(*b3_span), c.span_id);
+      // A malformed parent id is only information lost: the context stands.
+      if (valid && b3_parent) {
+        if (!parse_hex_span(trim(*b3_parent), c.parent_span_id)) c.parent_span_id = 0;
+      }
+    }
+    if (b3_sampled) c.sampled = parse_b3_sampled(*b3_sampled);
+    if (b3_flags && trim(*b3_flags) == "1") {
+      c.sampled = Sampled::Yes;
+      c.debug = true;
+    }
+    if (valid && (!c.trace_id.empty() || c.sampled != Sampled::Undecided)) take(c, kFormatB3Multi);
+  }
+  if (traceparent && traceparents == 1) {
+    W3cParent p;
+    if (parse_traceparent(*traceparent, p)) {
+      B3Context c;
+      c.trace_id = p.trace_id;
+      c.span_id = p.span_id;
+      c.sampled = (p.flags & 1) ? Sampled::Yes : Sampled::No;
+      bool had_context = in.has_context();
+      take(c, kFormatW3c);
+      // tracestate belongs to the traceparent; kept only when the context is the same trace.
+      if (tracestates > 0 && (!had_context || in.trace_id == p.trace_id)) {
+        // Several tracestate headers are one list (RFC 9110 §5.3).
+        std::string list;
+        for (const http::HeaderEntry& h : headers) {
+          if (!http::iequals(h.name, "tracestate")) continue;
+          if (!list.empty()) list.push_back(',');
+          list.append(h.value);
+        }
+        in.tracestate = cut_tracestate(list);
+      }
+    }
+  }
+  return in;
+}
+
+bool decide_sampling(Sampled incoming, bool debug, double percent, Random& rng) {
+  if (debug) return true;
+  if (incoming != Sampled::Undecided) return incoming == Sampled::Yes;
+  if (!(percent > 0)) return false;  // NaN too
+  if (percent >= 100) return true;
+  // 53 random bits → [0, 1).
+  double u = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
+  return u * 100.0 < percent;
+}
+
+SpanContext child_of(const IncomingContext& in, Random& rng, double sample_percent) {
+  SpanContext s;
+  if (in.formats) s.formats = in.formats;
+  if (in.has_context()) {
+    s.trace_id = in.trace_id;
+    s.parent_id = in.span_id;
+    s.tracestate = in.tracestate;
+  } else {
+    s.trace_id.high = nonzero(rng);
+    s.trace_id.low = rng.next();
+  }
+  s.span_id = nonzero(rng);
+  s.debug = in.debug;
+  s.sampled = decide_sampling(in.sampled, in.debug, sample_percent, rng);
+  return s;
+}
+
+SpanContext join(const IncomingContext& in, Random& rng, double sample_percent) {
+  if (!in.has_context()) return child_of(in, rng, sample_percent);
+  SpanContext s;
+  s.formats = in.formats;
+  s.trace_id = in.trace_id;
+  s.span_id = in.span_id;
+  s.parent_id = in.parent_span_id;
+  s.tracestate = in.tracestate;
+  s.shared = true;
+  s.debug = in.debug;
+  s.sampled = decide_sampling(in.sampled, in.debug, sample_percent, rng);
+  return s;
+}
+
+void format_span_id(uint64_t n, char out[16]) {
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHexDigits[n & 0xf];
+    n >>= 4;
+  }
+}
+
+std::string span_id_hex(uint64_t n) {
+  std::string s(16, '0');
+  format_span_id(n, s.data());
+  return s;
+}
+
+namespace {
+
+// Hex of a trace id into `out` (32 bytes of room); returns its length, 16 or 32.
+size_t write_trace_id(const TraceId& id, bool wide, char* out) {
+  if (id.high == 0 && !wide) {
+    format_span_id(id.low, out);
+    return 16;
+  }
+  format_span_id(id.high, out);
+  format_span_id(id.low, out + 16);
+  return 32;
+}
+
+// The values inject() writes, built on the stack: the request path allocates nothing here
+// beyond what the HeaderMap's reused strings need.
+constexpr size_t kTraceparentSize = 55;
+void write_traceparent(const SpanContext& span, char out[kTraceparentSize]) {
+  out[0] = '0';
+  out[1] = '0';
+  out[2] = '-';
+  write_trace_id(span.trace_id, true, out + 3);
+  out[35] = '-';
+  format_span_id(span.span_id, out + 36);
+  out[52] = '-';
+  out[53] = '0';
+  out[54] = span.sampled ? '1' : '0';
+}
+
+constexpr size_t kMaxB3Single = 32 + 1 + 16 + 2 + 1 + 16;
+size_t write_b3_single(const SpanContext& span, char out[kMaxB3Single]) {
+  size_t n = write_trace_id(span.trace_id, false, out);
+  out[n++] = '-';
+  format_span_id(span.span_id, out + n);
+  n += 16;
+  out[n++] = '-';
+  out[n++] = span.debug ? 'd' : span.sampled ? '1' : '0';
+  if (span.parent_id != 0) {
+    out[n++] = '-';
+    format_span_id(span.parent_id, out + n);
+    n += 16;
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string trace_id_hex(const TraceId& id, bool wide) {
+  char buf[32];
+  return std::string(buf, write_trace_id(id, wide, buf));
+}
+
+std::string format_traceparent(const SpanContext& span) {
+  char buf[kTraceparentSize];
+  write_traceparent(span, buf);
+  return std::string(buf, sizeof buf);
+}
+
+std::string format_b3_single(const SpanContext& span) {
+  char buf[kMaxB3Single];
+  return std::string(buf, write_b3_single(span, buf));
+}
+
+void inject(const SpanContext& span, http::HeaderMap& headers) {
+  headers.remove_if([](const http::HeaderEntry& h) { return is_trace_header(h.name); });
+  char buf[kMaxB3Single];
+  if (span.formats & kFormatW3c) {
+    write_traceparent(span, buf);
+    headers.add("traceparent", std::string_view(buf, kTraceparentSize));
+    if (!span.tracestate.empty()) headers.add("tracestate", span.tracestate);
+  }
+  if (span.formats & kFormatB3Multi) {
+    headers.add("x-b3-traceid", std::string_view(buf, write_trace_id(span.trace_id, false, buf)));
+    format_span_id(span.span_id, buf);
+    headers.add("x-b3-spanid", std::string_view(buf, 16));
+    if (span.parent_id != 0) {
+      format_span_id(span.parent_id, buf);
+      headers.add("x-b3-parentspanid", std::string_view(buf, 16));
+    }
+    // Debug implies sampled: the spec says to send the flag instead of x-b3-sampled.
+    if (span.debug) {
+      headers.add("x-b3-flags", "1");
+    } else {
+      headers.add("x-b3-sampled", span.sampled ? "1" : "0");
+    }
+  }
+  if (span.formats & kFormatB3Single)
+    headers.add("b3", std::string_view(buf, write_b3_single(span, buf)));
+}
+
+SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent) {
+  SpanContext span = child_of(extract(headers), rng, sample_percent);
+  inject(span, headers);
+  return span;
+}
+
+}  // namespace meshbox::trace

@@ -1,0 +1,460 @@
+#include "plane/data/access_log.h"
+
+#include <fmt/format.h>
+#include <time.h>
+
+#include "core/base/json.h"
+#include "core/base/log.h"
+
+namespace meshbox::data {
+
+using config::LogOp;
+using config::LogToken;
+
+/// What a line is made of; `http` is null for a TCP connection.
+struct AccessLogFormatter::Entry {
+  const ListenerSpec* listener;
+  const RequestRecord* http;
+  uint64_t start_unix_us, duration_us;
+  const ResponseFlags& flags;
+  uint64_t bytes_received, bytes_sent;
+  const ClusterSpec* cluster;
+  std::string_view upstream_host, downstream_remote;
+  const PeerView& source;
+  const PeerView& destination;
+  bool mtls;
+  std::string_view local_address = {};  // the listener's, as text (set by format_entry)
+};
+
+namespace {
+
+// An operator's value: unknown ("-" in text, null in JSON), a number, or text.
+struct Value {
+  enum Kind { Absent, Number, Text };
+  Kind kind = Absent;
+  uint64_t n = 0;
+  std::string_view s;
+};
+
+Value text(std::string_view s) {
+  return s.empty() ? Value{} : Value{Value::Text, 0, s};
+}
+Value number(uint64_t n) {
+  return Value{Value::Number, n, {}};
+}
+
+bool is_numeric(LogOp op) {
+  switch (op) {
+    case LogOp::ResponseCode:
+    case LogOp::BytesReceived:
+    case LogOp::BytesSent:
+    case LogOp::Duration:
+    case LogOp::ResponseDuration:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The request's path in origin form: an app behind HTTP_PROXY sends its outbound sidecar
+// "GET http://reviews:9080/reviews/0", which the record keeps as it came.
+std::string_view origin_path(std::string_view target) {
+  if (target.empty() || target.front() == '/') return target;
+  size_t scheme = target.find("://");
+  if (scheme == std::string_view::npos) return target;  // "*", or not absolute-form
+  size_t slash = target.find_first_of("/?", scheme + 3);
+  return slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+}
+
+Value request_header(const RequestRecord* r, std::string_view name) {
+  if (!r) return {};
+  if (name == ":method") return text(r->method);
+  if (name == ":path") return text(origin_path(r->path));
+  if (name == ":authority" || name == "host") return text(r->authority);
+  if (name == "user-agent") return text(r->user_agent);
+  if (name == "x-request-id") return text(r->request_id);
+  if (name == "x-forwarded-for") return text(r->forwarded_for);
+  return {};  // not recorded (docs/observability.md lists the headers a record keeps)
+}
+
+std::string_view without_port(std::string_view addr) {
+  if (!addr.empty() && addr.front() == '[') {
+    size_t end = addr.find(']');
+    return end == std::string_view::npos ? addr : addr.substr(1, end - 1);
+  }
+  size_t colon = addr.rfind(':');
+  return colon == std::string_view::npos ? addr : addr.substr(0, colon);
+}
+
+// `scratch` holds computed text; the Value may point into it until the next call.
+Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& scratch) {
+  const RequestRecord* r = e.http;
+  const ListenerSpec::Reporter reporter = e.listener->reporter;
+  switch (t.op) {
+    case LogOp::Literal:
+      return text(t.text);
+    case LogOp::StartTime:
+      return {};  // formatted by the caller
+    case LogOp::Req: {
+      Value v = request_header(r, t.text);
+      if (v.kind == Value::Absent && !t.alt.empty()) v = request_header(r, t.alt);
+      return v;
+    }
+    case LogOp::Resp:
+    case LogOp::ResponseCodeDetails:
+    case LogOp::ConnectionTerminationDetails:
+    case LogOp::UpstreamTransportFailureReason:
+    case LogOp::UpstreamLocalAddress:
+    case LogOp::RequestedServerName:
+      return {};
+    case LogOp::ResponseCode:
+      return r ? number(static_cast<uint64_t>(r->status)) : Value{};
+    case LogOp::ResponseFlags:
+      scratch = e.flags.to_string();
+      return text(scratch);
+    case LogOp::BytesReceived:
+      return number(e.bytes_received);
+    case LogOp::BytesSent:
+      return number(e.bytes_sent);
+    case LogOp::Duration:
+      return number(e.duration_us / 1000);
+    case LogOp::ResponseDuration:
+      return r && r->response_start_us ? number(r->response_start_us / 1000) : Value{};
+    case LogOp::UpstreamHost:
+      return text(e.upstream_host);
+    case LogOp::UpstreamCluster:
+      return e.cluster ? text(e.cluster->name) : Value{};
+    case LogOp::DownstreamLocalAddress:
+      return text(e.local_address);
+    case LogOp::DownstreamRemoteAddress:
+      return text(e.downstream_remote);
+    case LogOp::DownstreamRemoteAddressWithoutPort:
+      return text(without_port(e.downstream_remote));
+    case LogOp::DownstreamPeerUriSan:
+      return reporter == ListenerSpec::Reporter::Destination && e.mtls ? text(e.source.principal)
+                                                                       : Value{};
+    case LogOp::UpstreamPeerUriSan:
+      return reporter == ListenerSpec::Reporter::Source && e.mtls ? text(e.destination.principal)
+                                                                  : Value{};
+    case LogOp::RouteName:
+      return r ? text(r->route_name) : Value{};
+    case LogOp::Protocol:
+      return r ? text(r->protocol) : Value{};
+    case LogOp::SourceWorkload:
+      return text(e.source.workload);
+    case LogOp::SourceNamespace:
+      return text(e.source.ns);
+    case LogOp::SourcePrincipal:
+      return text(e.source.principal);
+    case LogOp::SourceApp:
+      return text(e.source.app);
+    case LogOp::SourceVersion:
+      return text(e.source.version);
+    case LogOp::DestinationWorkload:
+      return text(e.destination.workload);
+    case LogOp::DestinationNamespace:
+      return text(e.destination.ns);
+    case LogOp::DestinationPrincipal:
+      return text(e.destination.principal);
+    case LogOp::DestinationApp:
+      return text(e.destination.app);
+    case LogOp::DestinationVersion:
+      return text(e.destination.version);
+    case LogOp::DestinationService:
+      return e.cluster ? text(e.cluster->service_host) : Value{};
+    case LogOp::Reporter:
+      if (reporter == ListenerSpec::Reporter::Source) return text("source");
+      if (reporter == ListenerSpec::Reporter::Destination) return text("destination");
+      return {};
+  }
+  return {};
+}
+
+// Text lines hold no control characters, whatever a client sent: each becomes \xHH, so a
+// header cannot forge a line (or a terminal escape).
+void append_text(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != 0x7f) continue;
+    out.append(s.substr(run, i - run));
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+    run = i + 1;
+  }
+  out.append(s.substr(run));
+}
+
+std::string_view truncated(std::string_view s, size_t max_len) {
+  return max_len && s.size() > max_len ? s.substr(0, max_len) : s;
+}
+
+// The digits of `frac` (nanoseconds) to `digits` places.
+void append_fraction(std::string& out, uint64_t nanos, int digits) {
+  char buf[9];
+  for (int i = 8; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + nanos % 10);
+    nanos /= 10;
+  }
+  out.append(buf, static_cast<size_t>(digits));
+}
+
+}  // namespace
+
+void AccessLogFormatter::append_start_time(const LogToken& t, uint64_t unix_us, std::string& out) {
+  auto sec = static_cast<int64_t>(unix_us / 1'000'000);
+  uint64_t micros = unix_us % 1'000'000;
+  if (t.text.empty()) {
+    // RFC 3339, milliseconds, UTC; the date and time of a second are computed once.
+    if (sec != cached_second_) {
+      time_t tt = static_cast<time_t>(sec);
+      tm parts;
+      ::gmtime_r(&tt, &parts);
+      ::strftime(cached_prefix_, sizeof cached_prefix_, "%Y-%m-%dT%H:%M:%S", &parts);
+      cached_second_ = sec;
+    }
+    out += cached_prefix_;
+    out += '.';
+    append_fraction(out, micros * 1000, 3);
+    out += 'Z';
+    return;
+  }
+  // START_TIME(FORMAT): strftime in UTC, plus Envoy's %s (epoch seconds) and %f / %Nf
+  // (fractional seconds, N digits, 9 by default).
+  std::string& f = scratch_;
+  f.clear();
+  const std::string& in = t.text;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%' || i + 1 >= in.size()) {
+      f += in[i];
+      continue;
+    }
+    char next = in[i + 1];
+    if (next == 's') {
+      f += std::to_string(sec);
+      ++i;
+    } else if (next == 'f') {
+      append_fraction(f, micros * 1000, 9);
+      ++i;
+    } else if (next >= '1' && next <= '9' && i + 2 < in.size() && in[i + 2] == 'f') {
+      append_fraction(f, micros * 1000, next - '0');
+      i += 2;
+    } else {
+      f += '%';
+      f += next;  // "%%" stays "%%" for strftime
+      ++i;
+    }
+  }
+  time_t tt = static_cast<time_t>(sec);
+  tm parts;
+  ::gmtime_r(&tt, &parts);
+  char buf[512];
+  size_t n = f.empty() ? 0 : ::strftime(buf, sizeof buf, f.c_str(), &parts);
+  out.append(buf, n);
+}
+
+void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& e,
+                                      std::string& out) {
+  if (!(local_address_ == e.listener->address) || local_text_.empty()) {
+    local_address_ = e.listener->address;
+    local_text_ = local_address_.to_string();
+  }
+  e.local_address = local_text_;
+  std::string value;  // computed text; small, usually in the SSO buffer
+  if (spec.encoding == config::LogEncoding::Text) {
+    for (const LogToken& t : spec.line) {
+      if (t.op == LogOp::Literal) {
+        out += t.text;
+        continue;
+      }
+      if (t.op == LogOp::StartTime) {
+        size_t at = out.size();
+        append_start_time(t, e.start_unix_us, out);
+        if (at == out.size()) out += '-';
+        continue;
+      }
+      Value v = eval(t, e, value);
+      if (v.kind == Value::Absent)
+        out += '-';
+      else if (v.kind == Value::Number)
+        out += fmt::format_int(v.n).c_str();
+      else
+        append_text(out, truncated(v.s, t.max_len));
+    }
+    return;
+  }
+  out += '{';
+  bool first = true;
+  std::string joined;
+  for (const auto& [name, tpl] : spec.fields) {
+    if (!first) out += ',';
+    first = false;
+    json::append_string(out, name);
+    out += ':';
+    if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
+      // One operator alone: its value, typed.
+      Value v = eval(tpl[0], e, value);
+      if (v.kind == Value::Absent)
+        out += "null";
+      else if (v.kind == Value::Number && is_numeric(tpl[0].op))
+        out += fmt::format_int(v.n).c_str();
+      else if (v.kind == Value::Number)
+        json::append_string(out, fmt::format_int(v.n).c_str());
+      else
+        json::append_string(out, truncated(v.s, tpl[0].max_len));
+      continue;
+    }
+    joined.clear();
+    for (const LogToken& t : tpl) {
+      if (t.op == LogOp::StartTime) {
+        size_t at = joined.size();
+        append_start_time(t, e.start_unix_us, joined);
+        if (at == joined.size()) joined += '-';
+        continue;
+      }
+      Value v = eval(t, e, value);
+      if (v.kind == Value::Absent)
+        joined += '-';
+      else if (v.kind == Value::Number)
+        joined += fmt::format_int(v.n).c_str();
+      else
+        joined.append(truncated(v.s, t.max_len));
+    }
+    json::append_string(out, joined);
+  }
+  out += "}\n";
+}
+
+void AccessLogFormatter::format(const config::AccessLogSpec& spec, const RequestRecord& r,
+                                std::string& out) {
+  Entry e{r.listener,
+          &r,
+          r.start_unix_us,
+          r.duration_us,
+          r.flags,
+          r.request_body_bytes,
+          r.response_body_bytes,
+          r.cluster,
+          r.upstream_host,
+          r.downstream_remote,
+          r.source,
+          r.destination,
+          r.mtls};
+  format_entry(spec, e, out);
+}
+
+void AccessLogFormatter::format(const config::AccessLogSpec& spec, const ConnectionRecord& r,
+                                std::string& out) {
+  Entry e{r.listener,       nullptr,       r.start_unix_us, r.duration_us,   r.flags,
+          r.received_bytes, r.sent_bytes,  r.cluster,       r.upstream_host, r.downstream_remote,
+          r.source,         r.destination, r.mtls};
+  format_entry(spec, e, out);
+}
+
+// ---- AccessLogger ---------------------------------------------------------------------------
+
+namespace {
+// A destination unused this long, with nothing left to write, is closed (a hot reload moved
+// the log elsewhere, or turned it off).
+constexpr uint64_t kSinkIdleMs = 10'000;
+}  // namespace
+
+AccessLogger::AccessLogger(loop::Loop& loop, const SnapshotConstPtr* current,
+                           loop::FileAppender::Options options)
+    : loop_(loop), current_(current), options_(options) {}
+
+AccessLogger::~AccessLogger() = default;
+
+const config::AccessLogSpec* AccessLogger::spec_for(const ListenerSpec* listener) {
+  const Snapshot* snap = current_ ? current_->get() : nullptr;
+  if (!snap) return listener->access_log.get();
+  if (snap != cached_snapshot_) {
+    specs_.clear();
+    cached_snapshot_ = snap;
+  }
+  auto [it, inserted] = specs_.try_emplace(listener, listener->access_log.get());
+  if (inserted) {
+    // A listener the current snapshot no longer has keeps its own spec.
+    for (const ListenerSpec& l : snap->listeners) {
+      if (l.name == listener->name) {
+        it->second = l.access_log.get();
+        break;
+      }
+    }
+  }
+  return it->second;
+}
+
+void AccessLogger::on_request(const RequestRecord& r) {
+  const config::AccessLogSpec* spec = spec_for(r.listener);
+  if (!spec) return;
+  line_.clear();
+  formatter_.format(*spec, r, line_);
+  write(spec->path);
+}
+
+void AccessLogger::on_connection(const ConnectionRecord& r) {
+  const config::AccessLogSpec* spec = spec_for(r.listener);
+  if (!spec) return;
+  line_.clear();
+  formatter_.format(*spec, r, line_);
+  write(spec->path);
+}
+
+void AccessLogger::write(const std::string& path) {
+  ++lines_;
+  if (stopped_) {
+    // After the worker's stop (a connection aborted during shutdown): written at once by an
+    // appender that lives only for it.
+    loop::FileAppender once(loop_, path, options_);
+    if (!once.append(line_)) ++dropped_closed_;
+    return;
+  }
+  loop::FileAppender& out = sink(path);
+  if (!out.append(line_)) {
+    uint64_t d = dropped();
+    if (d > dropped_reported_) {
+      MB_LOG_EVERY(1, Warn, "access_log",
+                   "access log {}: buffer full (the disk is slower than the traffic); {} "
+                   "line(s) dropped so far on this worker",
+                   path, d);
+      dropped_reported_ = d;
+    }
+  }
+}
+
+loop::FileAppender& AccessLogger::sink(const std::string& path) {
+  uint64_t now = loop_.now_ms();
+  for (Sink& s : sinks_) {
+    if (s.appender->path() == path) {
+      s.last_used_ms = now;
+      return *s.appender;
+    }
+  }
+  // A new destination: close the ones nobody has used for a while.
+  std::erase_if(sinks_, [&](Sink& s) {
+    if (now - s.last_used_ms < kSinkIdleMs || !s.appender->idle()) return false;
+    dropped_closed_ += s.appender->dropped_lines();
+    return true;
+  });
+  sinks_.push_back({std::make_unique<loop::FileAppender>(loop_, path, options_), now});
+  return *sinks_.back().appender;
+}
+
+void AccessLogger::on_stop() {
+  stopped_ = true;
+  for (Sink& s : sinks_)
+    dropped_closed_ += s.appender->dropped_lines();
+  sinks_.clear();  // each writes out what it holds, then closes
+}
+
+uint64_t AccessLogger::dropped() const {
+  uint64_t n = dropped_closed_;
+  for (const Sink& s : sinks_)
+    n += s.appender->dropped_lines();
+  return n;
+}
+
+}  // namespace meshbox::data
