@@ -22,9 +22,7 @@ namespace {
 constexpr auto kTimeout = 10s;
 
 HttpResponse get(const std::string& addr, const std::string& path, const std::string& host) {
-  return exchange(addr,
-                  "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
-                  Deadline(kTimeout));
+  return get_with_host(addr, path, host, Deadline(kTimeout));
 }
 
 void apply(Mesh& mesh, TempDir& dir, const std::string& name, const std::string& toml) {

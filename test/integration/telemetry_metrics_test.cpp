@@ -21,9 +21,7 @@ namespace {
 constexpr auto kTimeout = 10s;
 
 HttpResponse get(const std::string& addr, const std::string& path, const std::string& host) {
-  return exchange(addr,
-                  "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
-                  Deadline(kTimeout));
+  return get_with_host(addr, path, host, Deadline(kTimeout));
 }
 
 /// The value of the one series of `name` whose labels include every `labels` pair
@@ -54,15 +52,7 @@ TEST_CASE("metrics: Istio's standard metrics from both reporters, promtool-clean
   TempDir dir;
   uint16_t gw_port = free_port();
   std::string gw = "127.0.0.1:" + std::to_string(gw_port);
-  std::ofstream(dir.file("mesh.toml"))
-      << "[[service]]\nname = \"web\"\nport = 8000\n\n"
-      << "[[workload]]\nname = \"web-v1\"\nservice = \"web\"\nservice_account = \"web-sa\"\n"
-      << "labels = { version = \"v1\" }\ncommand = [\"" << httpbin_bin()
-      << "\", \"--listen\", \"127.0.0.1:${PORT}\", \"--name\", \"web\"]\n\n"
-      << "[[gateway]]\nname = \"edge\"\nservers = [{ port = " << gw_port
-      << ", bind = \"127.0.0.1\", protocol = \"http\", hosts = [\"*\"] }]\n\n"
-      << "[[virtual_service]]\nname = \"web\"\nhosts = [\"web\"]\ngateways = [\"edge\"]\n"
-      << "http = [{ route = [{ destination = { host = \"web\" } }] }]\n";
+  std::ofstream(dir.file("mesh.toml")) << web_v1_config(gw_port);
   Mesh mesh(dir, MeshOptions{.paths = {dir.file("mesh.toml")}});
   REQUIRE(eventually([&] { return get(gw, "/", "web").status == 200; }, kTimeout));
   const std::string admin = mesh.admin();

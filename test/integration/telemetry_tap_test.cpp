@@ -24,11 +24,7 @@ namespace {
 constexpr auto kTimeout = 10s;
 
 std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> out;
-  std::istringstream in(read_file(path).value_or(""));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
+  return file_lines(path, /*skip_empty=*/true);
 }
 
 /// GET /tap/sessions: the sessions open; -1 when the answer is not one.

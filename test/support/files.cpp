@@ -30,6 +30,14 @@ std::optional<std::string> read_file(const std::string& path) {
   return s.str();
 }
 
+std::vector<std::string> file_lines(const std::string& path, bool skip_empty) {
+  std::vector<std::string> out;
+  std::istringstream in(read_file(path).value_or(""));
+  for (std::string line; std::getline(in, line);)
+    if (!skip_empty || !line.empty()) out.push_back(line);
+  return out;
+}
+
 std::string read_file_tail(const std::string& path, size_t max_bytes) {
   auto text = read_file(path);
   if (!text) return "";

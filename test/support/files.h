@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace meshbox::test {
 
@@ -25,6 +26,8 @@ class TempDir {
 
 /// The whole file, or nullopt if it cannot be opened.
 std::optional<std::string> read_file(const std::string& path);
+/// The file's lines (none if it cannot be opened); empty ones too unless `skip_empty`.
+std::vector<std::string> file_lines(const std::string& path, bool skip_empty = false);
 /// The last `max_bytes` of a file ("" if missing): for log excerpts in failure messages.
 std::string read_file_tail(const std::string& path, size_t max_bytes = 8192);
 

@@ -320,6 +320,14 @@ bool HttpClient::wait_closed(Deadline deadline, RecvStatus* how) {
   return s == RecvStatus::Eof || s == RecvStatus::Reset;
 }
 
+HttpResponse get_with_host(std::string_view addr, std::string_view path, std::string_view host,
+                           Deadline deadline) {
+  std::string request = "GET ";
+  request.append(path).append(" HTTP/1.1\r\nHost: ").append(host);
+  request += "\r\nConnection: close\r\n\r\n";
+  return exchange(addr, request, deadline);
+}
+
 HttpResponse exchange(std::string_view addr, std::string_view request, Deadline deadline,
                       std::string_view method) {
   int err = 0;

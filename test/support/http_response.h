@@ -125,6 +125,10 @@ class HttpClient {
 HttpResponse exchange(std::string_view addr, std::string_view request, Deadline deadline,
                       std::string_view method = "GET");
 
+/// `GET path` with Host `host` on one connection (Connection: close).
+HttpResponse get_with_host(std::string_view addr, std::string_view path, std::string_view host,
+                           Deadline deadline);
+
 /// 64-bit FNV-1a, the hash meshbox-httpbin /upload reports.
 class Fnv1a {
  public:

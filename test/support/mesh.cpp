@@ -133,6 +133,19 @@ std::string gateway_config(uint16_t gateway_port, const std::string& backend) {
          "http = [{ route = [{ destination = { host = \"httpbin\" } }] }]\n";
 }
 
+std::string web_v1_config(uint16_t gateway_port) {
+  return "[[service]]\nname = \"web\"\nport = 8000\n\n"
+         "[[workload]]\nname = \"web-v1\"\nservice = \"web\"\nservice_account = \"web-sa\"\n"
+         "labels = { version = \"v1\" }\ncommand = [\"" +
+         httpbin_bin() +
+         "\", \"--listen\", \"127.0.0.1:${PORT}\", \"--name\", \"web\"]\n\n"
+         "[[gateway]]\nname = \"edge\"\nservers = [{ port = " +
+         std::to_string(gateway_port) +
+         ", bind = \"127.0.0.1\", protocol = \"http\", hosts = [\"*\"] }]\n\n"
+         "[[virtual_service]]\nname = \"web\"\nhosts = [\"web\"]\ngateways = [\"edge\"]\n"
+         "http = [{ route = [{ destination = { host = \"web\" } }] }]\n";
+}
+
 std::string Mesh::listener_address(const std::string& name, Deadline deadline) {
   do {
     RunResult r = cli({"get", "routes", "-o", "json"});
