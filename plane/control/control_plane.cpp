@@ -742,6 +742,23 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
                  {"Cache-Control", "no-store"}};
     return respond(std::move(r));
   }
+  if (get && p == "/stats") {
+    // Envoy's /stats: every metric, one `name{labels} value` line each (the Prometheus text
+    // without its # HELP and # TYPE comments).
+    HttpResponse r;
+    r.content_type = "text/plain; charset=utf-8";
+    if (stats::Registry* reg = sink_.metrics()) {
+      std::string text;
+      reg->write_prometheus(text);
+      for (size_t at = 0; at < text.size();) {
+        size_t end = text.find('\n', at);
+        end = end == std::string::npos ? text.size() : end + 1;
+        if (text[at] != '#') r.body.append(text, at, end - at);
+        at = end;
+      }
+    }
+    return respond(std::move(r));
+  }
   if (get && (p == "/stats/prometheus" || p == "/metrics")) {
     // Prometheus' text format 0.0.4: Istio's standard metrics and meshbox's own.
     HttpResponse r;

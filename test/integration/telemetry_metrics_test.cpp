@@ -151,6 +151,12 @@ TEST_CASE("metrics: Istio's standard metrics from both reporters, promtool-clean
     CHECK(metric(text, "istio_request_duration_milliseconds_sum", src) > 0);
   }
 
+  SUBCASE("/stats: the same values, one line each, no comments") {
+    std::string plain = get(admin, "/stats", "admin").body;
+    CHECK(plain.find("# ") == std::string::npos);
+    CHECK(metric(plain, "istio_requests_total", src) == src0 + 5);
+  }
+
   SUBCASE("meshbox's own metrics") {
     CHECK(metric(text, "meshbox_config_pushes_total", {}) >= 1);
     CHECK(metric(text, "meshbox_config_push_duration_seconds_count", {}) >= 1);
