@@ -138,7 +138,8 @@ std::string web_v1_config(uint16_t gateway_port) {
          "[[workload]]\nname = \"web-v1\"\nservice = \"web\"\nservice_account = \"web-sa\"\n"
          "labels = { version = \"v1\" }\ncommand = [\"" +
          httpbin_bin() +
-         "\", \"--listen\", \"127.0.0.1:${PORT}\", \"--name\", \"web\"]\n\n"
+         "\", \"--listen\", \"127.0.0.1:${PORT}\", \"--name\", \"web\"]\n"
+         "health = { http = \"/\", interval = \"100ms\" }\n\n"
          "[[gateway]]\nname = \"edge\"\nservers = [{ port = " +
          std::to_string(gateway_port) +
          ", bind = \"127.0.0.1\", protocol = \"http\", hosts = [\"*\"] }]\n\n"

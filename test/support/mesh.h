@@ -64,7 +64,8 @@ std::string gateway_config(uint16_t gateway_port, const std::string& backend);
 
 /// A config with one gateway "edge" on 127.0.0.1:`gateway_port` sending host "web" to the
 /// service "web" (port 8000), whose workload "web-v1" (labels version = v1, service account
-/// web-sa) is meshbox-httpbin behind a sidecar.
+/// web-sa) is meshbox-httpbin behind a sidecar, in service once its health check passes (so
+/// no request meets an app that is still starting).
 std::string web_v1_config(uint16_t gateway_port);
 
 }  // namespace meshbox::test
