@@ -82,20 +82,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-HttpResponse json_response(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  r.body.push_back('\n');
-  return r;
-}
-
-HttpResponse error_response(int status, std::string_view message) {
-  json::Writer w;
-  w.begin_object().field("error", message).end_object();
-  return json_response(status, w.take());
-}
-
 std::string_view lb_name(LbPolicy p) {
   switch (p) {
     case LbPolicy::RoundRobin:

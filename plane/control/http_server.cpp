@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/base/assert.h"
+#include "core/base/json.h"
 #include "core/base/log.h"
 #include "core/http/parser.h"
 #include "core/http/serializer.h"
@@ -642,6 +643,20 @@ void HttpServer::retire(Connection* conn) {
   conn->unlink();
   // Possibly inside one of its own callbacks: it goes once they have returned.
   loop_.defer_delete(std::unique_ptr<loop::Deferred>(conn));
+}
+
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.body.push_back('\n');
+  return r;
+}
+
+HttpResponse error_response(int status, std::string_view message) {
+  json::Writer w;
+  w.begin_object().field("error", message).end_object();
+  return json_response(status, w.take());
 }
 
 }  // namespace meshbox::control

@@ -59,6 +59,11 @@ struct HttpResponse {
   std::shared_ptr<ResponseStream> stream = {};
 };
 
+/// A JSON response: `body` (a JSON text) and a newline.
+HttpResponse json_response(int status, std::string body);
+/// A JSON error response: {"error": MESSAGE}.
+HttpResponse error_response(int status, std::string_view message);
+
 /// Sends the response to the request it was made for. Call it exactly once, on the loop
 /// thread, now or later. It is safe to call after the connection (or the whole server) is
 /// gone: it then does nothing. A Respond destroyed without being called answers 500, so a

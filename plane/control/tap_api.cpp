@@ -12,20 +12,6 @@ namespace meshbox::control {
 
 namespace {
 
-HttpResponse json_reply(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  r.body.push_back('\n');
-  return r;
-}
-
-HttpResponse error_reply(int status, std::string_view message) {
-  json::Writer w;
-  w.begin_object().field("error", message).end_object();
-  return json_reply(status, w.take());
-}
-
 /// "2026-11-26T14:40:01.123456Z"
 std::string rfc3339(uint64_t unix_us) {
   std::time_t secs = static_cast<std::time_t>(unix_us / 1'000'000);
@@ -73,19 +59,19 @@ std::string tap_event_json(const TapEvent& e) {
 }
 
 void serve_tap(TapSource* tap, HttpRequest& req, Respond respond) {
-  if (!tap) return respond(error_reply(503, "tap needs the proxy workers of `meshbox run`"));
+  if (!tap) return respond(error_response(503, "tap needs the proxy workers of `meshbox run`"));
   TapFilter filter;
   filter.service = req.param("service").value_or("");
-  if (filter.service.empty()) return respond(error_reply(400, "service= is required"));
+  if (filter.service.empty()) return respond(error_response(400, "service= is required"));
   filter.path_prefix = req.param("path").value_or("");
   if (!filter.path_prefix.empty() && filter.path_prefix.front() != '/')
-    return respond(error_reply(400, "path= must start with '/'"));
+    return respond(error_response(400, "path= must start with '/'"));
   filter.method = req.param("method").value_or("");
   uint64_t max = 0;  // 0 = until the client goes
   if (auto m = req.param("max")) {
     auto [end, ec] = std::from_chars(m->data(), m->data() + m->size(), max);
     if (ec != std::errc() || end != m->data() + m->size())
-      return respond(error_reply(400, "max= must be a whole number"));
+      return respond(error_response(400, "max= must be a whole number"));
   }
 
   auto stream = std::make_shared<ResponseStream>();
@@ -113,7 +99,7 @@ HttpResponse tap_sessions(const TapSource* tap) {
       .field("active", tap ? tap->sessions() : 0)
       .field("dropped", tap ? tap->dropped() : 0)
       .end_object();
-  return json_reply(200, w.take());
+  return json_response(200, w.take());
 }
 
 }  // namespace meshbox::control
