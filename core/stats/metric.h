@@ -125,6 +125,9 @@ class Counter {
     if (cell_) cell_->store(cell_->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   uint64_t value() const { return cell_ ? cell_->load(std::memory_order_relaxed) : 0; }
+  /// The series' cell (null: a no-op handle). Identifies the series for as long as its shard
+  /// lives, e.g. as the key of a cache of related series.
+  const Cell* cell() const { return cell_; }
 
  private:
   Cell* cell_ = nullptr;

@@ -129,6 +129,16 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 27> kDefault
     {"upstream_service_time", "%RESPONSE_DURATION%"},
 }};
 
+void make_json_keys(AccessLogSpec& spec) {
+  spec.json_keys.clear();
+  for (const auto& [name, tpl] : spec.fields) {
+    std::string key(spec.json_keys.empty() ? "{" : ",");
+    json::append_string(key, name);
+    key += ':';
+    spec.json_keys.push_back(std::move(key));
+  }
+}
+
 }  // namespace
 
 const std::string_view kDefaultTextLogFormat =
@@ -247,6 +257,7 @@ std::optional<LogFormatError> make_access_log_spec(std::string path, LogEncoding
       (void)parse_log_template(f, t);  // constant formats: they parse
       out.fields.emplace_back(std::string(name), std::move(t));
     }
+    make_json_keys(out);
     return std::nullopt;
   }
   auto doc = json::parse(format);
@@ -267,6 +278,7 @@ std::optional<LogFormatError> make_access_log_spec(std::string path, LogEncoding
       return LogFormatError{0, fmt::format("member \"{}\": {}", name, err->message)};
     out.fields.emplace_back(name, std::move(t));
   }
+  make_json_keys(out);
   return std::nullopt;
 }
 

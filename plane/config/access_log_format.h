@@ -102,6 +102,10 @@ struct AccessLogSpec {
   /// one numeric operator alone (RESPONSE_CODE, BYTES_*, DURATION…) gives a number; an
   /// operator whose value is unknown, alone, gives null; anything else a string.
   std::vector<std::pair<std::string, LogTemplate>> fields;
+  /// Json: what opens each member, escaped once here instead of on every line: `{"name":`
+  /// for the first, `,"name":` for the others (make_access_log_spec fills it; a spec built
+  /// by hand may leave it empty, and the formatter then escapes the names itself).
+  std::vector<std::string> json_keys;
   bool operator==(const AccessLogSpec&) const = default;
 };
 

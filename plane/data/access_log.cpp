@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <time.h>
 
+#include <cstring>
+
 #include "core/base/json.h"
 #include "core/base/log.h"
 
@@ -110,6 +112,7 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::ResponseCode:
       return r ? number(static_cast<uint64_t>(r->status)) : Value{};
     case LogOp::ResponseFlags:
+      if (e.flags.empty()) return text("-");
       scratch = e.flags.to_string();
       return text(scratch);
     case LogOp::BytesReceived:
@@ -187,6 +190,11 @@ void append_text(std::string& out, std::string_view s) {
   out.append(s.substr(run));
 }
 
+void append_number(std::string& out, uint64_t n) {
+  fmt::format_int digits(n);
+  out.append(digits.data(), digits.size());
+}
+
 std::string_view truncated(std::string_view s, size_t max_len) {
   return max_len && s.size() > max_len ? s.substr(0, max_len) : s;
 }
@@ -212,13 +220,21 @@ void AccessLogFormatter::append_start_time(const LogToken& t, uint64_t unix_us, 
       time_t tt = static_cast<time_t>(sec);
       tm parts;
       ::gmtime_r(&tt, &parts);
-      ::strftime(cached_prefix_, sizeof cached_prefix_, "%Y-%m-%dT%H:%M:%S", &parts);
+      cached_length_ =
+          ::strftime(cached_prefix_, sizeof cached_prefix_, "%Y-%m-%dT%H:%M:%S", &parts);
       cached_second_ = sec;
     }
-    out += cached_prefix_;
-    out += '.';
-    append_fraction(out, micros * 1000, 3);
-    out += 'Z';
+    // One append: the second's text, then ".mmmZ".
+    char buf[sizeof cached_prefix_ + 5];
+    std::memcpy(buf, cached_prefix_, cached_length_);
+    char* p = buf + cached_length_;
+    auto ms = static_cast<unsigned>(micros / 1000);
+    p[0] = '.';
+    p[1] = static_cast<char>('0' + ms / 100);
+    p[2] = static_cast<char>('0' + ms / 10 % 10);
+    p[3] = static_cast<char>('0' + ms % 10);
+    p[4] = 'Z';
+    out.append(buf, cached_length_ + 5);
     return;
   }
   // START_TIME(FORMAT): strftime in UTC, plus Envoy's %s (epoch seconds) and %f / %Nf
@@ -262,7 +278,7 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
     local_text_ = local_address_.to_string();
   }
   e.local_address = local_text_;
-  std::string value;  // computed text; small, usually in the SSO buffer
+  std::string& value = value_;  // computed text
   if (spec.encoding == config::LogEncoding::Text) {
     for (const LogToken& t : spec.line) {
       if (t.op == LogOp::Literal) {
@@ -279,27 +295,39 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
       if (v.kind == Value::Absent)
         out += '-';
       else if (v.kind == Value::Number)
-        out += fmt::format_int(v.n).c_str();
+        append_number(out, v.n);
       else
         append_text(out, truncated(v.s, t.max_len));
     }
     return;
   }
-  out += '{';
-  bool first = true;
-  std::string joined;
-  for (const auto& [name, tpl] : spec.fields) {
-    if (!first) out += ',';
-    first = false;
-    json::append_string(out, name);
-    out += ':';
+  // The members' openings were escaped once, in the spec (json_keys).
+  const bool keyed = spec.json_keys.size() == spec.fields.size() && !spec.fields.empty();
+  if (!keyed) out += '{';
+  std::string& joined = joined_;
+  for (size_t i = 0; i < spec.fields.size(); ++i) {
+    const auto& [name, tpl] = spec.fields[i];
+    if (keyed) {
+      out += spec.json_keys[i];
+    } else {
+      if (i > 0) out += ',';
+      json::append_string(out, name);
+      out += ':';
+    }
+    if (tpl.size() == 1 && tpl[0].op == LogOp::StartTime && tpl[0].text.empty()) {
+      // The default START_TIME is plain ASCII: no escaping to do.
+      out += '"';
+      append_start_time(tpl[0], e.start_unix_us, out);
+      out += '"';
+      continue;
+    }
     if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
       // One operator alone: its value, typed.
       Value v = eval(tpl[0], e, value);
       if (v.kind == Value::Absent)
         out += "null";
       else if (v.kind == Value::Number && is_numeric(tpl[0].op))
-        out += fmt::format_int(v.n).c_str();
+        append_number(out, v.n);
       else if (v.kind == Value::Number)
         json::append_string(out, fmt::format_int(v.n).c_str());
       else
@@ -318,7 +346,7 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
       if (v.kind == Value::Absent)
         joined += '-';
       else if (v.kind == Value::Number)
-        joined += fmt::format_int(v.n).c_str();
+        append_number(joined, v.n);
       else
         joined.append(truncated(v.s, t.max_len));
     }

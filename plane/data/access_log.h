@@ -40,7 +40,9 @@ class AccessLogFormatter {
   std::string local_text_;
   int64_t cached_second_ = -1;
   char cached_prefix_[32] = {};  // "YYYY-MM-DDTHH:MM:SS" of cached_second_
+  size_t cached_length_ = 0;
   std::string scratch_;
+  std::string value_, joined_;  // a line's computed text, kept for their capacity
 };
 
 class AccessLogger : public TelemetryObserver {

@@ -293,14 +293,18 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
     log.request_bytes = log.response_bytes = 0;
     log.path = head.target;
     const http::HeaderMap& h = head.headers;
-    const std::string* v = h.get("host");
-    log.authority = v ? *v : std::string();
-    v = h.get("x-request-id");
-    log.request_id = v ? *v : std::string();
-    v = h.get("user-agent");
-    log.user_agent = v ? *v : std::string();
-    v = h.get("x-forwarded-for");
-    log.forwarded_for = v ? *v : std::string();
+    // Assigned in place: the strings keep their capacity from one request to the next.
+    const auto keep = [&h](std::string& to, std::string_view name) {
+      const std::string* v = h.get(name);
+      if (v)
+        to.assign(*v);
+      else
+        to.clear();
+    };
+    keep(log.authority, "host");
+    keep(log.request_id, "x-request-id");
+    keep(log.user_agent, "user-agent");
+    keep(log.forwarded_for, "x-forwarded-for");
     log.peer = {};
     log.traced = false;
     // Who calls (metadata exchange): an inbound sidecar takes it; nobody passes it on.
@@ -1479,10 +1483,20 @@ void HttpConnection::record_stream() {
   if (cluster_) {
     r.cluster = &cluster_->spec();
     if (endpoint_ < r.cluster->endpoints.size()) ep = &r.cluster->endpoints[endpoint_];
+    const loop::Address* host = nullptr;
     if (ep)
-      r.upstream_host = ep->address.to_string();
+      host = &ep->address;
     else if (r.cluster->original_dst && passthrough_)
-      r.upstream_host = passthrough_->to_string();
+      host = &*passthrough_;
+    if (host) {
+      // Formatted once per address, not per request (a keep-alive connection's requests
+      // mostly go to the same endpoint).
+      if (upstream_text_.empty() || !(upstream_address_ == *host)) {
+        upstream_address_ = *host;
+        upstream_text_ = host->to_string();
+      }
+      r.upstream_host = upstream_text_;
+    }
   }
   r.downstream_remote = client_ip_;
   auto view = [](const PeerMetadata& m) {

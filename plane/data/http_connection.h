@@ -195,6 +195,9 @@ class HttpConnection : public ActiveConnection,
   Buffer replay_;
   std::vector<size_t> tried_;   // endpoints of this request's tries (cluster_ indices)
   size_t endpoint_ = SIZE_MAX;  // the current try's
+  // The last upstream host recorded (telemetry), and as text: formatted once per address.
+  loop::Address upstream_address_;
+  std::string upstream_text_;
   uint32_t retries_done_ = 0;
   uint64_t deadline_ms_ = 0;  // loop time the route timeout ends; 0 = not started
   uint64_t hash_ = 0;         // the request's hash, for a ring-hash cluster

@@ -147,10 +147,18 @@ void MetricsObserver::on_request(const RequestRecord& r) {
   fill(l, *r.listener, r.source, r.destination, r.cluster, r.authority, "http", code_text, true,
        flags_text(r.flags), r.mtls);
   stats::LabelKey key(std::span<const std::string_view>(l.v.data(), l.n));
-  m_.requests.shard(shard_).counter(key).inc();
-  m_.duration.shard(shard_).histogram(key).record(static_cast<double>(r.duration_us) / 1000.0);
-  m_.request_bytes.shard(shard_).histogram(key).record(static_cast<double>(r.request_body_bytes));
-  m_.response_bytes.shard(shard_).histogram(key).record(static_cast<double>(r.response_body_bytes));
+  stats::Counter requests = m_.requests.shard(shard_).counter(key);
+  requests.inc();
+  auto [it, inserted] = http_series_.try_emplace(requests.cell());
+  HttpSeries& s = it->second;
+  if (inserted) {
+    s.duration = m_.duration.shard(shard_).histogram(key);
+    s.request_bytes = m_.request_bytes.shard(shard_).histogram(key);
+    s.response_bytes = m_.response_bytes.shard(shard_).histogram(key);
+  }
+  s.duration.record(static_cast<double>(r.duration_us) / 1000.0);
+  s.request_bytes.record(static_cast<double>(r.request_body_bytes));
+  s.response_bytes.record(static_cast<double>(r.response_body_bytes));
 }
 
 void MetricsObserver::on_connection_opened(const ConnectionRecord& r) {

@@ -55,10 +55,19 @@ class MetricsObserver : public TelemetryObserver {
  private:
   const std::string& flags_text(const ResponseFlags& flags);
 
+  // The request's other three series, found once per label set: the four families share
+  // their labels, so one lookup (istio_requests_total's) finds them all.
+  struct HttpSeries {
+    stats::Histogram duration, request_bytes, response_bytes;
+  };
+
   IstioMetrics& m_;
   size_t shard_;
   stats::Counter worker_requests_;
   std::unordered_map<uint32_t, std::string> flag_texts_;  // by ResponseFlags::bits()
+  // By istio_requests_total's series (its cell). Bounded: at most the family's cap of label
+  // sets per shard, plus its overflow series.
+  std::unordered_map<const stats::Cell*, HttpSeries> http_series_;
 };
 
 }  // namespace meshbox::data

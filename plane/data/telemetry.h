@@ -56,8 +56,8 @@ struct RequestRecord {
   uint64_t request_body_bytes = 0, response_body_bytes = 0;
   std::string_view route_name;           // "" = no route
   const ClusterSpec* cluster = nullptr;  // null = no cluster chosen
-  std::string upstream_host;             // "ip:port" of the last try's endpoint; "" = none
-  std::string downstream_remote;         // "ip:port" of the client
+  std::string_view upstream_host;        // "ip:port" of the last try's endpoint; "" = none
+  std::string_view downstream_remote;    // "ip:port" of the client
   /// Istio's sides: the source is the caller, the destination the callee. For a listener
   /// that reports as the source, `source` is its own workload and `destination` the
   /// endpoint's; as the destination, the reverse (source from mTLS and peer metadata).

@@ -85,7 +85,7 @@ trace::Span make_span(const RequestRecord& r) {
   s.tag("http.status_code", std::to_string(r.status));
   s.tag("response_flags", r.flags.to_string());
   if (r.cluster) s.tag("upstream_cluster", r.cluster->name);
-  if (!r.upstream_host.empty()) s.tag("upstream_address", r.upstream_host);
+  if (!r.upstream_host.empty()) s.tag("upstream_address", std::string(r.upstream_host));
   if (!r.route_name.empty()) s.tag("route_name", std::string(r.route_name));
   if (r.status >= 500 || r.status == 0) s.tag("error", "true");
   return s;

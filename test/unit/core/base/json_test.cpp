@@ -84,6 +84,37 @@ TEST_CASE("json: append_string escapes quotes, backslashes and control character
   CHECK(s == "prefix:\"x\"");  // appends, keeps what was there
 }
 
+TEST_CASE("json: append_string finds a byte to escape wherever it sits in a long string") {
+  // The plain-run scan reads eight bytes at a time: put each kind of byte that must be
+  // escaped (or checked as UTF-8) at every offset of strings of every length up to 40, so a
+  // byte in any lane of a word, or in the tail, is found.
+  const std::pair<char, std::string> kSpecial[] = {{'"', "\\\""},       {'\\', "\\\\"},
+                                                   {'\n', "\\n"},       {'\x01', "\\u0001"},
+                                                   {'\x1f', "\\u001f"}, {'\xff', "\xEF\xBF\xBD"}};
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (const auto& [c, escaped] : kSpecial) {
+        std::string in(len, 'a');
+        in[at] = c;
+        std::string want =
+            "\"" + std::string(at, 'a') + escaped + std::string(len - at - 1, 'a') + "\"";
+        INFO("len ", len, " at ", at, " byte ", static_cast<int>(static_cast<unsigned char>(c)));
+        REQUIRE(quoted(in) == want);
+      }
+    }
+    // The edges of the plain range stay as they are: ' ' (0x20), '~', 0x7f, '!' and '#'
+    // (beside '"'), '[' and ']' (beside '\\').
+    std::string edge(len, ' ');
+    for (size_t i = 0; i < len; ++i)
+      edge[i] = " ~\x7f!#[]"[i % 7];
+    CHECK(quoted(edge) == "\"" + edge + "\"");
+  }
+  // Long strings too, plain or not.
+  const std::string long_plain(300, 'x');
+  CHECK(quoted(long_plain) == "\"" + long_plain + "\"");
+  CHECK(quoted(long_plain + "\"") == "\"" + long_plain + "\\\"\"");
+}
+
 TEST_CASE("json: append_string keeps valid UTF-8 and replaces each invalid byte with U+FFFD") {
   const std::string kFffd = "\xEF\xBF\xBD";
   CHECK(quoted("é€😀") == "\"é€😀\"");

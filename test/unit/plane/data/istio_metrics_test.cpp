@@ -1,0 +1,92 @@
+// Tests for plane/data/istio_metrics.h: a request lands in all four HTTP families under the
+// same labels (the observer finds the three histograms through istio_requests_total's series,
+// once per label set), and requests with other labels stay in series of their own.
+#include "plane/data/istio_metrics.h"
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <string>
+
+namespace meshbox::data {
+namespace {
+
+// The value of the sample of `metric` whose labels hold `label` (e.g. response_code="200"),
+// or -1 if none does; fails the test if several do.
+double sample(const std::string& text, std::string_view metric, std::string_view label) {
+  std::istringstream in(text);
+  std::string line;
+  double found = -1;
+  int hits = 0;
+  while (std::getline(in, line)) {
+    if (!line.starts_with(std::string(metric) + "{") || line.find(label) == std::string::npos)
+      continue;
+    found = std::stod(line.substr(line.rfind(' ') + 1));
+    ++hits;
+  }
+  CHECK_MESSAGE(hits <= 1, metric, " ", label);
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("istio metrics: a request's four series share its labels; other labels stay apart") {
+  stats::Registry registry(2);
+  IstioMetrics metrics(registry);
+  MetricsObserver worker0(metrics, 0);
+  MetricsObserver worker1(metrics, 1);
+  ListenerSpec listener;
+  listener.reporter = ListenerSpec::Reporter::Source;
+  listener.metrics = true;
+  ClusterSpec cluster;
+  cluster.name = "outbound|8000||web.default.svc.cluster.local";
+  cluster.service_host = "web.default.svc.cluster.local";
+  RequestRecord r;
+  r.listener = &listener;
+  r.cluster = &cluster;
+  r.authority = "web:8000";
+  r.source = {"edge", "default", "edge", "", ""};
+  r.destination = {"web", "default", "web", "v1", ""};
+
+  r.status = 200;
+  r.duration_us = 3'000;
+  r.request_body_bytes = 10;
+  r.response_body_bytes = 100;
+  worker0.on_request(r);
+  worker0.on_request(r);
+  worker1.on_request(r);  // another shard: merged on read
+  r.status = 503;
+  r.duration_us = 7'000;
+  r.request_body_bytes = 1;
+  r.response_body_bytes = 2;
+  worker0.on_request(r);
+  r.status = 200;
+  r.destination.version = "v2";  // another destination: a series of its own
+  r.duration_us = 50'000;
+  worker0.on_request(r);
+
+  std::string text;
+  registry.write_prometheus(text);
+  INFO(text);
+  CHECK(sample(text, "istio_request_duration_milliseconds_sum", R"(response_code="503")") == 7);
+  CHECK(sample(text, "istio_request_bytes_sum", R"(response_code="503")") == 1);
+  CHECK(sample(text, "istio_response_bytes_sum", R"(response_code="503")") == 2);
+  CHECK(sample(text, "istio_requests_total", R"(response_code="503")") == 1);
+  // v1's 200s: three requests in every family, none of v2's or of the 503's.
+  const std::string v1_200 =
+      R"(destination_version="v1",destination_service="web.default.svc.cluster.local",)"
+      R"(destination_canonical_service="web",destination_canonical_revision="v1",)"
+      R"(destination_service_name="web.default.svc.cluster.local",)"
+      R"(destination_service_namespace="unknown",destination_cluster="Kubernetes",)"
+      R"(request_protocol="http",response_code="200")";
+  CHECK(sample(text, "istio_requests_total", v1_200) == 3);
+  CHECK(sample(text, "istio_request_duration_milliseconds_sum", v1_200) == 9);
+  CHECK(sample(text, "istio_request_duration_milliseconds_count", v1_200) == 3);
+  CHECK(sample(text, "istio_request_bytes_sum", v1_200) == 30);
+  CHECK(sample(text, "istio_response_bytes_sum", v1_200) == 300);
+  CHECK(sample(text, "istio_request_duration_milliseconds_sum", R"(destination_version="v2")") ==
+        50);
+  CHECK(sample(text, "istio_request_bytes_count", R"(destination_version="v2")") == 1);
+}
+
+}  // namespace meshbox::data
