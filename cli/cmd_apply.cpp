@@ -3,6 +3,7 @@
 // `meshbox run` writes; --admin overrides the address.
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -50,14 +51,15 @@ flags:
 )";
 
 constexpr const char* kGetUsage =
-    R"(usage: meshbox get services|endpoints|workloads|routes|clusters|certs|config [flags]
+    R"(usage: meshbox get services|endpoints|workloads|routes|clusters|certs|nodes|config [flags]
 
 Prints what a running `meshbox run` serves, as aligned tables; -o json for scripts
 (-o toml for `get config`: the stored resources as TOML). `workloads` lists the processes
 meshbox runs for workloads with a command: pid, port, state, restarts, last exit.
 `clusters` shows each cluster's endpoints with their health (ejected, failing health
 check), requests in flight and connections; `certs` the mesh identities the CA issued,
-their expiry and the listeners serving them.
+their expiry and the listeners serving them; `nodes` the nodes of a multi-node mesh
+(docs/multinode.md) with their address, workloads and last heartbeat.
 
 flags:
   -o, --output FORMAT   table (default), json, or toml (config only)
@@ -341,18 +343,19 @@ int cmd_get(int argc_in, char** argv_in) {
   if (!args) return usage_error("get", args.error().message());
   if (args->positional().size() != 1)
     return usage_error(
-        "get", "expected one of services, endpoints, workloads, routes, clusters, certs, config");
+        "get",
+        "expected one of services, endpoints, workloads, routes, clusters, certs, nodes, config");
   std::string what = args->positional()[0];
   std::string output = args->get("output").value_or("table");
   if (output != "table" && output != "json" && output != "toml")
     return usage_error("get", "-o must be table, json or toml");
   if (output == "toml" && what != "config") return usage_error("get", "-o toml is for config");
   static const std::vector<std::string> kinds = {"services", "endpoints", "workloads", "routes",
-                                                 "clusters", "certs",     "config"};
+                                                 "clusters", "certs",     "nodes",     "config"};
   if (std::find(kinds.begin(), kinds.end(), what) == kinds.end())
     return usage_error("get", "unknown resource '" + what +
                                   "': expected services, endpoints, workloads, routes, clusters, "
-                                  "certs or config");
+                                  "certs, nodes or config");
   auto ep = admin_endpoint(*args, false);
   if (!ep) {
     fmt::print(stderr, "meshbox get: {}\n", ep.error().message());
@@ -391,6 +394,27 @@ int cmd_get(int argc_in, char** argv_in) {
           for (const auto& u : us->array)
             users += (users.empty() ? "" : ",") + u.as_string();
         rows.push_back(cert_row(c, str_of(c, "identity"), users.empty() ? "-" : users));
+      }
+  } else if (what == "nodes") {
+    header = {"name", "address", "locality", "workloads", "endpoints", "last heartbeat"};
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    if (const json::Value* list = body->get("nodes"); list && list->is_array())
+      for (const auto& n : list->array) {
+        std::string instances;
+        if (const json::Value* is = n.get("instances"); is && is->is_array())
+          for (const auto& i : is->array)
+            instances += (instances.empty() ? "" : ",") + i.as_string();
+        const json::Value* hb = n.get("heartbeat_unix_ms");
+        std::string beat = "-";
+        if (hb && hb->as_int() && *hb->as_int() > 0)
+          beat = fmt::format("{:.1f}s ago", static_cast<double>(now - *hb->as_int()) / 1000.0);
+        std::string name = str_of(n, "name") + (str_of(n, "self") == "true" ? " (this)" : "");
+        rows.push_back({name, str_of(n, "address"),
+                        str_of(n, "locality").empty() ? "-" : str_of(n, "locality"),
+                        instances.empty() ? "-" : instances,
+                        str_of(n, "endpoints").empty() ? "-" : str_of(n, "endpoints"), beat});
       }
   } else if (what == "config") {
     header = {"kind", "namespace", "name", "origin", "revision"};

@@ -24,6 +24,7 @@
 #include "core/loop/loop.h"
 #include "core/loop/signal.h"
 #include "plane/control/control_plane.h"
+#include "plane/control/locality.h"
 
 namespace meshbox::cli {
 
@@ -44,6 +45,18 @@ flags:
   --state-dir DIR        store, admin token and address (default ./.meshbox)
   --admin ADDR           admin API address (default 127.0.0.1:15000; port 0 picks one)
   --bind ADDR            gateway servers without `bind` listen here (default 0.0.0.0)
+  --locality R/Z/S       this node's region/zone/subzone: locality load balancing prefers
+                         endpoints near it (docs/mesh.md); default none
+  --store etcd://HOST:PORT[,HOST:PORT…][/PREFIX]
+                         a multi-node mesh: the config and the registry in etcd, shared by
+                         every node under PREFIX (default /meshbox/default); docs/multinode.md
+  --node NAME            this node's name in a multi-node mesh (required with --store)
+  --node-address IP      where the other nodes reach this node's workloads (required with
+                         --store); its sidecars' inbound listeners and, unless --bind says
+                         otherwise, its gateways listen there
+  --lease-ttl DURATION   how long a dead node's endpoints stay in etcd (default 10s)
+  --mesh-key FILE        the key (64 hex characters, mode 0600) that seals the mesh's CA root
+                         in etcd; every node needs the same one (or operator CA files)
   --workers N            proxy worker threads (default: cores)
   --ready-file PATH      written once every worker serves the first config: "admin ADDR"
                          and "listener NAME ADDR" lines
@@ -56,16 +69,10 @@ flags:
 )";
 
 const std::vector<FlagSpec> kFlags = {
-    {"state-dir"},
-    {"admin"},
-    {"bind"},
-    {"workers"},
-    {"ready-file"},
-    {"drain-timeout"},
-    {"no-watch", false},
-    {"log-level"},
-    {"help", false},
-    {"no-cpu-pinning", false},
+    {"state-dir"},       {"admin"},     {"bind"},         {"locality"},
+    {"store"},           {"node"},      {"node-address"}, {"lease-ttl"},
+    {"mesh-key"},        {"workers"},   {"ready-file"},   {"drain-timeout"},
+    {"no-watch", false}, {"log-level"}, {"help", false},  {"no-cpu-pinning", false},
 };
 
 int usage_error(const std::string& message) {
@@ -157,6 +164,32 @@ int cmd_run(int argc, char** argv) {
   if (auto v = args->get("state-dir")) copts.state_dir = *v;
   if (auto v = args->get("admin")) copts.admin_address = *v;
   if (auto v = args->get("bind")) copts.default_bind = *v;
+  if (auto v = args->get("store")) {
+    if (!v->starts_with("etcd://"))
+      return usage_error("--store: expected etcd://HOST:PORT[,HOST:PORT…][/PREFIX]");
+    copts.store_url = *v;
+    copts.node = args->get("node").value_or("");
+    copts.node_address = args->get("node-address").value_or("");
+    if (copts.node.empty()) return usage_error("--store needs --node NAME");
+    if (copts.node.find('/') != std::string::npos || copts.node.find('|') != std::string::npos)
+      return usage_error("--node: a name without '/' or '|'");
+    if (copts.node_address.empty()) return usage_error("--store needs --node-address IP");
+    if (!args->get("bind")) copts.default_bind = copts.node_address;
+    if (auto t = args->get("lease-ttl")) {
+      auto ms = parse_duration_ms(*t);
+      if (!ms || *ms < 1000) return usage_error("--lease-ttl: a duration of at least 1s");
+      copts.lease_ttl_s = static_cast<int64_t>(*ms / 1000);
+    }
+    copts.mesh_key_file = args->get("mesh-key").value_or("");
+  } else {
+    for (const char* f : {"node", "node-address", "lease-ttl", "mesh-key"})
+      if (args->get(f)) return usage_error(fmt::format("--{} needs --store etcd://…", f));
+  }
+  if (auto v = args->get("locality")) {
+    if (!control::valid_locality(*v))
+      return usage_error("--locality: want REGION[/ZONE[/SUBZONE]], got \"" + *v + "\"");
+    copts.locality = *v;
+  }
   copts.watch_files = !args->has("no-watch");
   copts.environment = own_environment();
   copts.workload_launcher = {"/proc/self/exe", "__workload-exec", std::to_string(::getpid()), "--"};

@@ -92,6 +92,10 @@ struct EndpointSpec {
   /// The workload behind the endpoint, when meshbox knows it (destination_* labels of an
   /// outbound sidecar's or a gateway's metrics).
   PeerMetadata workload = {};
+  /// Envoy's priority level (locality failover, plane/control/locality.h): requests go to the
+  /// lowest level that has usable endpoints and spill to the next ones as it loses them.
+  /// 0 for every endpoint of a cluster without locality failover.
+  uint32_t priority = 0;
   bool operator==(const EndpointSpec&) const = default;
 };
 

@@ -25,6 +25,22 @@ void Loop::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
 
+bool Loop::run_until(const std::function<bool()>& done, uint64_t timeout_ms) {
+  bind_to_this_thread();
+  if (done()) return true;
+  // A timer wakes the loop at the deadline even when nothing else happens.
+  auto* timer = new uv_timer_t;
+  uv_timer_init(&loop_, timer);
+  bool expired = false;
+  timer->data = &expired;
+  uv_timer_start(
+      timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, timeout_ms, 0);
+  while (!done() && !expired)
+    uv_run(&loop_, UV_RUN_ONCE);
+  close_and_free(timer);
+  return done();
+}
+
 void Loop::defer_delete(std::unique_ptr<Deferred> obj) {
   MB_ASSERT(is_this_thread());
   if (deferred_.empty() && soon_.empty()) uv_idle_start(idle_, &Loop::on_idle);

@@ -37,6 +37,10 @@ class Loop : NonCopyable {
   /// Runs until stop() or until nothing is left to do. Binds the loop to the calling thread.
   void run();
   void stop() { uv_stop(&loop_); }
+  /// Runs the loop until `done()` is true or `timeout_ms` passed; true if `done()` became
+  /// true. For a start that must wait on the network before the loop proper runs (a remote
+  /// store's first read); never from inside a callback of this loop.
+  bool run_until(const std::function<bool()>& done, uint64_t timeout_ms);
   bool is_this_thread() const { return owner_ == std::this_thread::get_id(); }
   void bind_to_this_thread() { owner_ = std::this_thread::get_id(); }
 

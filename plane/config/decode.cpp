@@ -1059,6 +1059,7 @@ void decode_workload(Fields& f, Workload& w) {
   f.read("port", w.port, p_int<uint32_t>(0, 65535, "a port number (0: chosen by meshbox)"));
   f.read("locality", w.locality, p_string);
   f.read("weight", w.weight, p_count);
+  f.read("nodes", w.nodes, p_strings);
   f.read("health", w.health, p_table(decode_health));
   f.read("local_rate_limit", w.local_rate_limit, p_local_rate_limit);
   f.read("access_log", w.access_log, p_bool);

@@ -214,6 +214,9 @@ struct Workload : Resource {
   uint32_t port = 0;                  // the app's port; 0 = meshbox picks one (needs command)
   std::string locality;               // "region/zone/subzone"
   uint32_t weight = 0;                // load-balancing weight; 0 = default (1)
+  /// A multi-node mesh (`meshbox run --store etcd://… --node NAME`): the nodes that run the
+  /// workload's processes; empty = every node. A single node ignores it.
+  std::vector<std::string> nodes;
   std::optional<HealthCheck> health;
   /// Every request to each of the workload's sidecars (inbound) takes a token: one bucket per
   /// instance, as Envoy's local limit is per proxy.

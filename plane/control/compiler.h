@@ -40,6 +40,11 @@ struct MeshIdentity {
 
 struct CompileOptions {
   std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
+  /// The node's locality, "region/zone/subzone" (`meshbox run --locality`): locality load
+  /// balancing (plane/control/locality.h) ranks every cluster's endpoints relative to it.
+  /// Clusters are shared by every proxy of the node, so a workload's own locality plays no
+  /// part. "" = unknown: no locality load balancing.
+  std::string locality;
   /// The contexts for a SPIFFE ID (the control plane keeps them until the certificate's
   /// half-life); null, or a null answer: no mesh mTLS (plain text everywhere).
   std::function<const MeshIdentity*(const std::string& spiffe_id)> identity;

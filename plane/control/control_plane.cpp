@@ -24,12 +24,16 @@
 #include "plane/config/decode.h"
 #include "plane/config/host_index.h"
 #include "plane/control/ca.h"
+#include "plane/control/ca_share.h"
 #include "plane/control/compiler.h"
 #include "plane/control/dashboard.h"
 #include "plane/control/edges.h"
+#include "plane/control/etcd_client.h"
+#include "plane/control/etcd_store.h"
 #include "plane/control/gateway_tls.h"
 #include "plane/control/http_server.h"
 #include "plane/control/jwks_cache.h"
+#include "plane/control/node_sync.h"
 #include "plane/control/registry.h"
 #include "plane/control/store.h"
 #include "plane/control/supervisor.h"
@@ -41,6 +45,12 @@ namespace meshbox::control {
 namespace {
 
 constexpr uint64_t kFileWatchIntervalMs = 500;
+// meshbox run waits this long for etcd's first answers before giving up.
+constexpr uint64_t kEtcdStartTimeoutMs = 10'000;
+// A commit another node's commit beat is validated and tried again this many times, this
+// long apart (the watch brings the newer config meanwhile).
+constexpr int kMaxConflictRetries = 5;
+constexpr uint64_t kConflictRetryMs = 100;
 
 /// What captured workloads take from the mesh config (supervisor.h).
 CaptureSettings capture_settings(const config::Config& config) {
@@ -191,9 +201,45 @@ const loop::Address& ControlPlane::admin_address() const {
 }
 
 Status ControlPlane::start() {
-  auto store = EmbeddedStore::open(loop_, options_.state_dir);
-  if (!store) return store.error();
-  store_ = std::move(*store);
+  if (!options_.store_url.empty()) {
+    // A multi-node mesh: the store and the registry in etcd (docs/multinode.md).
+    auto url = parse_etcd_url(options_.store_url);
+    if (!url) return url.error();
+    if (options_.node.empty())
+      return Status(Code::InvalidArgument, "--store etcd://… needs --node NAME");
+    if (!dns::is_ip(options_.node_address))
+      return Status(Code::InvalidArgument,
+                    "--store etcd://… needs --node-address IP (where other nodes reach this one)");
+    etcd::Options eo;
+    eo.endpoints = url->endpoints;
+    etcd_ = std::make_unique<etcd::Client>(loop_, std::move(eo));
+    etcd_prefix_ = url->prefix;
+    auto store = EtcdStore::open(loop_, *etcd_, url->prefix, kEtcdStartTimeoutMs);
+    if (!store) return store.error();
+    etcd_store_ = store->get();
+    store_ = std::move(*store);
+    MB_INFO("control", "node {}: config store in etcd under {} (revision {})", options_.node,
+            url->prefix, store_->revision());
+  } else {
+    auto store = EmbeddedStore::open(loop_, options_.state_dir);
+    if (!store) return store.error();
+    store_ = std::move(*store);
+  }
+  // Many nodes, one CA: the root kept in etcd, sealed with the mesh key (or the operator's
+  // files in every node's STATE_DIR/cacerts, which share_ca leaves alone).
+  if (etcd_) {
+    std::string cacerts = options_.state_dir + "/cacerts/ca-key.pem";
+    if (!options_.mesh_key_file.empty()) {
+      auto key = read_mesh_key(options_.mesh_key_file);
+      if (!key) return Status(key.error().code(), "--mesh-key: " + key.error().message());
+      MB_TRY(share_ca(loop_, *etcd_, etcd_prefix_, options_.state_dir, *key, kEtcdStartTimeoutMs));
+    } else if (::access(cacerts.c_str(), R_OK) != 0) {
+      return Status(Code::InvalidArgument,
+                    "a multi-node mesh needs one CA on every node: --mesh-key FILE (the root "
+                    "kept in etcd, sealed), or the operator's CA files in " +
+                        options_.state_dir + "/cacerts");
+    }
+  }
   // The CA next, before anything listens: an operator's CA files that do not load stop the
   // start. Its root's fingerprint goes to the log, never a key.
   auto ca = CertificateAuthority::open(options_.state_dir);
@@ -203,6 +249,20 @@ Status ControlPlane::start() {
   register_metrics();
   registry_ = std::make_unique<Registry>(
       loop_, [this] { recompile(); }, dns::ResolverOptions::for_state_dir(options_.state_dir));
+  if (etcd_) {
+    NodeSyncOptions no;
+    no.prefix = etcd_prefix_;
+    no.node = options_.node;
+    no.address = options_.node_address;
+    no.locality = options_.locality;
+    no.lease_ttl_s = options_.lease_ttl_s;
+    node_sync_ = std::make_unique<NodeSync>(loop_, *etcd_, std::move(no),
+                                            [this](std::vector<Endpoint> remote) {
+                                              if (registry_)
+                                                registry_->set_remote_endpoints(std::move(remote));
+                                            });
+    node_sync_->start();
+  }
   store_->watch([this] { on_store_change(); });
   on_store_change();  // what the store had from the last run
 
@@ -231,8 +291,10 @@ Status ControlPlane::start() {
       else if (!r.findings.empty())
         MB_WARN("control", "config warnings:\n{}", format_findings(r.findings));
     });
-    // The embedded store commits synchronously; a remote one would need the loop here.
-    if (!finished) return Status(Code::Internal, "the store did not answer");
+    // The embedded store commits synchronously; etcd's answers come through the loop, which
+    // does not run yet.
+    if (!finished) loop_.run_until([&] { return finished; }, kEtcdStartTimeoutMs);
+    if (!finished) return Status(Code::Unavailable, "the store did not answer");
     if (!status.is_ok()) return status;
   }
   // The first snapshot: the store as the files left it.
@@ -282,9 +344,77 @@ Status ControlPlane::start() {
     update_instance_endpoints();
     recompile();
   });
-  if (config_) supervisor_->set_workloads(config_->workloads, capture_settings(*config_));
+  if (config_) supervisor_->set_workloads(placed_workloads(), capture_settings(*config_));
   update_instance_endpoints();
   return Status::ok();
+}
+
+std::vector<config::Workload> ControlPlane::placed_workloads() const {
+  std::vector<config::Workload> out;
+  if (!config_) return out;
+  for (const auto& w : config_->workloads) {
+    // One node runs everything; of many, each runs what names it, or names no node.
+    if (etcd_ && !w.nodes.empty() &&
+        std::find(w.nodes.begin(), w.nodes.end(), options_.node) == w.nodes.end())
+      continue;
+    out.push_back(w);
+  }
+  return out;
+}
+
+void ControlPlane::publish_local_endpoints() {
+  if (!node_sync_ || !registry_) return;
+  node_sync_->set_local(registry_->endpoints());
+}
+
+std::string ControlPlane::nodes_json() const {
+  json::Writer w;
+  w.begin_object().key("nodes").begin_array();
+  auto instances_here = [&] {
+    std::vector<std::string> out;
+    if (supervisor_)
+      for (const auto& r : supervisor_->running())
+        out.push_back(r.workload->ns + "/" + r.instance);
+    return out;
+  };
+  if (!node_sync_) {
+    w.begin_object()
+        .field("name", options_.node.empty() ? "local" : options_.node)
+        .field("address", options_.node_address)
+        .field("locality", options_.locality)
+        .field("self", true)
+        .key("instances")
+        .begin_array();
+    for (const auto& i : instances_here())
+      w.value(i);
+    w.end_array().end_object();
+  } else {
+    for (const auto& n : node_sync_->nodes()) {
+      w.begin_object()
+          .field("name", n.name)
+          .field("address", n.address)
+          .field("locality", n.locality)
+          .field("self", n.self)
+          .field("started_unix_ms", n.started_unix_ms)
+          .field("heartbeat_unix_ms", n.heartbeat_unix_ms)
+          .field("endpoints", n.endpoints)
+          .key("instances")
+          .begin_array();
+      for (const auto& i : n.instances)
+        w.value(i);
+      w.end_array().end_object();
+    }
+  }
+  w.end_array();
+  if (etcd_store_)
+    w.key("store")
+        .begin_object()
+        .field("backend", "etcd")
+        .field("connected", etcd_store_->connected() && node_sync_->connected())
+        .field("revision", etcd_store_->revision())
+        .end_object();
+  w.end_object();
+  return w.take();
 }
 
 void ControlPlane::stop_workloads(std::function<void()> done) {
@@ -297,6 +427,13 @@ void ControlPlane::kill_workloads() {
 }
 
 void ControlPlane::stop() {
+  // A node that stops leaves the mesh now, not when its lease runs out.
+  if (node_sync_) node_sync_->leave();
+  // The etcd store's watch stream would keep the loop (and `meshbox run`) running.
+  if (etcd_store_) {
+    etcd_store_ = nullptr;
+    store_.reset();
+  }
   file_watch_.reset();
   if (admin_) admin_->close();
   admin_.reset();
@@ -312,9 +449,13 @@ void ControlPlane::update_instance_endpoints() {
   if (!supervisor_ || !registry_ || !config_) return;
   config::HostIndex index(*config_);
   std::vector<Endpoint> eps;
-  for (const auto& r : supervisor_->running())
+  for (const auto& r : supervisor_->running()) {
     eps.push_back(instance_endpoint(index, *r.workload, r.port, r.instance, r.sidecar_inbound_port,
                                     r.sidecar_outbound_port, r.netns, r.netns_ip));
+    // Many nodes: the inbound sidecar listens on the node's address, for the others to reach.
+    if (etcd_) eps.back().sidecar_address = options_.node_address;
+    if (eps.back().locality.empty()) eps.back().locality = options_.locality;
+  }
   registry_->set_instance_endpoints(std::move(eps));
 }
 
@@ -329,6 +470,7 @@ std::vector<Endpoint> ControlPlane::starting_sidecars() const {
     if (!r.sidecar_inbound_port || listed.count({r.workload->ns, r.instance})) continue;
     Endpoint ep = instance_endpoint(index, *r.workload, r.port, r.instance, r.sidecar_inbound_port,
                                     r.sidecar_outbound_port, r.netns, r.netns_ip);
+    if (etcd_) ep.sidecar_address = options_.node_address;
     ep.host.clear();
     out.push_back(std::move(ep));
   }
@@ -421,11 +563,28 @@ void ControlPlane::change(Change c, std::function<void(ChangeResult)> done) {
   }
   auto alive = alive_;
   store_->commit(store_->revision(), std::move(mutations),
-                 [this, alive, result = std::move(result),
+                 [this, alive, result = std::move(result), retry = std::move(c),
                   done = std::move(done)](Result<uint64_t> rev) mutable {
                    if (!*alive) return;
                    if (!rev) {
+                     // Another node committed first: validate again on top of its change,
+                     // once the watch brought it (a few times, then give up).
+                     if (rev.error().code() == Code::Conflict && etcd_ &&
+                         retry.attempt < kMaxConflictRetries) {
+                       ++retry.attempt;
+                       conflict_retries_.emplace_back(std::move(retry), std::move(done));
+                       if (!conflict_timer_)
+                         conflict_timer_ = std::make_unique<loop::Timer>(loop_, [this] {
+                           auto retries = std::move(conflict_retries_);
+                           conflict_retries_.clear();
+                           for (auto& [c, d] : retries)
+                             change(std::move(c), std::move(d));
+                         });
+                       conflict_timer_->start(kConflictRetryMs);
+                       return;
+                     }
                      result.error = "store: " + rev.error().message();
+                     result.error_code = rev.error().code();
                      return done(std::move(result));
                    }
                    result.ok = true;
@@ -453,7 +612,7 @@ void ControlPlane::on_store_change() {
   config_revision_ = store_->revision();
   if (registry_) registry_->set_config_endpoints(endpoints_from_config(*config_));
   if (supervisor_) {
-    supervisor_->set_workloads(config_->workloads, capture_settings(*config_));
+    supervisor_->set_workloads(placed_workloads(), capture_settings(*config_));
     update_instance_endpoints();
   }
   recompile();
@@ -463,6 +622,7 @@ void ControlPlane::recompile() {
   if (!publishing_ || !config_ || !registry_) return;
   CompileOptions opts;
   opts.default_bind = options_.default_bind;
+  opts.locality = options_.locality;
   opts.identity = [this](const std::string& id) { return mesh_identity(id); };
   if (!upstream_tls_) upstream_tls_ = std::make_unique<UpstreamTlsCache>();
   upstream_tls_->begin();
@@ -538,7 +698,10 @@ void ControlPlane::recompile() {
       MB_WARN("control", "{}", w);
   compile_warnings_ = std::move(c.warnings);
   SnapshotConstPtr current = sink_.current();
-  if (current && current->same_content(*c.snapshot)) return;  // nothing to push
+  if (current && current->same_content(*c.snapshot)) {  // nothing to push
+    publish_local_endpoints();
+    return;
+  }
   auto r = sink_.publish(std::move(c.snapshot));
   if (!r) {
     last_publish_error_ = r.error().message();
@@ -548,6 +711,11 @@ void ControlPlane::recompile() {
   }
   last_publish_error_.clear();
   MB_INFO("control", "snapshot {} published (config revision {})", (*r)->version, config_revision_);
+  // Other nodes learn of this node's instances once its workers serve their listeners.
+  if (node_sync_)
+    sink_.when_applied((*r)->version, [this, alive = alive_] {
+      if (*alive) publish_local_endpoints();
+    });
 }
 
 const MeshIdentity* ControlPlane::mesh_identity(const std::string& spiffe_id) {
@@ -615,6 +783,7 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
                                   "a valid token is required (Authorization: Bearer "
                                   "TOKEN, from STATE_DIR/admin.token)"));
 
+  if (get && p == "/nodes") return respond(json_response(200, nodes_json()));
   if (get && p == "/healthz") {
     HttpResponse r;
     r.content_type = "text/plain";
@@ -630,8 +799,21 @@ void ControlPlane::handle(HttpRequest& req, Respond respond) {
         .field("ready", ready)
         .field("version", version)
         .field("applied_version", sink_.applied_version())
-        .field("revision", config_revision_)
-        .end_object();
+        .field("revision", config_revision_);
+    // Many nodes: whether etcd answers. Without it the node still serves its last config
+    // (degraded): still ready, since sending it traffic works; the condition is reported.
+    if (etcd_store_) {
+      bool connected = etcd_store_->connected() && (!node_sync_ || node_sync_->connected());
+      w.key("store").begin_object().field("backend", "etcd").field("connected", connected);
+      if (!connected) {
+        uint64_t since =
+            etcd_store_->connected() ? loop_.now_ms() : etcd_store_->disconnected_since_ms();
+        w.field("degraded", true)
+            .field("degraded_for_ms", loop_.now_ms() - std::min(since, loop_.now_ms()));
+      }
+      w.end_object();
+    }
+    w.end_object();
     return respond(json_response(ready ? 200 : 503, w.take()));
   }
   if (get && p == "/config") {
@@ -828,7 +1010,12 @@ void ControlPlane::apply(HttpRequest& req, Respond respond) {
 
 void ControlPlane::finish_change(const ChangeResult& r, bool wait, const Respond& respond) {
   if (!r.ok) {
-    if (!r.error.empty()) return respond(error_response(500, r.error));
+    if (!r.error.empty()) {
+      int status = r.error_code == Code::Unavailable ? 503
+                   : r.error_code == Code::Conflict  ? 409
+                                                     : 500;
+      return respond(error_response(status, r.error));
+    }
     json::Writer w;
     w.begin_object().key("errors").raw(config::to_json(r.findings)).end_object();
     return respond(json_response(400, w.take()));
@@ -1243,6 +1430,7 @@ std::string ControlPlane::clusters_json() const {
             .field("address", h.spec->address.to_string())
             .field("weight", h.spec->weight)
             .field("locality", h.spec->locality)
+            .field("priority", h.spec->priority)
             .field("health", h.health)
             .field("active_requests", es ? es->active_requests : 0)
             .field("active_connections", es ? es->active_connections : 0)
@@ -1300,6 +1488,7 @@ std::string ControlPlane::clusters_text() const {
       host_line("rq_active", es ? es->active_requests : 0);
       host_line("weight", h.spec->weight);
       host_line("region", h.spec->locality);
+      host_line("priority", h.spec->priority);
       // Envoy's flags: /failed_outlier_check, /failed_active_hc; "healthy" when none.
       host_line("health_flags", h.health == "ejected"                ? "/failed_outlier_check"
                                 : h.health == "failing_health_check" ? "/failed_active_hc"
@@ -1553,6 +1742,32 @@ void ControlPlane::register_metrics() {
   }
   reg->gauge_callback("meshbox_config_version", "The snapshot version the workers serve.",
                       [this] { return static_cast<double>(sink_.applied_version()); });
+  if (etcd_store_) {
+    // Many nodes (docs/multinode.md): whether etcd answers, and how the node kept up.
+    reg->gauge_callback("meshbox_store_connected",
+                        "1 while etcd answers; 0 while the node serves its last config "
+                        "(degraded).",
+                        [this] {
+                          bool up = etcd_store_ && etcd_store_->connected() &&
+                                    (!node_sync_ || node_sync_->connected());
+                          return up ? 1.0 : 0.0;
+                        });
+    reg->callback("meshbox_store_resyncs_total",
+                  "Full reads of the config from etcd (the first, and after each outage or "
+                  "compaction).",
+                  stats::Type::Counter, {}, [this](stats::Samples& out) {
+                    out.add(etcd_store_ ? double(etcd_store_->resyncs()) : 0.0);
+                  });
+    reg->gauge_callback("meshbox_mesh_nodes", "Nodes of the mesh with a live etcd lease.", [this] {
+      return node_sync_ ? static_cast<double>(node_sync_->nodes().size()) : 0.0;
+    });
+    reg->callback("meshbox_node_lease_grants_total",
+                  "etcd leases this node took (more than one: it re-registered after its lease "
+                  "expired).",
+                  stats::Type::Counter, {}, [this](stats::Samples& out) {
+                    out.add(node_sync_ ? double(node_sync_->lease_grants()) : 0.0);
+                  });
+  }
   reg->callback("meshbox_certificate_expiry_seconds",
                 "Seconds until each certificate the CA issued or holds expires.",
                 stats::Type::Gauge, {"identity"}, [this](stats::Samples& out) {

@@ -42,6 +42,11 @@ class Store;
 class Registry;
 struct Endpoint;
 class Supervisor;
+class EtcdStore;
+class NodeSync;
+namespace etcd {
+class Client;
+}
 
 /// Where snapshots go: the process's workers (cli/runtime.h). Loop thread only.
 class SnapshotSink {
@@ -74,7 +79,15 @@ struct ControlOptions {
   std::vector<std::string> config_paths;  // `meshbox run PATH…`; may be empty (store only)
   std::string admin_address = "127.0.0.1:15000";
   std::string default_bind = "0.0.0.0";  // gateway servers without `bind`
-  bool watch_files = true;               // reload when a file under config_paths changes
+  std::string locality;  // this node's "region/zone/subzone" (locality load balancing); "" = none
+  bool watch_files = true;  // reload when a file under config_paths changes
+  /// A multi-node mesh (docs/multinode.md): `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`, the
+  /// config store and registry in etcd; "" = the embedded store (one node).
+  std::string store_url;
+  std::string node;           // this node's name (required with store_url)
+  std::string node_address;   // where other nodes reach this node's instances: an IP of it
+  int64_t lease_ttl_s = 10;   // the node's etcd lease: its endpoints leave this long after it dies
+  std::string mesh_key_file;  // the key that seals the mesh's CA root in etcd (ca_share.h)
   /// Workloads with a command (supervisor.h): meshbox's environment (NAME=VALUE), the base of
   /// theirs; the argv put before each command (cli: PR_SET_PDEATHSIG); SIGTERM → SIGKILL.
   std::vector<std::string> environment;
@@ -119,12 +132,14 @@ class ControlPlane : NonCopyable {
     std::vector<std::string> removed_keys;    // "kind/ns/name" to delete
     bool replace_origin = false;              // drop every resource of `origin` the documents lack
     std::string origin;
+    int attempt = 0;  // a remote store's conflict (another node committed first) retries it
   };
   struct ChangeResult {
     bool ok = false;
     uint64_t revision = 0;
     std::vector<config::ConfigError> findings;  // errors (then nothing changed) and warnings
     std::string error;                          // a store failure
+    Code error_code = Code::Internal;           // its code (Unavailable: etcd unreachable)
     std::vector<std::string> changed;           // "kind/ns/name" put or deleted
   };
   void change(Change change, std::function<void(ChangeResult)> done);
@@ -166,12 +181,26 @@ class ControlPlane : NonCopyable {
   /// it (24 h), made again once past its half-life; null without a CA or when issuing fails.
   const MeshIdentity* mesh_identity(const std::string& spiffe_id);
 
+  /// GET /nodes: the mesh's nodes (multi-node), or this one alone.
+  std::string nodes_json() const;
+  /// Workloads this node runs: those whose `nodes` name it (or name none).
+  std::vector<config::Workload> placed_workloads() const;
+  /// The registry's endpoints of this node's instances, for NodeSync.
+  void publish_local_endpoints();
+
   loop::Loop& loop_;
   SnapshotSink& sink_;
   ControlOptions options_;
+  std::unique_ptr<etcd::Client> etcd_;  // a multi-node mesh; before store_: it outlives it
+  EtcdStore* etcd_store_ = nullptr;     // store_, when it is etcd's
+  std::string etcd_prefix_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<CertificateAuthority> ca_;  // from start(): STATE_DIR/ca or the operator's
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<NodeSync> node_sync_;  // after registry_: destroyed first
+  /// Changes another node's commit beat (etcd): tried again shortly, on the newer config.
+  std::vector<std::pair<Change, std::function<void(ChangeResult)>>> conflict_retries_;
+  std::unique_ptr<loop::Timer> conflict_timer_;
   std::unique_ptr<Supervisor> supervisor_;  // from the end of start()
   std::unique_ptr<HttpServer> admin_;
   std::unique_ptr<FileWatch> file_watch_;

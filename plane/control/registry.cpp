@@ -60,7 +60,10 @@ bool same_endpoint(const Endpoint& a, const Endpoint& b) {
          a.weight == b.weight && a.source == b.source && a.healthy == b.healthy &&
          a.resolution == b.resolution && a.hostname == b.hostname &&
          a.wait_for_first_check == b.wait_for_first_check && a.netns == b.netns &&
-         same_check(a.health_check, b.health_check);
+         a.instance == b.instance && a.service_account == b.service_account &&
+         a.sidecar_inbound_port == b.sidecar_inbound_port &&
+         a.sidecar_outbound_port == b.sidecar_outbound_port && a.node == b.node &&
+         a.sidecar_address == b.sidecar_address && same_check(a.health_check, b.health_check);
 }
 
 bool same_endpoints(const std::vector<Endpoint>& a, const std::vector<Endpoint>& b) {
@@ -552,6 +555,15 @@ void Registry::set_instance_endpoints(std::vector<Endpoint> endpoints) {
   if (rebuild()) changed();
 }
 
+void Registry::set_remote_endpoints(std::vector<Endpoint> endpoints) {
+  for (auto& ep : endpoints) {
+    ep.health_check.reset();  // the owning node checks them; it lists only healthy ones
+    ep.wait_for_first_check = false;
+  }
+  remote_endpoints_ = sorted_unique(std::move(endpoints));
+  if (rebuild()) changed();
+}
+
 std::vector<Endpoint> Registry::resolved_config_endpoints() const {
   std::vector<Endpoint> out;
   out.reserve(config_endpoints_.size());
@@ -624,6 +636,8 @@ bool Registry::rebuild() {
   for (const auto& ep : instance_endpoints_)
     if (keys.insert(ep.key()).second) merged.push_back(ep);
   for (const auto& ep : api_endpoints_)
+    if (keys.insert(ep.key()).second) merged.push_back(ep);
+  for (const auto& ep : remote_endpoints_)
     if (keys.insert(ep.key()).second) merged.push_back(ep);
   merged = sorted_unique(std::move(merged));
 

@@ -78,6 +78,14 @@ struct Endpoint {
   /// `address` is then the namespace's address, where iptables sends every connection to its
   /// inbound listener; the sidecar's listeners and the health check live in the namespace.
   std::string netns;
+  /// Multi-node meshes (node_sync.h): the node that runs the instance, "" = this one. An
+  /// endpoint of another node is reached at `address`:`sidecar_inbound_port` (its node's
+  /// address) over mesh mTLS; only this node's instances get sidecar listeners here.
+  std::string node;
+  /// Where this node's instance's inbound listener listens, and where this node's clusters
+  /// reach it: "" = 127.0.0.1 (one node); a multi-node mesh's node address, so that other
+  /// nodes reach it too.
+  std::string sidecar_address;
 
   /// The endpoint port for a service port (named_ports by port name, then `port`, then the
   /// service port's target_port or number).
@@ -129,6 +137,10 @@ class Registry : NonCopyable {
   /// interval or timeout). A config endpoint with the same key takes precedence while it
   /// exists: the config is the declared truth.
   Status register_endpoint(Endpoint endpoint);
+  /// Replaces the endpoints other nodes of the mesh published (node_sync.h): `node` set, each
+  /// at its node's address. Not probed here (their node checks them and publishes only the
+  /// healthy ones); a local endpoint with the same key takes precedence.
+  void set_remote_endpoints(std::vector<Endpoint> endpoints);
   /// Removes an endpoint registered through the API; false if there was none.
   bool deregister_endpoint(std::string_view host, std::string_view address, uint32_t port);
 
@@ -169,6 +181,7 @@ class Registry : NonCopyable {
   std::vector<Endpoint> config_endpoints_;
   std::vector<Endpoint> instance_endpoints_;
   std::vector<Endpoint> api_endpoints_;
+  std::vector<Endpoint> remote_endpoints_;
   // All three, sorted, with current health, without processes still waiting for their first
   // passed check.
   std::vector<Endpoint> endpoints_;

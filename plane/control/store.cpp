@@ -57,6 +57,12 @@ std::string describe(std::string_view kind, std::string_view ns, std::string_vie
   return ns.empty() ? fmt::format("{} {}", kind, name) : fmt::format("{} {}/{}", kind, ns, name);
 }
 
+}  // namespace
+
+bool store_order(const StoredResource& a, const StoredResource& b) {
+  return before(a, b);
+}
+
 Status check_mutation(const StoreMutation& m) {
   std::string what = describe(m.kind, m.ns, m.name);
   if (kind_rank(m.kind) < 0)
@@ -72,6 +78,48 @@ Status check_mutation(const StoreMutation& m) {
                       fmt::format("{}: a put needs toml and an origin", what));
   return Status::ok();
 }
+
+bool apply_mutations(const std::vector<StoredResource>& current,
+                     std::vector<StoreMutation> mutations, uint64_t revision,
+                     std::vector<StoredResource>* out) {
+  // Touched resources get revision 0 until the end, when those that came back to what they
+  // were get their old revision again (a put then a put back, a put then a delete, are no
+  // change).
+  std::vector<StoredResource> next = current;
+  for (auto& m : mutations) {
+    auto it = find_slot(next, m.kind, m.ns, m.name);
+    bool found = it != next.end() && same_key(*it, m.kind, m.ns, m.name);
+    if (m.op == StoreMutation::Op::Delete) {
+      if (found) next.erase(it);
+      continue;
+    }
+    if (found && it->toml == m.toml && it->origin == m.origin) continue;
+    if (!found) {
+      it = next.insert(
+          it, StoredResource{std::move(m.kind), std::move(m.ns), std::move(m.name), {}, {}, 0});
+    }
+    it->toml = std::move(m.toml);
+    it->origin = std::move(m.origin);
+    it->revision = 0;
+  }
+  // Unchanged when every resource left is one that was there, as it was, and none went away.
+  bool any_change = next.size() != current.size();
+  for (auto& r : next) {
+    if (r.revision != 0) continue;
+    auto old = std::lower_bound(current.begin(), current.end(), r, before);
+    if (old != current.end() && same_key(*old, r.kind, r.ns, r.name) && old->toml == r.toml &&
+        old->origin == r.origin) {
+      r.revision = old->revision;
+    } else {
+      r.revision = revision;
+      any_change = true;
+    }
+  }
+  *out = std::move(next);
+  return any_change;
+}
+
+namespace {
 
 Status io_error(const std::string& path, std::string_view what, int err) {
   return make_error(Code::Io, fmt::format("{}: {}: {}", path, what, std::strerror(err)));
@@ -301,40 +349,10 @@ void EmbeddedStore::commit(uint64_t expected_revision, std::vector<StoreMutation
                                                revision_, expected_revision)));
   }
 
-  // Applied to a copy, so that a failed write leaves everything as it was. Touched resources
-  // get revision 0 until the end, when those that came back to what they were get their old
-  // revision again (a put then a put back, a put then a delete, are no change).
-  std::vector<StoredResource> next = resources_;
-  for (auto& m : mutations) {
-    auto it = find_slot(next, m.kind, m.ns, m.name);
-    bool found = it != next.end() && same_key(*it, m.kind, m.ns, m.name);
-    if (m.op == StoreMutation::Op::Delete) {
-      if (found) next.erase(it);
-      continue;
-    }
-    if (found && it->toml == m.toml && it->origin == m.origin) continue;
-    if (!found) {
-      it = next.insert(
-          it, StoredResource{std::move(m.kind), std::move(m.ns), std::move(m.name), {}, {}, 0});
-    }
-    it->toml = std::move(m.toml);
-    it->origin = std::move(m.origin);
-    it->revision = 0;
-  }
-  // Unchanged when every resource left is one that was there, as it was, and none went away.
+  // Applied to a copy, so that a failed write leaves everything as it was.
   uint64_t revision = revision_ + 1;
-  bool any_change = next.size() != resources_.size();
-  for (auto& r : next) {
-    if (r.revision != 0) continue;
-    auto old = find_slot(resources_, r.kind, r.ns, r.name);
-    if (old != resources_.end() && same_key(*old, r.kind, r.ns, r.name) && old->toml == r.toml &&
-        old->origin == r.origin) {
-      r.revision = old->revision;
-    } else {
-      r.revision = revision;
-      any_change = true;
-    }
-  }
+  std::vector<StoredResource> next;
+  bool any_change = apply_mutations(resources_, std::move(mutations), revision, &next);
   if (!any_change) return finish(revision_);
 
   if (Status s = write(revision, next); !s) return finish(std::move(s));

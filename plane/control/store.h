@@ -35,6 +35,18 @@ struct StoreMutation {
   std::string kind, ns, name, toml, origin;
 };
 
+/// resources() order: kind (config::resource_kinds() order), namespace, name.
+bool store_order(const StoredResource& a, const StoredResource& b);
+/// Whether a commit may take `m`: a known kind, a namespace and name (the mesh: none and
+/// "mesh"), toml and origin on a put. InvalidArgument naming the resource otherwise.
+Status check_mutation(const StoreMutation& m);
+/// `current` (sorted, store_order) with `mutations` applied in order, into `next`: what a
+/// commit at `revision` makes of it. Resources a mutation touched but left as they were keep
+/// their revision; changed ones get `revision`. False if nothing changed.
+bool apply_mutations(const std::vector<StoredResource>& current,
+                     std::vector<StoreMutation> mutations, uint64_t revision,
+                     std::vector<StoredResource>* next);
+
 class Store {
  public:
   virtual ~Store() = default;

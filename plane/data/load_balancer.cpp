@@ -226,6 +226,82 @@ LoadBalancer::LoadBalancer(const ClusterSpec& spec) {
   }
 }
 
+namespace {
+
+// The spec of one priority level: the cluster's policy over the endpoints of that level.
+ClusterSpec level_spec(const ClusterSpec& spec, uint32_t priority) {
+  ClusterSpec level;
+  level.lb_policy = spec.lb_policy;
+  level.hash = spec.hash;
+  for (const EndpointSpec& ep : spec.endpoints)
+    if (ep.priority == priority) level.endpoints.push_back(ep);
+  return level;
+}
+
+}  // namespace
+
+PriorityBalancer::PriorityBalancer(const ClusterSpec& spec) {
+  std::vector<uint32_t> priorities;
+  for (const EndpointSpec& ep : spec.endpoints)
+    priorities.push_back(ep.priority);
+  std::sort(priorities.begin(), priorities.end());
+  priorities.erase(std::unique(priorities.begin(), priorities.end()), priorities.end());
+  if (priorities.empty()) priorities.push_back(0);
+  levels_.reserve(priorities.size());
+  for (uint32_t p : priorities)
+    levels_.push_back(Level{LoadBalancer(level_spec(spec, p)), {}});
+  level_of_.reserve(spec.endpoints.size());
+  for (size_t i = 0; i < spec.endpoints.size(); ++i) {
+    auto l = static_cast<uint32_t>(
+        std::lower_bound(priorities.begin(), priorities.end(), spec.endpoints[i].priority) -
+        priorities.begin());
+    level_of_.push_back(l);
+    levels_[l].endpoints.push_back(static_cast<uint32_t>(i));
+  }
+  cumulative_.assign(levels_.size(), 100);
+  std::vector<uint32_t> all;
+  for (const Level& lv : levels_)
+    all.push_back(static_cast<uint32_t>(lv.endpoints.size()));
+  set_healthy(all.data());
+}
+
+void PriorityBalancer::set_healthy(const uint32_t* healthy) {
+  // Envoy's priority load: health(l) = min(100, 1.4 × 100 × healthy / total); the levels
+  // take their health in order until 100 % is given out, each scaled up by 100 / (the sum
+  // of the healths) when that sum is below 100. Rounding leftovers go to the first level
+  // with any health.
+  const size_t n = levels_.size();
+  uint32_t health[8], total = 0;  // levels beyond 8 count as one (Istio makes at most 5)
+  const size_t m = std::min<size_t>(n, 8);
+  for (size_t l = 0; l < m; ++l) {
+    size_t size = levels_[l].endpoints.size();
+    health[l] = size ? static_cast<uint32_t>(
+                           std::min<uint64_t>(100, uint64_t{kOverprovisioning} * healthy[l] / size))
+                     : 0;
+    total += health[l];
+  }
+  if (total == 0) {  // nothing usable anywhere: the lowest level first, as if all were fine
+    cumulative_.assign(n, 100);
+    return;
+  }
+  uint32_t normalized = std::min<uint32_t>(100, total), given = 0;
+  uint32_t load[8];
+  for (size_t l = 0; l < m; ++l) {
+    load[l] = std::min<uint32_t>(100 - given, health[l] * 100 / normalized);
+    given += load[l];
+  }
+  for (size_t l = 0; l < m && given < 100; ++l) {
+    if (health[l] == 0) continue;
+    load[l] += 100 - given;
+    given = 100;
+  }
+  uint32_t sum = 0;
+  for (size_t l = 0; l < n; ++l) {
+    sum += l < m ? load[l] : 0;
+    cumulative_[l] = sum;
+  }
+}
+
 void LoadBalancer::start_round_robin(Random& random) {
   // Start at virtual time r / total weight, r random: endpoint i has had the turns due by
   // then, floor(r × weight_i / total). The rotation that follows is the same one, shifted.

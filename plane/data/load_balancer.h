@@ -119,6 +119,78 @@ class LoadBalancer {
   std::vector<uint64_t> endpoint_keys_;  // hash_bytes(address), for the rendezvous fallback
 };
 
+/// Envoy's priority levels over one cluster: a LoadBalancer per distinct
+/// EndpointSpec::priority, lowest first. A request goes to a level drawn by the levels' loads,
+/// which follow their health with Envoy's overprovisioning factor of 1.4: a level with at
+/// least 72 % of its endpoints usable takes every request it can; below that it keeps
+/// 1.4 × its usable fraction and the rest spills to the next levels, in order (normalised
+/// when all levels together fall short of 100 %). When the drawn level has no usable
+/// endpoint for this request, the other levels are tried, lowest first.
+/// Built only for clusters with more than one level (one level is a plain LoadBalancer).
+/// Loop thread only; pick() allocates nothing and costs one draw more than a LoadBalancer's.
+class PriorityBalancer {
+ public:
+  static constexpr size_t npos = LoadBalancer::npos;
+  static constexpr uint32_t kOverprovisioning = 140;  // percent (Envoy's default 1.4)
+
+  explicit PriorityBalancer(const ClusterSpec& spec);
+
+  size_t levels() const { return levels_.size(); }
+  /// The level of spec.endpoints[endpoint].
+  uint32_t level_of(size_t endpoint) const { return level_of_[endpoint]; }
+  /// The number of endpoints in `level`.
+  size_t level_size(size_t level) const { return levels_[level].endpoints.size(); }
+  /// Sets the levels' loads from their usable endpoints (`healthy[l]` for level l, one per
+  /// level). At construction every endpoint counts as usable.
+  void set_healthy(const uint32_t* healthy);
+  /// The percentage of requests `level` takes now (the loads sum to 100).
+  uint32_t load(size_t level) const {
+    return cumulative_[level] - (level ? cumulative_[level - 1] : 0);
+  }
+
+  /// As LoadBalancer::pick, over the levels: an index into spec.endpoints, or npos. A
+  /// ring-hash cluster draws its level from the hash too, so a key keeps its level.
+  template <typename Usable, typename Load>
+  size_t pick(Random& random, const uint64_t* hash, Usable&& usable, Load&& load);
+
+ private:
+  struct Level {
+    LoadBalancer lb;
+    std::vector<uint32_t> endpoints;  // indexes into spec.endpoints
+  };
+  // Picks in one level; an index into spec.endpoints, or npos.
+  template <typename Usable, typename Load>
+  size_t pick_in(size_t level, Random& random, const uint64_t* hash, Usable& usable, Load& load) {
+    Level& lv = levels_[level];
+    size_t i = lv.lb.pick(
+        random, hash, [&](size_t e) { return usable(lv.endpoints[e]); },
+        [&](size_t e) { return load(lv.endpoints[e]); });
+    return i == npos ? npos : lv.endpoints[i];
+  }
+
+  std::vector<Level> levels_;
+  std::vector<uint32_t> level_of_;    // per endpoint of the spec
+  std::vector<uint32_t> cumulative_;  // per level: the loads of the levels up to it, in %
+};
+
+template <typename Usable, typename Load>
+size_t PriorityBalancer::pick(Random& random, const uint64_t* hash, Usable&& usable, Load&& load) {
+  const size_t n = levels_.size();
+  size_t first = 0;
+  if (cumulative_[0] < 100) {
+    uint64_t r = hash ? *hash % 100 : random.below(100);
+    while (first + 1 < n && r >= cumulative_[first])
+      ++first;
+  }
+  // The drawn level, then the others lowest first; one call site, so it inlines.
+  for (size_t t = 0; t < n; ++t) {
+    size_t level = t == 0 ? first : t <= first ? t - 1 : t;
+    size_t i = pick_in(level, random, hash, usable, load);
+    if (i != npos) return i;
+  }
+  return npos;
+}
+
 /// The request's hash under `policy`, or nullopt when its key is absent (no such header,
 /// cookie or query parameter; an empty cookie counts as absent, as in Envoy, so the request
 /// is given a new one). Header: the first value of header policy.name (case-insensitive).

@@ -11,12 +11,36 @@
 
 namespace meshbox::data {
 
+namespace {
+
+// True if the cluster's endpoints are on more than one priority level (locality failover).
+bool has_levels(const ClusterSpec& spec) {
+  for (const auto& ep : spec.endpoints)
+    if (ep.priority != spec.endpoints.front().priority) return true;
+  return false;
+}
+
+// The balancer of a cluster whose levels have their own: it never picks.
+const ClusterSpec& no_endpoints() {
+  static const ClusterSpec empty;
+  return empty;
+}
+
+}  // namespace
+
 ClusterState::ClusterState(const ClusterSpec& spec, std::vector<std::shared_ptr<ConnPool>> pools,
                            SharedClusterPtr shared)
-    : spec_(spec), pools_(std::move(pools)), shared_(std::move(shared)), lb_(spec_) {
+    : spec_(spec),
+      pools_(std::move(pools)),
+      shared_(std::move(shared)),
+      lb_(has_levels(spec_) ? no_endpoints() : spec_) {
   health_.reserve(spec_.endpoints.size());
   for (const auto& ep : spec_.endpoints)
     health_.push_back(shared_->endpoint(ep.address.to_string()));
+  if (has_levels(spec_)) {
+    priorities_ = std::make_unique<PriorityBalancer>(spec_);
+    level_healthy_.resize(priorities_->levels());
+  }
 }
 
 ClusterState::~ClusterState() {
@@ -25,6 +49,7 @@ ClusterState::~ClusterState() {
 
 size_t ClusterState::pick(Random& random, const uint64_t* hash, const std::vector<size_t>& tried) {
   if (pools_.empty()) return npos;
+  if (priorities_) return pick_prioritized(random, hash, tried);
   // The clock is read only for clusters with outlier detection.
   uint64_t now = spec_.outlier.enabled() ? shared_now_ms() : 0;
   if (now && spec_.outlier.min_health_percent > 0) {
@@ -49,6 +74,53 @@ size_t ClusterState::pick(Random& random, const uint64_t* hash, const std::vecto
     if (i != npos) return i;
   }
   return lb_.pick(random, hash, not_ejected, load);
+}
+
+size_t ClusterState::pick_prioritized(Random& random, const uint64_t* hash,
+                                      const std::vector<size_t>& tried) {
+  uint64_t now = spec_.outlier.enabled() ? shared_now_ms() : 0;
+  if (now) refresh_levels(now);
+  if (levels_panic_) now = 0;
+  auto load = [this](size_t i) { return pools_[i]->active_count(); };
+  auto not_ejected = [&](size_t i) { return !now || !health_[i]->ejected(now); };
+  if (!tried.empty()) {
+    size_t i = priorities_->pick(
+        random, hash,
+        [&](size_t e) {
+          return not_ejected(e) && std::find(tried.begin(), tried.end(), e) == tried.end();
+        },
+        load);
+    if (i != npos) return i;
+  }
+  return priorities_->pick(random, hash, not_ejected, load);
+}
+
+void ClusterState::refresh_levels(uint64_t now) {
+  uint64_t ejections = shared_->ejections_total();
+  if (ejections == levels_seen_ejections_ && now < levels_valid_until_) return;
+  levels_seen_ejections_ = ejections;
+  levels_valid_until_ = UINT64_MAX;
+  std::fill(level_healthy_.begin(), level_healthy_.end(), 0);
+  size_t healthy = 0;
+  const size_t n = spec_.endpoints.size();
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t until = health_[i]->ejected_until_ms.load(std::memory_order_relaxed);
+    if (now < until) {
+      levels_valid_until_ = std::min(levels_valid_until_, until);
+    } else {
+      ++level_healthy_[priorities_->level_of(i)];
+      ++healthy;
+    }
+  }
+  // Panic (min_health_percent) over the whole cluster: ejections are ignored, every level
+  // counts as whole.
+  levels_panic_ =
+      spec_.outlier.min_health_percent > 0 && healthy * 100 < spec_.outlier.min_health_percent * n;
+  if (levels_panic_) {
+    for (size_t l = 0; l < level_healthy_.size(); ++l)
+      level_healthy_[l] = static_cast<uint32_t>(priorities_->level_size(l));
+  }
+  priorities_->set_healthy(level_healthy_.data());
 }
 
 size_t ClusterState::endpoint_for(loop::Loop& loop, const loop::Address& to) {

@@ -93,6 +93,17 @@ class ClusterState {
   std::map<std::string, size_t, std::less<>> dynamic_;  // original_dst: address → endpoint
   SharedClusterPtr shared_;
   LoadBalancer lb_;
+  // Locality failover (endpoints on more than one priority level): the levels, and their
+  // usable counts as of the last check, redone only when the cluster ejected an endpoint
+  // (ejections_total moved) or an ejection ran out. Null for a one-level cluster, whose
+  // requests use lb_ alone as before.
+  size_t pick_prioritized(Random& random, const uint64_t* hash, const std::vector<size_t>& tried);
+  void refresh_levels(uint64_t now);
+  std::unique_ptr<PriorityBalancer> priorities_;
+  std::vector<uint32_t> level_healthy_;
+  uint64_t levels_seen_ejections_ = UINT64_MAX;
+  uint64_t levels_valid_until_ = 0;
+  bool levels_panic_ = false;
   LinkedList<ConnWaiter> waiters_;
 };
 using ClusterStatePtr = std::shared_ptr<ClusterState>;

@@ -585,7 +585,114 @@ TEST_CASE("hash_bytes: no collisions among 200k short keys; one flipped bit flip
 
 // ---------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------
+// Priority levels (locality failover)
+
+// A round-robin cluster whose endpoint i has priority priorities[i].
+ClusterSpec leveled(const std::vector<uint32_t>& priorities,
+                    LbPolicy policy = LbPolicy::RoundRobin) {
+  ClusterSpec spec = cluster(policy, std::vector<uint32_t>(priorities.size(), 1));
+  for (size_t i = 0; i < priorities.size(); ++i)
+    spec.endpoints[i].priority = priorities[i];
+  return spec;
+}
+
+TEST_CASE("priority balancer: levels by priority value, lowest first, gaps allowed") {
+  PriorityBalancer pb(leveled({2, 0, 2, 7}));
+  REQUIRE(pb.levels() == 3);
+  CHECK(pb.level_of(0) == 1);
+  CHECK(pb.level_of(1) == 0);
+  CHECK(pb.level_of(2) == 1);
+  CHECK(pb.level_of(3) == 2);
+  CHECK(pb.level_size(1) == 2);
+  CHECK(pb.load(0) == 100);
+  CHECK(pb.load(1) == 0);
+  CHECK(pb.load(2) == 0);
+}
+
+TEST_CASE("priority balancer: every request to level 0 while it is whole") {
+  PriorityBalancer pb(leveled({0, 1, 0, 1}));
+  Random random(3);
+  std::map<size_t, int> seen;
+  for (int i = 0; i < 100; ++i)
+    ++seen[pb.pick(random, nullptr, all_usable, no_load)];
+  CHECK(seen == std::map<size_t, int>{{0, 50}, {2, 50}});
+}
+
+TEST_CASE("priority balancer: overprovisioning 1.4 — loads follow health, spill in order") {
+  // Level 0: 4 endpoints, level 1: 2, level 2: 1.
+  PriorityBalancer pb(leveled({0, 0, 0, 0, 1, 1, 2}));
+  auto loads = [&](std::vector<uint32_t> healthy) {
+    pb.set_healthy(healthy.data());
+    return std::vector<uint32_t>{pb.load(0), pb.load(1), pb.load(2)};
+  };
+  CHECK(loads({3, 2, 1}) == std::vector<uint32_t>{100, 0, 0});  // 3/4 × 1.4 ≥ 100 %
+  CHECK(loads({2, 2, 1}) == std::vector<uint32_t>{70, 30, 0});  // 2/4 × 1.4 = 70 %
+  CHECK(loads({1, 1, 1}) == std::vector<uint32_t>{35, 65, 0});  // 1/2 × 1.4 = 70 %
+  CHECK(loads({0, 2, 1}) == std::vector<uint32_t>{0, 100, 0});
+  CHECK(loads({0, 0, 1}) == std::vector<uint32_t>{0, 0, 100});
+  // Sum of health below 100: normalised (35 + 0 + 0 → all of it to level 0).
+  CHECK(loads({1, 0, 0}) == std::vector<uint32_t>{100, 0, 0});
+  // 35 + 70 → 35 / 100 and 65.
+  CHECK(loads({1, 1, 0}) == std::vector<uint32_t>{35, 65, 0});
+  // Nothing usable at all: level 0 first, as if whole.
+  CHECK(loads({0, 0, 0}) == std::vector<uint32_t>{100, 0, 0});
+}
+
+TEST_CASE("priority balancer: draws a level by load, and falls through unusable levels") {
+  PriorityBalancer pb(leveled({0, 0, 0, 0, 1, 1}));
+  std::vector<uint32_t> healthy = {2, 2};  // 70 % / 30 %
+  pb.set_healthy(healthy.data());
+  auto usable = [](size_t e) { return e != 0 && e != 1; };
+  Random random(17);
+  int level0 = 0, level1 = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    size_t e = pb.pick(random, nullptr, usable, no_load);
+    REQUIRE(usable(e));
+    (e < 4 ? level0 : level1)++;
+  }
+  CHECK(level0 > 6'700);
+  CHECK(level0 < 7'300);
+  // Level 0 wholly unusable for this request (a retry's tried endpoints): level 1.
+  auto only_level1 = [](size_t e) { return e >= 4; };
+  auto only_2 = [](size_t e) { return e == 2; };
+  auto none = [](size_t) { return false; };
+  for (int i = 0; i < 50; ++i)
+    CHECK(pb.pick(random, nullptr, only_level1, no_load) >= 4);
+  // Level 1 drawn but unusable: back to level 0.
+  for (int i = 0; i < 50; ++i)
+    CHECK(pb.pick(random, nullptr, only_2, no_load) == 2);
+  CHECK(pb.pick(random, nullptr, none, no_load) == PriorityBalancer::npos);
+}
+
+TEST_CASE("priority balancer: ring hash per level; a key keeps its level and endpoint") {
+  ClusterSpec spec = ring_cluster(five_addresses());
+  for (size_t i = 0; i < 5; ++i)
+    spec.endpoints[i].priority = i < 3 ? 0 : 1;
+  PriorityBalancer pb(spec);
+  Random random(5);
+  std::vector<uint64_t> keys = user_keys(200);
+  for (uint64_t k : keys) {
+    size_t a = pb.pick(random, &k, all_usable, no_load);
+    CHECK(a < 3);
+    CHECK(pb.pick(random, &k, all_usable, no_load) == a);
+  }
+}
+
 #if MB_COUNT_ALLOCATIONS
+TEST_CASE("priority balancer: pick allocates nothing") {
+  PriorityBalancer pb(leveled({0, 0, 1, 2}, LbPolicy::LeastRequest));
+  std::vector<uint32_t> healthy = {1, 1, 1};
+  pb.set_healthy(healthy.data());
+  Random random(8);
+  auto not_0 = [](size_t e) { return e != 0; };
+  size_t before = g_allocations, picked = 0;
+  for (int i = 0; i < 300; ++i)
+    picked += pb.pick(random, nullptr, not_0, no_load) != PriorityBalancer::npos;
+  CHECK(g_allocations == before);
+  CHECK(picked == 300);
+}
+
 TEST_CASE("load balancer: pick allocates nothing") {
   std::vector<LoadBalancer> lbs;
   lbs.emplace_back(cluster(LbPolicy::RoundRobin, {1, 1, 1}));
