@@ -329,15 +329,18 @@ void EtcdStore::commit(uint64_t expected_revision, std::vector<StoreMutation> mu
         if (!r->succeeded)
           return finish(make_error(
               Code::Conflict, "another node changed the config at the same time: read it again"));
-        // Visible here at once; the watch brings the same events (skipped by revision)
-        // unless other commits came first, in which case they are applied in order.
-        if (etcd_revision_ < r->revision - 1 || revision_ + 1 != revision) {
+        // Visible here at once; the watch brings the same events later (skipped by their
+        // revision). The transaction held only if no other config commit came between our
+        // read and it; if the watch already brought ours, or a later one, there is nothing
+        // to do. (Other keys, nodes' heartbeats, move etcd's revision without touching the
+        // config: they do not matter here.)
+        if (revision_ + 1 != revision) {
           finish(revision);
           return;
         }
         resources_ = std::move(next);
         revision_ = revision;
-        etcd_revision_ = r->revision;
+        etcd_revision_ = std::max(etcd_revision_, r->revision);
         changed();
         finish(revision);
       });

@@ -113,9 +113,15 @@ TEST_CASE("etcd store: two nodes share commits; a stale writer gets Conflict; de
 
     // B writes on top; then A, still believing revision 1 if its watch is slower, or told
     // so explicitly: a commit expecting an old revision is refused, nothing written.
+    // Another key under the prefix moves etcd's revision (as nodes' heartbeats do); B's commit
+    // is still visible in B as soon as it is done (what `meshbox apply --wait` relies on).
+    etcd.post("/v3/kv/put", R"({"key":"L3Qvbm9kZXMveA==","value":"MQ=="})");
     auto r2 = commit(loop, sb, 1, {put("service", "default", "web", kSvc2)});
     REQUIRE_MESSAGE(r2.has_value(), r2.error().message());
     CHECK(*r2 == 2);
+    CHECK(sb.revision() == 2);
+    REQUIRE(sb.resources().size() == 1);
+    CHECK(sb.resources()[0].toml == kSvc2);
     auto stale = commit(loop, sa, 1, {put("service", "default", "other", kSvc)});
     REQUIRE_FALSE(stale.has_value());
     CHECK(stale.error().code() == Code::Conflict);
