@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/json.h"
 #include "plane/control/etcd_client.h"
 #include "plane/control/etcd_store.h"
 #include "plane/control/node_sync.h"
@@ -249,6 +250,21 @@ TEST_CASE(
     CHECK(nodes[0].address == "10.0.0.1");
     CHECK(nodes[0].instances == std::vector<std::string>{"default/web-v1-0"});
     CHECK(nodes[1].self);
+
+    // The node's lease ends behind its back (as when it was cut off for longer than the TTL):
+    // its endpoints go; its next keepalive answers TTL 0 and it registers everything again.
+    auto range = json::parse(etcd.post("/v3/kv/range", R"({"key":"L3Qvbm9kZXMvYQ=="})"));
+    REQUIRE(range.has_value());
+    const json::Value* kvs = range->get("kvs");
+    REQUIRE((kvs && kvs->is_array() && kvs->array.size() == 1));
+    const json::Value* lease = kvs->array[0].get("lease");
+    REQUIRE((lease && lease->is_string()));
+    etcd.post("/v3/lease/revoke", R"({"ID":")" + lease->string + R"("})");
+    REQUIRE(run_until(
+        loop, [&] { return seen_by_b.empty(); }, 5s));
+    REQUIRE(run_until(
+        loop, [&] { return seen_by_b.size() == 1 && b.nodes().size() == 2; }, 5s));
+    CHECK(a->lease_grants() == 2);
 
     // A clean leave: gone at once (well within the 2 s TTL).
     a->leave();
