@@ -429,11 +429,14 @@ void ControlPlane::kill_workloads() {
 void ControlPlane::stop() {
   // A node that stops leaves the mesh now, not when its lease runs out.
   if (node_sync_) node_sync_->leave();
-  // The etcd store's watch stream would keep the loop (and `meshbox run`) running.
+  // The etcd store's watch stream would keep the loop (and `meshbox run`) running; a change
+  // waiting to be retried after a conflict is dropped with it (the admin API is closing).
   if (etcd_store_) {
     etcd_store_ = nullptr;
     store_.reset();
   }
+  conflict_timer_.reset();
+  conflict_retries_.clear();
   file_watch_.reset();
   if (admin_) admin_->close();
   admin_.reset();
@@ -515,6 +518,12 @@ void ControlPlane::reload_files() {
 }
 
 void ControlPlane::change(Change c, std::function<void(ChangeResult)> done) {
+  if (!store_) {  // stopped
+    ChangeResult stopped;
+    stopped.error = "meshbox is stopping";
+    stopped.error_code = Code::Unavailable;
+    return done(std::move(stopped));
+  }
   // What the new documents define.
   config::Loaded incoming = config::load_documents(c.documents);
   std::set<std::string> incoming_keys;

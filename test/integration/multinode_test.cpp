@@ -580,6 +580,33 @@ TEST_CASE("multinode: Bookinfo on three nodes and etcd; a node killed, etcd stop
   int64_t apply_ms = ms_since(applied);
   CHECK(store_connected(n1.admin()) == true);
 
+  // ---- two applies at once, on n1 and on n2: both land (the loser of the etcd transaction
+  // validates again on top of the winner's change), and both serve on n1 ----------------------
+  std::vector<std::string> both_hosts = {"r1.bookinfo.example", "r2.bookinfo.example"};
+  std::vector<Process> appliers;
+  for (size_t i = 0; i < both_hosts.size(); ++i) {
+    std::string file = dir.file("concurrent-" + std::to_string(i) + ".toml");
+    std::ofstream(file) << "[[virtual_service]]\nname = \"concurrent-" << i << "\"\nhosts = [\""
+                        << both_hosts[i]
+                        << "\"]\ngateways = [\"bookinfo-gateway\"]\n"
+                           "http = [{ route = [{ destination = { host = \"ratings\", port = 9080 "
+                           "} }] }]\n";
+    SpawnOptions opts;
+    opts.argv = {meshbox_bin(), "apply",       "-f",
+                 file,          "--state-dir", i == 0 ? n1.state_dir : n2.state_dir};
+    opts.stdout_path = opts.stderr_path = file + ".log";
+    appliers.emplace_back(opts);
+  }
+  for (size_t i = 0; i < appliers.size(); ++i) {
+    std::optional<ExitStatus> st = appliers[i].wait(Deadline(kTimeout));
+    CHECK_MESSAGE((st && st->ok()),
+                  "apply " << i << ": "
+                           << read_file(dir.file("concurrent-" + std::to_string(i) + ".toml.log"))
+                                  .value_or(""));
+  }
+  for (const auto& h : both_hosts)
+    CHECK_MESSAGE(eventually([&] { return get(gw, "/ratings/0", h).status == 200; }, kTimeout), h);
+
   // ---- n2 stopped (SIGTERM): it revokes its lease and leaves at once, well within the TTL ---
   auto stopped = Deadline::Clock::now();
   n2.proc.signal(SIGTERM);
