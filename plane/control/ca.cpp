@@ -86,34 +86,24 @@ std::string utc(tls::Time t) {
   return buf;
 }
 
-// An exclusive flock on DIR/lock for the life of the object: `meshbox run` and `meshbox ca`
-// on one state dir must not both make a root.
-class DirLock {
- public:
-  static Result<DirLock> take(const std::string& dir) {
-    std::string path = dir + "/" + kLock;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return make_error(Code::Io, fmt::format("{}: {}", path, std::strerror(errno)));
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return make_error(Code::Io, fmt::format("{}: lock: {}", path, std::strerror(err)));
-    }
-    return DirLock(fd);
-  }
-  DirLock(DirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  DirLock& operator=(DirLock&&) = delete;
-  ~DirLock() {
-    if (fd_ >= 0) ::close(fd_);  // releases the lock
-  }
-
- private:
-  explicit DirLock(int fd) : fd_(fd) {}
-  int fd_;
-};
-
 }  // namespace
+
+Result<CaDirLock> CaDirLock::take(const std::string& dir) {
+  std::string path = dir + "/" + kLock;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(Code::Io, fmt::format("{}: {}", path, std::strerror(errno)));
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    return make_error(Code::Io, fmt::format("{}: lock: {}", path, std::strerror(err)));
+  }
+  return CaDirLock(fd);
+}
+
+CaDirLock::~CaDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
 
 std::string IssuedCertificate::chain_pem() const {
   return leaf.to_pem() + tls::to_pem(intermediates);
@@ -129,7 +119,7 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::open(
 Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::open_own(
     const std::string& dir, const CaOptions& options) {
   MB_TRY(make_dirs(dir, 0700));
-  auto lock = DirLock::take(dir);
+  auto lock = CaDirLock::take(dir);
   if (!lock) return lock.error();
   std::string cert_path = dir + "/" + kRootCert, key_path = dir + "/" + kRootKey;
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/base/non_copyable.h"
@@ -52,6 +53,22 @@ struct IssuedCertificate {
   /// The leaf then the intermediates: what a TLS endpoint sends.
   std::string chain_pem() const;
   tls::SecretString key_pem() const { return key.to_pem(); }
+};
+
+/// An exclusive flock on DIR/lock (DIR: STATE_DIR/ca) for the life of the object:
+/// `meshbox run`, `meshbox ca` and the mesh CA's sharing (ca_share.h) on one state dir must
+/// not make or replace a root at the same time. Not re-entrant: a second take() in the same
+/// process on the same dir waits for ever.
+class CaDirLock {
+ public:
+  static Result<CaDirLock> take(const std::string& dir);
+  CaDirLock(CaDirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  CaDirLock& operator=(CaDirLock&&) = delete;
+  ~CaDirLock();
+
+ private:
+  explicit CaDirLock(int fd) : fd_(fd) {}
+  int fd_;
 };
 
 class CertificateAuthority : NonCopyable {

@@ -32,11 +32,10 @@ constexpr int kFormat = 1;
 constexpr const char* kAlg = "A256GCM";
 // A mesh key file holds 64 hex characters and a newline; anything much bigger is not one.
 constexpr size_t kMaxKeyFileBytes = 4096;
-// The files CertificateAuthority::open_own reads (plane/control/ca.cpp), and its lock file:
-// `meshbox ca` on the same state dir must not see a root half replaced.
+// The files CertificateAuthority::open_own reads (plane/control/ca.cpp); they are replaced under
+// CaDirLock: `meshbox ca` on the same state dir must not see a root half replaced.
 constexpr const char* kRootCert = "root-cert.pem";
 constexpr const char* kRootKey = "root-key.pem";
-constexpr const char* kLock = "lock";
 constexpr const char* kOperatorKey = "ca-key.pem";
 
 const uint8_t* bytes(std::string_view s) {
@@ -203,32 +202,6 @@ Result<RootPair> own_root(const std::string& state_dir, const CaOptions& options
   bool made_now = (*ca)->source() == CertificateAuthority::Source::Created;
   return RootPair{(*ca)->root(), std::move(*key), made_now};
 }
-
-// An exclusive flock on STATE_DIR/ca/lock (the lock CertificateAuthority::open takes) while
-// the root is compared and replaced. Never held across CertificateAuthority::open: a second
-// flock from this process on another descriptor would wait for ever.
-class CaDirLock {
- public:
-  static Result<std::unique_ptr<CaDirLock>> take(const std::string& dir) {
-    std::string path = dir + "/" + kLock;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return make_error(Code::Io, fmt::format("{}: {}", path, std::strerror(errno)));
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return make_error(Code::Io, fmt::format("{}: lock: {}", path, std::strerror(err)));
-    }
-    return std::unique_ptr<CaDirLock>(new CaDirLock(fd));
-  }
-  ~CaDirLock() { ::close(fd_); }
-  CaDirLock(const CaDirLock&) = delete;
-  CaDirLock& operator=(const CaDirLock&) = delete;
-
- private:
-  explicit CaDirLock(int fd) : fd_(fd) {}
-  int fd_;
-};
 
 // Makes STATE_DIR/ca hold `root` (the mesh's), unless it already does. `made_now`: the
 // fingerprint of a root this call made a moment ago (a create that lost the race), which is
