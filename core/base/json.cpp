@@ -1,5 +1,6 @@
 #include "core/base/json.h"
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -7,6 +8,10 @@
 #include <system_error>
 
 #include "core/base/assert.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace meshbox::json {
 
@@ -64,11 +69,34 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
+#if defined(__SSE2__)
+// Bit k set: byte k of the 16 at `p` needs escaping (< 0x20, '"', '\\' or >= 0x80: as signed
+// bytes, the last are negative, so one signed compare finds both ends).
+unsigned special16(const char* p) {
+  __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m128i m = _mm_or_si128(
+      _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(m));
+}
+#endif
+
 // Where the run of bytes a JSON string holds as they are (printable ASCII but '"' and '\\')
-// that starts at `i` ends. Eight bytes at a time: each test below sets a byte's high bit when
-// that byte is < 0x20, '"', '\\' or >= 0x80 (exactly for the first such byte of a word, which
-// is all the scan needs).
+// that starts at `i` ends. Sixteen bytes at a time with SSE2; then, or without it, eight at a
+// time: each test below sets a byte's high bit when that byte is < 0x20, '"', '\\' or >= 0x80
+// (exactly for the first such byte of a word, which is all the scan needs).
 size_t plain_prefix(std::string_view s, size_t i) {
+#if defined(__SSE2__)
+  for (; i + 16 <= s.size(); i += 16) {
+    if (unsigned m = special16(s.data() + i)) return i + static_cast<size_t>(std::countr_zero(m));
+  }
+  if (i < s.size() && s.size() >= 16) {
+    // The last 1..15 bytes: one more block, ending at the end, its bytes before `i` ignored.
+    size_t at = s.size() - 16;
+    unsigned m = special16(s.data() + at) >> (i - at);
+    return m ? i + static_cast<size_t>(std::countr_zero(m)) : s.size();
+  }
+#endif
   constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
   const auto zero_byte = [](uint64_t x) { return (x - kOnes) & ~x & kHigh; };
   const auto plain_word = [&](size_t at) {
@@ -94,24 +122,15 @@ size_t plain_prefix(std::string_view s, size_t i) {
 
 }  // namespace
 
-void append_string(std::string& out, std::string_view s) {
+char* write_string(char* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  size_t i = plain_prefix(s, 0);
-  if (i == s.size()) {
-    // The common case (access logs, APIs): nothing to escape, so the bytes go out in one
-    // append.
-    out += '"';
-    out.append(s);
-    out += '"';
-    return;
-  }
-  out.reserve(out.size() + s.size() + 8);
-  out += '"';
-  out.append(s.data(), i);
+  *out++ = '"';
+  size_t i = 0;
   while (i < s.size()) {
-    // Copy the longest run that needs no escaping in one append: most strings are plain ASCII.
+    // Copy the longest run that needs no escaping at once: most strings are plain ASCII.
     size_t run = plain_prefix(s, i);
-    out.append(s.data() + i, run - i);
+    std::memcpy(out, s.data() + i, run - i);
+    out += run - i;
     i = run;
     if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
@@ -119,44 +138,70 @@ void append_string(std::string& out, std::string_view s) {
       uint32_t cp;
       size_t len = decode_utf8(s.substr(i), &cp);
       if (len == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD, for this one byte; the next is looked at afresh
+        // U+FFFD, for this one byte; the next is looked at afresh.
+        std::memcpy(out, "\xEF\xBF\xBD", 3);
+        out += 3;
         ++i;
       } else {
-        out.append(s.data() + i, len);
+        std::memcpy(out, s.data() + i, len);
+        out += len;
         i += len;
       }
       continue;
     }
+    char short_escape = 0;
     switch (c) {
       case '"':
-        out += "\\\"";
+        short_escape = '"';
         break;
       case '\\':
-        out += "\\\\";
+        short_escape = '\\';
         break;
       case '\n':
-        out += "\\n";
+        short_escape = 'n';
         break;
       case '\t':
-        out += "\\t";
+        short_escape = 't';
         break;
       case '\r':
-        out += "\\r";
+        short_escape = 'r';
         break;
       case '\b':
-        out += "\\b";
+        short_escape = 'b';
         break;
       case '\f':
-        out += "\\f";
+        short_escape = 'f';
         break;
       default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
+        break;
+    }
+    *out++ = '\\';
+    if (short_escape) {
+      *out++ = short_escape;
+    } else {
+      std::memcpy(out, "u00", 3);
+      out[3] = kHex[c >> 4];
+      out[4] = kHex[c & 0xF];
+      out += 5;
     }
     ++i;
   }
-  out += '"';
+  *out++ = '"';
+  return out;
+}
+
+void append_string(std::string& out, std::string_view s) {
+  if (plain_prefix(s, 0) == s.size()) {
+    // The common case (access logs, APIs): nothing to escape, so the bytes go out in one
+    // append.
+    out += '"';
+    out.append(s);
+    out += '"';
+    return;
+  }
+  size_t at = out.size();
+  out.resize(at + max_string_size(s.size()));
+  out.resize(static_cast<size_t>(write_string(out.data() + at, s) - out.data()));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -23,6 +23,15 @@ namespace meshbox::json {
 /// U+FFFD, so the output is valid JSON whatever `s` holds.
 void append_string(std::string& out, std::string_view s);
 
+/// The most bytes write_string() writes for a string of `n` bytes: the quotes, and every
+/// byte escaped as \u00XX.
+constexpr size_t max_string_size(size_t n) {
+  return 6 * n + 2;
+}
+/// As append_string, into a buffer with room for max_string_size(s.size()) bytes, for a
+/// caller that bounds a whole line once (access logs); returns the end of what it wrote.
+char* write_string(char* out, std::string_view s);
+
 /// Builds one compact JSON document (no whitespace). Commas are written automatically:
 ///
 ///   Writer w;

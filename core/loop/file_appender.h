@@ -29,7 +29,7 @@ class FileAppender : NonCopyable {
  public:
   struct Options {
     size_t max_buffer = 1 << 20;      // bytes waiting to be written; beyond: lines dropped
-    size_t write_at = 64 * 1024;      // start a write at once when this much waits
+    size_t write_at = 256 * 1024;     // start a write at once when this much waits
     uint64_t flush_delay_ms = 200;    // else write what waits after this long (<= 1 s)
     uint64_t reopen_check_ms = 1000;  // how often the path is checked for rotation
   };

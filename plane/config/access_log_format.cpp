@@ -141,6 +141,16 @@ void make_json_keys(AccessLogSpec& spec) {
 
 }  // namespace
 
+LogHeader log_header(std::string_view name) {
+  if (name == ":method") return LogHeader::Method;
+  if (name == ":path") return LogHeader::Path;
+  if (name == ":authority" || name == "host") return LogHeader::Authority;
+  if (name == "user-agent") return LogHeader::UserAgent;
+  if (name == "x-request-id") return LogHeader::RequestId;
+  if (name == "x-forwarded-for") return LogHeader::ForwardedFor;
+  return LogHeader::None;
+}
+
 const std::string_view kDefaultTextLogFormat =
     "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" "
     "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
@@ -214,6 +224,8 @@ std::optional<LogFormatError> parse_log_template(std::string_view f, LogTemplate
           return LogFormatError{start, fmt::format("%{}({})%: expected a header name", name, arg)};
         t.text = lower(main);
         t.alt = lower(alt);
+        t.header = log_header(t.text);
+        t.alt_header = log_header(t.alt);
       }
       j = close + 1;
       if (j < f.size() && f[j] == ':') {

@@ -60,6 +60,19 @@ enum class LogOp : uint8_t {
   Reporter,            // "source", "destination" ("-": a plain proxy)
 };
 
+/// The request headers a record keeps, for REQ(): any other header is always unknown.
+enum class LogHeader : uint8_t {
+  None,
+  Method,
+  Path,
+  Authority,
+  UserAgent,
+  RequestId,
+  ForwardedFor
+};
+/// Which one a header name (lower case; ":method", ":path", ":authority", "host"…) is.
+LogHeader log_header(std::string_view name);
+
 /// One piece of a format: a literal or an operator with its arguments.
 struct LogToken {
   LogOp op = LogOp::Literal;
@@ -67,7 +80,8 @@ struct LogToken {
   /// ":authority" are the pseudo-headers). StartTime: the strftime format ("" = RFC 3339 with
   /// milliseconds, UTC: "2026-11-26T13:57:50.123Z").
   std::string text;
-  std::string alt;     // Req: the header used when `text` is absent ("" = none)
+  std::string alt;  // Req: the header used when `text` is absent ("" = none)
+  LogHeader header = LogHeader::None, alt_header = LogHeader::None;  // Req: text's, alt's
   size_t max_len = 0;  // %OP:N%: at most N bytes of the value; 0 = whole
   bool operator==(const LogToken&) const = default;
 };

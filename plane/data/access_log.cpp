@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/json.h"
@@ -30,16 +31,21 @@ struct AccessLogFormatter::Entry {
 
 namespace {
 
-// An operator's value: unknown ("-" in text, null in JSON), a number, or text.
+// An operator's value: unknown ("-" in text, null in JSON), a number, or text. `plain`: text
+// meshbox wrote itself (addresses, flags, the protocol…), which JSON takes as it is.
 struct Value {
   enum Kind { Absent, Number, Text };
   Kind kind = Absent;
   uint64_t n = 0;
   std::string_view s;
+  bool plain = false;
 };
 
 Value text(std::string_view s) {
   return s.empty() ? Value{} : Value{Value::Text, 0, s};
+}
+Value plain_text(std::string_view s) {
+  return s.empty() ? Value{} : Value{Value::Text, 0, s, true};
 }
 Value number(uint64_t n) {
   return Value{Value::Number, n, {}};
@@ -68,14 +74,24 @@ std::string_view origin_path(std::string_view target) {
   return slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
 }
 
-Value request_header(const RequestRecord* r, std::string_view name) {
+Value request_header(const RequestRecord* r, config::LogHeader header) {
   if (!r) return {};
-  if (name == ":method") return text(r->method);
-  if (name == ":path") return text(origin_path(r->path));
-  if (name == ":authority" || name == "host") return text(r->authority);
-  if (name == "user-agent") return text(r->user_agent);
-  if (name == "x-request-id") return text(r->request_id);
-  if (name == "x-forwarded-for") return text(r->forwarded_for);
+  switch (header) {
+    case config::LogHeader::Method:
+      return text(r->method);
+    case config::LogHeader::Path:
+      return text(origin_path(r->path));
+    case config::LogHeader::Authority:
+      return text(r->authority);
+    case config::LogHeader::UserAgent:
+      return text(r->user_agent);
+    case config::LogHeader::RequestId:
+      return text(r->request_id);
+    case config::LogHeader::ForwardedFor:
+      return text(r->forwarded_for);
+    case config::LogHeader::None:
+      break;
+  }
   return {};  // not recorded (docs/observability.md lists the headers a record keeps)
 }
 
@@ -98,8 +114,8 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::StartTime:
       return {};  // formatted by the caller
     case LogOp::Req: {
-      Value v = request_header(r, t.text);
-      if (v.kind == Value::Absent && !t.alt.empty()) v = request_header(r, t.alt);
+      Value v = request_header(r, t.header);
+      if (v.kind == Value::Absent) v = request_header(r, t.alt_header);
       return v;
     }
     case LogOp::Resp:
@@ -112,9 +128,9 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::ResponseCode:
       return r ? number(static_cast<uint64_t>(r->status)) : Value{};
     case LogOp::ResponseFlags:
-      if (e.flags.empty()) return text("-");
+      if (e.flags.empty()) return plain_text("-");
       scratch = e.flags.to_string();
-      return text(scratch);
+      return plain_text(scratch);
     case LogOp::BytesReceived:
       return number(e.bytes_received);
     case LogOp::BytesSent:
@@ -124,15 +140,15 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::ResponseDuration:
       return r && r->response_start_us ? number(r->response_start_us / 1000) : Value{};
     case LogOp::UpstreamHost:
-      return text(e.upstream_host);
+      return plain_text(e.upstream_host);
     case LogOp::UpstreamCluster:
       return e.cluster ? text(e.cluster->name) : Value{};
     case LogOp::DownstreamLocalAddress:
-      return text(e.local_address);
+      return plain_text(e.local_address);
     case LogOp::DownstreamRemoteAddress:
-      return text(e.downstream_remote);
+      return plain_text(e.downstream_remote);
     case LogOp::DownstreamRemoteAddressWithoutPort:
-      return text(without_port(e.downstream_remote));
+      return plain_text(without_port(e.downstream_remote));
     case LogOp::DownstreamPeerUriSan:
       return reporter == ListenerSpec::Reporter::Destination && e.mtls ? text(e.source.principal)
                                                                        : Value{};
@@ -142,7 +158,7 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::RouteName:
       return r ? text(r->route_name) : Value{};
     case LogOp::Protocol:
-      return r ? text(r->protocol) : Value{};
+      return r ? plain_text(r->protocol) : Value{};
     case LogOp::SourceWorkload:
       return text(e.source.workload);
     case LogOp::SourceNamespace:
@@ -166,8 +182,8 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::DestinationService:
       return e.cluster ? text(e.cluster->service_host) : Value{};
     case LogOp::Reporter:
-      if (reporter == ListenerSpec::Reporter::Source) return text("source");
-      if (reporter == ListenerSpec::Reporter::Destination) return text("destination");
+      if (reporter == ListenerSpec::Reporter::Source) return plain_text("source");
+      if (reporter == ListenerSpec::Reporter::Destination) return plain_text("destination");
       return {};
   }
   return {};
@@ -211,30 +227,33 @@ void append_fraction(std::string& out, uint64_t nanos, int digits) {
 
 }  // namespace
 
+char* AccessLogFormatter::write_default_time(char* p, uint64_t unix_us) {
+  // RFC 3339, milliseconds, UTC; the date and time of a second are computed once.
+  auto sec = static_cast<int64_t>(unix_us / 1'000'000);
+  if (sec != cached_second_) {
+    time_t tt = static_cast<time_t>(sec);
+    tm parts;
+    ::gmtime_r(&tt, &parts);
+    cached_length_ = ::strftime(cached_prefix_, sizeof cached_prefix_, "%Y-%m-%dT%H:%M:%S", &parts);
+    cached_second_ = sec;
+  }
+  std::memcpy(p, cached_prefix_, cached_length_);
+  p += cached_length_;
+  auto ms = static_cast<unsigned>(unix_us % 1'000'000 / 1000);
+  p[0] = '.';
+  p[1] = static_cast<char>('0' + ms / 100);
+  p[2] = static_cast<char>('0' + ms / 10 % 10);
+  p[3] = static_cast<char>('0' + ms % 10);
+  p[4] = 'Z';
+  return p + 5;
+}
+
 void AccessLogFormatter::append_start_time(const LogToken& t, uint64_t unix_us, std::string& out) {
   auto sec = static_cast<int64_t>(unix_us / 1'000'000);
   uint64_t micros = unix_us % 1'000'000;
   if (t.text.empty()) {
-    // RFC 3339, milliseconds, UTC; the date and time of a second are computed once.
-    if (sec != cached_second_) {
-      time_t tt = static_cast<time_t>(sec);
-      tm parts;
-      ::gmtime_r(&tt, &parts);
-      cached_length_ =
-          ::strftime(cached_prefix_, sizeof cached_prefix_, "%Y-%m-%dT%H:%M:%S", &parts);
-      cached_second_ = sec;
-    }
-    // One append: the second's text, then ".mmmZ".
-    char buf[sizeof cached_prefix_ + 5];
-    std::memcpy(buf, cached_prefix_, cached_length_);
-    char* p = buf + cached_length_;
-    auto ms = static_cast<unsigned>(micros / 1000);
-    p[0] = '.';
-    p[1] = static_cast<char>('0' + ms / 100);
-    p[2] = static_cast<char>('0' + ms / 10 % 10);
-    p[3] = static_cast<char>('0' + ms % 10);
-    p[4] = 'Z';
-    out.append(buf, cached_length_ + 5);
+    char buf[kMaxDefaultTime];
+    out.append(buf, static_cast<size_t>(write_default_time(buf, unix_us) - buf));
     return;
   }
   // START_TIME(FORMAT): strftime in UTC, plus Envoy's %s (epoch seconds) and %f / %Nf
@@ -271,88 +290,153 @@ void AccessLogFormatter::append_start_time(const LogToken& t, uint64_t unix_us, 
   out.append(buf, n);
 }
 
+std::string_view AccessLogFormatter::local_text(const loop::Address& address) {
+  // The gateway's and the sidecar's listeners take turns on one worker: a few are kept.
+  for (LocalText& l : local_texts_)
+    if (!l.text.empty() && l.address == address) return l.text;
+  LocalText& l = local_texts_[next_local_++ % local_texts_.size()];
+  l.address = address;
+  l.text = address.to_string();
+  return l.text;
+}
+
 void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& e,
                                       std::string& out) {
-  if (!(local_address_ == e.listener->address) || local_text_.empty()) {
-    local_address_ = e.listener->address;
-    local_text_ = local_address_.to_string();
-  }
-  e.local_address = local_text_;
-  std::string& value = value_;  // computed text
-  if (spec.encoding == config::LogEncoding::Text) {
-    for (const LogToken& t : spec.line) {
-      if (t.op == LogOp::Literal) {
-        out += t.text;
-        continue;
-      }
-      if (t.op == LogOp::StartTime) {
-        size_t at = out.size();
-        append_start_time(t, e.start_unix_us, out);
-        if (at == out.size()) out += '-';
-        continue;
-      }
-      Value v = eval(t, e, value);
-      if (v.kind == Value::Absent)
-        out += '-';
-      else if (v.kind == Value::Number)
-        append_number(out, v.n);
-      else
-        append_text(out, truncated(v.s, t.max_len));
-    }
+  e.local_address = local_text(e.listener->address);
+  if (spec.encoding == config::LogEncoding::Json) {
+    format_json(spec, e, out);
     return;
   }
-  // The members' openings were escaped once, in the spec (json_keys).
-  const bool keyed = spec.json_keys.size() == spec.fields.size() && !spec.fields.empty();
-  if (!keyed) out += '{';
-  std::string& joined = joined_;
-  for (size_t i = 0; i < spec.fields.size(); ++i) {
-    const auto& [name, tpl] = spec.fields[i];
-    if (keyed) {
-      out += spec.json_keys[i];
-    } else {
-      if (i > 0) out += ',';
-      json::append_string(out, name);
-      out += ':';
+  std::string& value = value_;  // computed text
+  for (const LogToken& t : spec.line) {
+    if (t.op == LogOp::Literal) {
+      out += t.text;
+      continue;
     }
+    if (t.op == LogOp::StartTime) {
+      size_t at = out.size();
+      append_start_time(t, e.start_unix_us, out);
+      if (at == out.size()) out += '-';
+      continue;
+    }
+    Value v = eval(t, e, value);
+    if (v.kind == Value::Absent)
+      out += '-';
+    else if (v.kind == Value::Number)
+      append_number(out, v.n);
+    else
+      append_text(out, truncated(v.s, t.max_len));
+  }
+}
+
+// A JSON line is written in two passes: every member's value is found first, which bounds the
+// line's size; then the line is written into room made once, with no capacity check per piece.
+void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const Entry& e,
+                                     std::string& out) {
+  const size_t n = spec.fields.size();
+  // The members' openings were escaped once, in the spec (json_keys).
+  const bool keyed = spec.json_keys.size() == n && n > 0;
+  if (members_.size() < n) members_.resize(n);
+  size_t bound = 3;  // '{' (when not keyed), "}\n"
+  for (size_t i = 0; i < n; ++i) {
+    const auto& [name, tpl] = spec.fields[i];
+    Member& m = members_[i];
+    bound += keyed ? spec.json_keys[i].size() : json::max_string_size(name.size()) + 2;
     if (tpl.size() == 1 && tpl[0].op == LogOp::StartTime && tpl[0].text.empty()) {
-      // The default START_TIME is plain ASCII: no escaping to do.
-      out += '"';
-      append_start_time(tpl[0], e.start_unix_us, out);
-      out += '"';
+      m.how = Member::DefaultTime;  // plain ASCII
+      bound += kMaxDefaultTime + 2;
       continue;
     }
     if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
       // One operator alone: its value, typed.
-      Value v = eval(tpl[0], e, value);
-      if (v.kind == Value::Absent)
-        out += "null";
-      else if (v.kind == Value::Number && is_numeric(tpl[0].op))
-        append_number(out, v.n);
-      else if (v.kind == Value::Number)
-        json::append_string(out, fmt::format_int(v.n).c_str());
-      else
-        json::append_string(out, truncated(v.s, tpl[0].max_len));
+      Value v = eval(tpl[0], e, m.scratch);
+      if (v.kind == Value::Absent) {
+        m.how = Member::Null;
+        bound += 4;
+      } else if (v.kind == Value::Number && is_numeric(tpl[0].op)) {
+        m.how = Member::Number;
+        m.n = v.n;
+        bound += 20;
+      } else if (v.kind == Value::Number) {
+        m.scratch = fmt::format_int(v.n).str();
+        m.how = Member::Plain;
+        m.s = m.scratch;
+        bound += m.s.size() + 2;
+      } else {
+        m.s = truncated(v.s, tpl[0].max_len);
+        // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
+        m.how = v.plain && m.s.size() == v.s.size() ? Member::Plain : Member::Escaped;
+        bound += m.how == Member::Plain ? m.s.size() + 2 : json::max_string_size(m.s.size());
+      }
       continue;
     }
-    joined.clear();
+    m.joined.clear();
     for (const LogToken& t : tpl) {
       if (t.op == LogOp::StartTime) {
-        size_t at = joined.size();
-        append_start_time(t, e.start_unix_us, joined);
-        if (at == joined.size()) joined += '-';
+        size_t at = m.joined.size();
+        append_start_time(t, e.start_unix_us, m.joined);
+        if (at == m.joined.size()) m.joined += '-';
         continue;
       }
-      Value v = eval(t, e, value);
+      Value v = eval(t, e, m.scratch);
       if (v.kind == Value::Absent)
-        joined += '-';
+        m.joined += '-';
       else if (v.kind == Value::Number)
-        append_number(joined, v.n);
+        append_number(m.joined, v.n);
       else
-        joined.append(truncated(v.s, t.max_len));
+        m.joined.append(truncated(v.s, t.max_len));
     }
-    json::append_string(out, joined);
+    m.how = Member::Escaped;
+    m.s = m.joined;
+    bound += json::max_string_size(m.s.size());
   }
-  out += "}\n";
+
+  // Room of its own (std::string::resize would zero it all first), then one append.
+  if (line_room_ < bound) {
+    line_room_ = std::max(bound, 2 * line_room_);
+    line_ = std::make_unique_for_overwrite<char[]>(line_room_);
+  }
+  char* p = line_.get();
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  if (!keyed) *p++ = '{';
+  for (size_t i = 0; i < n; ++i) {
+    const Member& m = members_[i];
+    if (keyed) {
+      put(spec.json_keys[i]);
+    } else {
+      if (i > 0) *p++ = ',';
+      p = json::write_string(p, spec.fields[i].first);
+      *p++ = ':';
+    }
+    switch (m.how) {
+      case Member::Null:
+        put("null");
+        break;
+      case Member::Number: {
+        fmt::format_int digits(m.n);
+        put(std::string_view(digits.data(), digits.size()));
+        break;
+      }
+      case Member::DefaultTime:
+        *p++ = '"';
+        p = write_default_time(p, e.start_unix_us);
+        *p++ = '"';
+        break;
+      case Member::Plain:
+        *p++ = '"';
+        put(m.s);
+        *p++ = '"';
+        break;
+      case Member::Escaped:
+        p = json::write_string(p, m.s);
+        break;
+    }
+  }
+  put("}\n");
+  out.append(line_.get(), static_cast<size_t>(p - line_.get()));
 }
 
 void AccessLogFormatter::format(const config::AccessLogSpec& spec, const RequestRecord& r,

@@ -9,6 +9,7 @@
 // lock, no blocking call on the request path. Loop thread only (the worker's).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,16 +34,37 @@ class AccessLogFormatter {
 
  private:
   void format_entry(const config::AccessLogSpec& spec, Entry& e, std::string& out);
+  void format_json(const config::AccessLogSpec& spec, const Entry& e, std::string& out);
   void append_start_time(const config::LogToken& t, uint64_t unix_us, std::string& out);
+  /// The default START_TIME ("2026-11-26T13:57:50.123Z") at `p`; returns its end.
+  char* write_default_time(char* p, uint64_t unix_us);
+  static constexpr size_t kTimePrefix = 32;  // room for "YYYY-MM-DDTHH:MM:SS", any year
+  static constexpr size_t kMaxDefaultTime = kTimePrefix + 5;
+  /// A listener's address as text (DOWNSTREAM_LOCAL_ADDRESS), from a small cache.
+  std::string_view local_text(const loop::Address& address);
 
-  // The listener's address as text, for the last listener seen (DOWNSTREAM_LOCAL_ADDRESS).
-  loop::Address local_address_;
-  std::string local_text_;
+  struct LocalText {
+    loop::Address address;
+    std::string text;
+  };
+  std::array<LocalText, 4> local_texts_;
+  size_t next_local_ = 0;
+  // A JSON member's value, found before the line is written (format_json).
+  struct Member {
+    enum How : uint8_t { Null, Number, DefaultTime, Plain, Escaped };
+    How how = Null;
+    uint64_t n = 0;
+    std::string_view s;           // Plain, Escaped: the text (in the record or below)
+    std::string scratch, joined;  // computed text, kept for their capacity
+  };
+  std::vector<Member> members_;
+  std::unique_ptr<char[]> line_;  // a JSON line is written here first
+  size_t line_room_ = 0;
   int64_t cached_second_ = -1;
-  char cached_prefix_[32] = {};  // "YYYY-MM-DDTHH:MM:SS" of cached_second_
+  char cached_prefix_[kTimePrefix] = {};  // "YYYY-MM-DDTHH:MM:SS" of cached_second_
   size_t cached_length_ = 0;
   std::string scratch_;
-  std::string value_, joined_;  // a line's computed text, kept for their capacity
+  std::string value_;  // a text line's computed text, kept for its capacity
 };
 
 class AccessLogger : public TelemetryObserver {

@@ -115,6 +115,47 @@ TEST_CASE("json: append_string finds a byte to escape wherever it sits in a long
   CHECK(quoted(long_plain + "\"") == "\"" + long_plain + "\\\"\"");
 }
 
+TEST_CASE("json: two bytes to escape anywhere, and write_string within max_string_size") {
+  // After an escaped byte the scan starts again mid-string, and its last block overlaps bytes
+  // already written: the second byte must be found wherever it sits, and nothing else.
+  auto reference = [](std::string_view in) {
+    std::string out = "\"";
+    for (char c : in) {
+      if (c == '"')
+        out += "\\\"";
+      else if (c == '\\')
+        out += "\\\\";
+      else if (c == '\x01')
+        out += "\\u0001";
+      else
+        out += c;
+    }
+    return out + "\"";
+  };
+  const char kSpecial[] = {'"', '\\', '\x01'};
+  for (size_t len = 2; len <= 36; ++len) {
+    for (size_t a = 0; a < len; ++a) {
+      for (size_t b = a + 1; b < len; ++b) {
+        for (char c : kSpecial) {
+          std::string in(len, '#');  // '#' is '"' + 1: a borrow would flag it
+          in[a] = c;
+          in[b] = kSpecial[(a + b) % 3];
+          INFO("len ", len, " at ", a, " and ", b);
+          std::string want = reference(in);
+          REQUIRE(quoted(in) == want);
+          std::string room(max_string_size(in.size()), '\0');
+          char* end = write_string(room.data(), in);
+          REQUIRE(std::string_view(room.data(), static_cast<size_t>(end - room.data())) == want);
+        }
+      }
+    }
+  }
+  // The worst case fills the bound exactly.
+  std::string controls(20, '\x02');
+  std::string room(max_string_size(controls.size()), '\0');
+  CHECK(static_cast<size_t>(write_string(room.data(), controls) - room.data()) == room.size());
+}
+
 TEST_CASE("json: append_string keeps valid UTF-8 and replaces each invalid byte with U+FFFD") {
   const std::string kFffd = "\xEF\xBF\xBD";
   CHECK(quoted("é€😀") == "\"é€😀\"");

@@ -6,6 +6,7 @@
 #include "plane/data/access_log.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -200,6 +201,32 @@ TEST_CASE("access log format: JSON, default fields, types, nulls") {
   CHECK(doc->get("ua")->is_null());
   CHECK(doc->get("when")->as_string() == "1700000000");
   CHECK(doc->get("id")->as_string() == "rid");
+}
+
+TEST_CASE("access log format: JSON members computed apart; listeners taking turns") {
+  Sample s;
+  s.r.flags.add(ResponseFlag::UpstreamConnectFailure);
+  s.r.flags.add(ResponseFlag::NoRouteFound);
+  // Each member's computed text is its own: the second flags member does not overwrite the
+  // first one's before the line is written.
+  config::AccessLogSpec spec = json_spec(
+      R"({"f": "%RESPONSE_FLAGS%", "g": "[%RESPONSE_FLAGS%] %RESPONSE_CODE%", "n": "%BYTES_SENT%",
+          "local": "%DOWNSTREAM_LOCAL_ADDRESS%", "ua": "%REQ(USER-AGENT):2%"})");
+  CHECK(line(spec, s.r) ==
+        R"({"f":"UF,NR","g":"[UF,NR] 200","n":1234,"local":"127.0.0.1:8080","ua":"cu"})"
+        "\n");
+  // More listeners than the formatter keeps addresses of, in turns: each line has its own.
+  ListenerSpec listeners[6];
+  AccessLogFormatter f;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 6; ++i) {
+      listeners[i].address = *loop::Address::parse(fmt::format("127.0.0.{}:{}", i + 1, 9000 + i));
+      s.r.listener = &listeners[i];
+      std::string out;
+      f.format(json_spec(R"({"local": "%DOWNSTREAM_LOCAL_ADDRESS%"})"), s.r, out);
+      CHECK(out == fmt::format("{{\"local\":\"127.0.0.{}:{}\"}}\n", i + 1, 9000 + i));
+    }
+  }
 }
 
 TEST_CASE("access log format: JSON member names are escaped once, in the spec") {
