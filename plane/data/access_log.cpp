@@ -329,112 +329,106 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
   }
 }
 
-// A JSON line is written in two passes: every member's value is found first, which bounds the
-// line's size; then the line is written into room made once, with no capacity check per piece.
+// A JSON line is written in one pass into room of its own (std::string would check its
+// capacity for every piece, and zero whatever it is resized to), then appended at once. Before
+// each piece the room is checked against that piece's bound (a value escaped byte by byte
+// takes at most json::max_string_size); it rarely has to grow.
 void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const Entry& e,
                                      std::string& out) {
   const size_t n = spec.fields.size();
   // The members' openings were escaped once, in the spec (json_keys).
   const bool keyed = spec.json_keys.size() == n && n > 0;
-  if (members_.size() < n) members_.resize(n);
-  size_t bound = 3;  // '{' (when not keyed), "}\n"
-  for (size_t i = 0; i < n; ++i) {
-    const auto& [name, tpl] = spec.fields[i];
-    Member& m = members_[i];
-    bound += keyed ? spec.json_keys[i].size() : json::max_string_size(name.size()) + 2;
-    if (tpl.size() == 1 && tpl[0].op == LogOp::StartTime && tpl[0].text.empty()) {
-      m.how = Member::DefaultTime;  // plain ASCII
-      bound += kMaxDefaultTime + 2;
-      continue;
-    }
-    if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
-      // One operator alone: its value, typed.
-      Value v = eval(tpl[0], e, m.scratch);
-      if (v.kind == Value::Absent) {
-        m.how = Member::Null;
-        bound += 4;
-      } else if (v.kind == Value::Number && is_numeric(tpl[0].op)) {
-        m.how = Member::Number;
-        m.n = v.n;
-        bound += 20;
-      } else if (v.kind == Value::Number) {
-        m.scratch = fmt::format_int(v.n).str();
-        m.how = Member::Plain;
-        m.s = m.scratch;
-        bound += m.s.size() + 2;
-      } else {
-        m.s = truncated(v.s, tpl[0].max_len);
-        // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
-        m.how = v.plain && m.s.size() == v.s.size() ? Member::Plain : Member::Escaped;
-        bound += m.how == Member::Plain ? m.s.size() + 2 : json::max_string_size(m.s.size());
-      }
-      continue;
-    }
-    m.joined.clear();
-    for (const LogToken& t : tpl) {
-      if (t.op == LogOp::StartTime) {
-        size_t at = m.joined.size();
-        append_start_time(t, e.start_unix_us, m.joined);
-        if (at == m.joined.size()) m.joined += '-';
-        continue;
-      }
-      Value v = eval(t, e, m.scratch);
-      if (v.kind == Value::Absent)
-        m.joined += '-';
-      else if (v.kind == Value::Number)
-        append_number(m.joined, v.n);
-      else
-        m.joined.append(truncated(v.s, t.max_len));
-    }
-    m.how = Member::Escaped;
-    m.s = m.joined;
-    bound += json::max_string_size(m.s.size());
-  }
-
-  // Room of its own (std::string::resize would zero it all first), then one append.
-  if (line_room_ < bound) {
-    line_room_ = std::max(bound, 2 * line_room_);
+  if (!line_) {
+    line_room_ = 4096;
     line_ = std::make_unique_for_overwrite<char[]>(line_room_);
   }
   char* p = line_.get();
+  auto need = [&](size_t more) {
+    size_t used = static_cast<size_t>(p - line_.get());
+    if (line_room_ - used >= more) return;
+    line_room_ = std::max(2 * line_room_, used + more);
+    auto bigger = std::make_unique_for_overwrite<char[]>(line_room_);
+    std::memcpy(bigger.get(), line_.get(), used);
+    line_ = std::move(bigger);
+    p = line_.get() + used;
+  };
   auto put = [&p](std::string_view s) {
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   };
-  if (!keyed) *p++ = '{';
+  // Room for the fixed-size pieces: a number, null, the default time, "}\n".
+  constexpr size_t kFixed = kMaxDefaultTime + 24;
+  if (!keyed) {
+    need(1);
+    *p++ = '{';
+  }
   for (size_t i = 0; i < n; ++i) {
-    const Member& m = members_[i];
+    const auto& [name, tpl] = spec.fields[i];
     if (keyed) {
+      need(spec.json_keys[i].size() + kFixed);
       put(spec.json_keys[i]);
     } else {
+      need(json::max_string_size(name.size()) + 2 + kFixed);
       if (i > 0) *p++ = ',';
-      p = json::write_string(p, spec.fields[i].first);
+      p = json::write_string(p, name);
       *p++ = ':';
     }
-    switch (m.how) {
-      case Member::Null:
+    if (tpl.size() == 1 && tpl[0].op == LogOp::StartTime && tpl[0].text.empty()) {
+      *p++ = '"';  // the default START_TIME is plain ASCII
+      p = write_default_time(p, e.start_unix_us);
+      *p++ = '"';
+      continue;
+    }
+    std::string_view s;
+    bool plain = false;
+    if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
+      // One operator alone: its value, typed.
+      Value v = eval(tpl[0], e, value_);
+      if (v.kind == Value::Absent) {
         put("null");
-        break;
-      case Member::Number: {
-        fmt::format_int digits(m.n);
-        put(std::string_view(digits.data(), digits.size()));
-        break;
+        continue;
       }
-      case Member::DefaultTime:
-        *p++ = '"';
-        p = write_default_time(p, e.start_unix_us);
-        *p++ = '"';
-        break;
-      case Member::Plain:
-        *p++ = '"';
-        put(m.s);
-        *p++ = '"';
-        break;
-      case Member::Escaped:
-        p = json::write_string(p, m.s);
-        break;
+      if (v.kind == Value::Number) {
+        fmt::format_int digits(v.n);
+        bool quoted = !is_numeric(tpl[0].op);
+        if (quoted) *p++ = '"';
+        put(std::string_view(digits.data(), digits.size()));
+        if (quoted) *p++ = '"';
+        continue;
+      }
+      s = truncated(v.s, tpl[0].max_len);
+      // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
+      plain = v.plain && s.size() == v.s.size();
+    } else {
+      joined_.clear();
+      for (const LogToken& t : tpl) {
+        if (t.op == LogOp::StartTime) {
+          size_t at = joined_.size();
+          append_start_time(t, e.start_unix_us, joined_);
+          if (at == joined_.size()) joined_ += '-';
+          continue;
+        }
+        Value v = eval(t, e, value_);
+        if (v.kind == Value::Absent)
+          joined_ += '-';
+        else if (v.kind == Value::Number)
+          append_number(joined_, v.n);
+        else
+          joined_.append(truncated(v.s, t.max_len));
+      }
+      s = joined_;
+    }
+    if (plain) {
+      need(s.size() + 2 + 3);
+      *p++ = '"';
+      put(s);
+      *p++ = '"';
+    } else {
+      need(json::max_string_size(s.size()) + 3);
+      p = json::write_string(p, s);
     }
   }
+  need(3);
   put("}\n");
   out.append(line_.get(), static_cast<size_t>(p - line_.get()));
 }

@@ -49,22 +49,13 @@ class AccessLogFormatter {
   };
   std::array<LocalText, 4> local_texts_;
   size_t next_local_ = 0;
-  // A JSON member's value, found before the line is written (format_json).
-  struct Member {
-    enum How : uint8_t { Null, Number, DefaultTime, Plain, Escaped };
-    How how = Null;
-    uint64_t n = 0;
-    std::string_view s;           // Plain, Escaped: the text (in the record or below)
-    std::string scratch, joined;  // computed text, kept for their capacity
-  };
-  std::vector<Member> members_;
   std::unique_ptr<char[]> line_;  // a JSON line is written here first
   size_t line_room_ = 0;
   int64_t cached_second_ = -1;
   char cached_prefix_[kTimePrefix] = {};  // "YYYY-MM-DDTHH:MM:SS" of cached_second_
   size_t cached_length_ = 0;
   std::string scratch_;
-  std::string value_;  // a text line's computed text, kept for its capacity
+  std::string value_, joined_;  // a line's computed text, kept for their capacity
 };
 
 class AccessLogger : public TelemetryObserver {
