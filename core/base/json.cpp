@@ -113,6 +113,18 @@ size_t plain_prefix(std::string_view s, size_t i) {
   // bytes this call already found plain).
   if (i < s.size() && i >= start + 8 && i + 8 > s.size() && plain_word(s.size() - 8))
     return s.size();
+  if (i + 4 <= s.size() && i + 8 > s.size()) {
+    // 4..7 bytes left (a short value: "default", "GET /"): two four-byte words that overlap.
+    constexpr uint32_t kOnes4 = 0x01010101U, kHigh4 = 0x80808080U;
+    const auto zero4 = [](uint32_t x) { return (x - kOnes4) & ~x & kHigh4; };
+    const auto plain4 = [&](size_t at) {
+      uint32_t x;
+      std::memcpy(&x, s.data() + at, 4);
+      return (((x - kOnes4 * 0x20) & ~x & kHigh4) | zero4(x ^ (kOnes4 * '"')) |
+              zero4(x ^ (kOnes4 * '\\')) | (x & kHigh4)) == 0;
+    };
+    if (plain4(i) && plain4(s.size() - 4)) return s.size();
+  }
   for (; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
