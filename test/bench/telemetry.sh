@@ -3,7 +3,7 @@
 # against all off, on meshbox's path client → gateway → mTLS (PERMISSIVE, auto mTLS) → sidecar
 # → app (an nginx "hello"), as mtls.sh's meshbox-plain but with the default mTLS.
 #
-#   test/bench/telemetry.sh              3 interleaved rounds of 5 s wrk runs (~1.5 min + build)
+#   test/bench/telemetry.sh              5 interleaved rounds of 5 s wrk runs (~2.5 min + build)
 #   test/bench/telemetry.sh --quick      1 round of 2 s runs (smoke test; numbers not quotable)
 #   test/bench/telemetry.sh --help       all options
 #
@@ -31,7 +31,7 @@ LOG_TAG=telemetry
 . "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- options
-ROUNDS=3
+ROUNDS=5
 DURATION=5
 WARMUP=2
 CONNS=50
