@@ -270,6 +270,7 @@ std::optional<LogFormatError> make_access_log_spec(std::string path, LogEncoding
       out.fields.emplace_back(std::string(name), std::move(t));
     }
     make_json_keys(out);
+    out.default_json = true;
     return std::nullopt;
   }
   auto doc = json::parse(format);

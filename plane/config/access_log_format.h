@@ -120,6 +120,9 @@ struct AccessLogSpec {
   /// for the first, `,"name":` for the others (make_access_log_spec fills it; a spec built
   /// by hand may leave it empty, and the formatter then escapes the names itself).
   std::vector<std::string> json_keys;
+  /// Json: the fields are the default ones (make_access_log_spec with no format), which the
+  /// formatter writes without interpreting them.
+  bool default_json = false;
   bool operator==(const AccessLogSpec&) const = default;
 };
 

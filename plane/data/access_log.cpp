@@ -104,6 +104,12 @@ std::string_view without_port(std::string_view addr) {
   return colon == std::string_view::npos ? addr : addr.substr(0, colon);
 }
 
+Value reporter_value(ListenerSpec::Reporter reporter) {
+  if (reporter == ListenerSpec::Reporter::Source) return plain_text("source");
+  if (reporter == ListenerSpec::Reporter::Destination) return plain_text("destination");
+  return {};  // a plain proxy
+}
+
 // `scratch` holds computed text; the Value may point into it until the next call.
 Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& scratch) {
   const RequestRecord* r = e.http;
@@ -182,9 +188,7 @@ Value eval(const LogToken& t, const AccessLogFormatter::Entry& e, std::string& s
     case LogOp::DestinationService:
       return e.cluster ? text(e.cluster->service_host) : Value{};
     case LogOp::Reporter:
-      if (reporter == ListenerSpec::Reporter::Source) return plain_text("source");
-      if (reporter == ListenerSpec::Reporter::Destination) return plain_text("destination");
-      return {};
+      return reporter_value(reporter);
   }
   return {};
 }
@@ -304,7 +308,10 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
                                       std::string& out) {
   e.local_address = local_text(e.listener->address);
   if (spec.encoding == config::LogEncoding::Json) {
-    format_json(spec, e, out);
+    if (spec.default_json)
+      format_default_json(e, out);
+    else
+      format_json(spec, e, out);
     return;
   }
   std::string& value = value_;  // computed text
@@ -329,76 +336,111 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
   }
 }
 
-// A JSON line is written in one pass into room of its own (std::string would check its
-// capacity for every piece, and zero whatever it is resized to), then appended at once. Before
-// each piece the room is checked against that piece's bound (a value escaped byte by byte
-// takes at most json::max_string_size); it rarely has to grow.
+namespace {
+
+// A JSON line being written into room of its own (std::string would check its capacity for
+// every piece, and zero whatever it is resized to). need() before each piece makes room for
+// that piece's bound; it rarely has to grow. The cursor lives here, not in the formatter: a
+// store through a char* may alias any member, which would make every piece reload them.
+class JsonLine {
+ public:
+  JsonLine(std::unique_ptr<char[]>& buffer, size_t& room) : buffer_(buffer), room_(room) {
+    if (!buffer_) {
+      room_ = 4096;
+      buffer_ = std::make_unique_for_overwrite<char[]>(room_);
+    }
+    begin_ = p_ = buffer_.get();
+    end_ = begin_ + room_;
+  }
+  void need(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) grow(n);
+  }
+  void put(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void put(char c) { *p_++ = c; }
+  char*& cursor() { return p_; }
+  /// A member's value: null, a number (quoted unless `numeric`), or text: as it is when it is
+  /// plain (and not cut), else escaped.
+  void value(const Value& v, bool numeric, size_t max_len) {
+    if (v.kind == Value::Absent) {
+      need(4);
+      put("null");
+      return;
+    }
+    if (v.kind == Value::Number) {
+      fmt::format_int digits(v.n);
+      need(digits.size() + 2);
+      if (!numeric) put('"');
+      put(std::string_view(digits.data(), digits.size()));
+      if (!numeric) put('"');
+      return;
+    }
+    std::string_view s = truncated(v.s, max_len);
+    // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
+    if (v.plain && s.size() == v.s.size()) {
+      need(s.size() + 2);
+      put('"');
+      put(s);
+      put('"');
+    } else {
+      need(json::max_string_size(s.size()));
+      p_ = json::write_string(p_, s);
+    }
+  }
+  std::string_view text() const { return {begin_, static_cast<size_t>(p_ - begin_)}; }
+
+ private:
+  void grow(size_t n) {
+    size_t used = static_cast<size_t>(p_ - begin_);
+    room_ = std::max(2 * room_, used + n);
+    auto bigger = std::make_unique_for_overwrite<char[]>(room_);
+    std::memcpy(bigger.get(), begin_, used);
+    buffer_ = std::move(bigger);
+    begin_ = buffer_.get();
+    p_ = begin_ + used;
+    end_ = begin_ + room_;
+  }
+
+  std::unique_ptr<char[]>& buffer_;
+  size_t& room_;
+  char* begin_;
+  char* p_;
+  char* end_;
+};
+
+}  // namespace
+
 void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const Entry& e,
                                      std::string& out) {
   const size_t n = spec.fields.size();
   // The members' openings were escaped once, in the spec (json_keys).
   const bool keyed = spec.json_keys.size() == n && n > 0;
-  if (!line_) {
-    line_room_ = 4096;
-    line_ = std::make_unique_for_overwrite<char[]>(line_room_);
-  }
-  char* p = line_.get();
-  auto need = [&](size_t more) {
-    size_t used = static_cast<size_t>(p - line_.get());
-    if (line_room_ - used >= more) return;
-    line_room_ = std::max(2 * line_room_, used + more);
-    auto bigger = std::make_unique_for_overwrite<char[]>(line_room_);
-    std::memcpy(bigger.get(), line_.get(), used);
-    line_ = std::move(bigger);
-    p = line_.get() + used;
-  };
-  auto put = [&p](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
-  // Room for the fixed-size pieces: a number, null, the default time, "}\n".
-  constexpr size_t kFixed = kMaxDefaultTime + 24;
+  JsonLine line(line_, line_room_);
   if (!keyed) {
-    need(1);
-    *p++ = '{';
+    line.need(1);
+    line.put('{');
   }
   for (size_t i = 0; i < n; ++i) {
     const auto& [name, tpl] = spec.fields[i];
     if (keyed) {
-      need(spec.json_keys[i].size() + kFixed);
-      put(spec.json_keys[i]);
+      line.need(spec.json_keys[i].size());
+      line.put(spec.json_keys[i]);
     } else {
-      need(json::max_string_size(name.size()) + 2 + kFixed);
-      if (i > 0) *p++ = ',';
-      p = json::write_string(p, name);
-      *p++ = ':';
+      line.need(json::max_string_size(name.size()) + 2);
+      if (i > 0) line.put(',');
+      line.cursor() = json::write_string(line.cursor(), name);
+      line.put(':');
     }
     if (tpl.size() == 1 && tpl[0].op == LogOp::StartTime && tpl[0].text.empty()) {
-      *p++ = '"';  // the default START_TIME is plain ASCII
-      p = write_default_time(p, e.start_unix_us);
-      *p++ = '"';
-      continue;
-    }
-    std::string_view s;
-    bool plain = false;
-    if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
+      line.need(kMaxDefaultTime + 2);
+      line.put('"');  // the default START_TIME is plain ASCII
+      line.cursor() = write_default_time(line.cursor(), e.start_unix_us);
+      line.put('"');
+    } else if (tpl.size() == 1 && tpl[0].op != LogOp::Literal && tpl[0].op != LogOp::StartTime) {
       // One operator alone: its value, typed.
-      Value v = eval(tpl[0], e, value_);
-      if (v.kind == Value::Absent) {
-        put("null");
-        continue;
-      }
-      if (v.kind == Value::Number) {
-        fmt::format_int digits(v.n);
-        bool quoted = !is_numeric(tpl[0].op);
-        if (quoted) *p++ = '"';
-        put(std::string_view(digits.data(), digits.size()));
-        if (quoted) *p++ = '"';
-        continue;
-      }
-      s = truncated(v.s, tpl[0].max_len);
-      // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
-      plain = v.plain && s.size() == v.s.size();
+      line.value(eval(tpl[0], e, value_), is_numeric(tpl[0].op), tpl[0].max_len);
     } else {
       joined_.clear();
       for (const LogToken& t : tpl) {
@@ -416,21 +458,89 @@ void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const En
         else
           joined_.append(truncated(v.s, t.max_len));
       }
-      s = joined_;
-    }
-    if (plain) {
-      need(s.size() + 2 + 3);
-      *p++ = '"';
-      put(s);
-      *p++ = '"';
-    } else {
-      need(json::max_string_size(s.size()) + 3);
-      p = json::write_string(p, s);
+      line.value(Value{Value::Text, 0, joined_}, false, 0);  // a string, even if empty
     }
   }
-  need(3);
-  put("}\n");
-  out.append(line_.get(), static_cast<size_t>(p - line_.get()));
+  line.need(2);
+  line.put("}\n");
+  out.append(line.text());
+}
+
+// The default JSON line (config::kDefaultJsonFields, marked AccessLogSpec::default_json):
+// the same members format_json writes for it, with the names as literals (copied inline) and
+// each value read straight from the record instead of through a format. Tests hold the two to
+// the same bytes.
+void AccessLogFormatter::format_default_json(const Entry& e, std::string& out) {
+  const RequestRecord* r = e.http;
+  JsonLine line(line_, line_room_);
+  auto name = [&line](std::string_view opening) {
+    line.need(opening.size());
+    line.put(opening);
+  };
+  auto req = [r](std::string_view RequestRecord::*field) { return r ? text(r->*field) : Value{}; };
+  name(R"({"start_time":")");
+  line.need(kMaxDefaultTime + 1);
+  line.cursor() = write_default_time(line.cursor(), e.start_unix_us);
+  line.put('"');
+  name(R"(,"route_name":)");
+  line.value(req(&RequestRecord::route_name), false, 0);
+  name(R"(,"method":)");
+  line.value(req(&RequestRecord::method), false, 0);
+  name(R"(,"path":)");
+  line.value(r ? text(origin_path(r->path)) : Value{}, false, 0);
+  name(R"(,"protocol":)");
+  line.value(r ? plain_text(r->protocol) : Value{}, false, 0);
+  name(R"(,"response_code":)");
+  line.value(r ? number(static_cast<uint64_t>(r->status)) : Value{}, true, 0);
+  name(R"(,"response_flags":)");
+  if (e.flags.empty()) {
+    line.value(plain_text("-"), false, 0);
+  } else {
+    value_ = e.flags.to_string();
+    line.value(plain_text(value_), false, 0);
+  }
+  name(R"(,"bytes_received":)");
+  line.value(number(e.bytes_received), true, 0);
+  name(R"(,"bytes_sent":)");
+  line.value(number(e.bytes_sent), true, 0);
+  name(R"(,"duration":)");
+  line.value(number(e.duration_us / 1000), true, 0);
+  name(R"(,"x_forwarded_for":)");
+  line.value(req(&RequestRecord::forwarded_for), false, 0);
+  name(R"(,"user_agent":)");
+  line.value(req(&RequestRecord::user_agent), false, 0);
+  name(R"(,"request_id":)");
+  line.value(req(&RequestRecord::request_id), false, 0);
+  name(R"(,"authority":)");
+  line.value(req(&RequestRecord::authority), false, 0);
+  name(R"(,"upstream_host":)");
+  line.value(plain_text(e.upstream_host), false, 0);
+  name(R"(,"upstream_cluster":)");
+  line.value(e.cluster ? text(e.cluster->name) : Value{}, false, 0);
+  name(R"(,"downstream_local_address":)");
+  line.value(plain_text(e.local_address), false, 0);
+  name(R"(,"downstream_remote_address":)");
+  line.value(plain_text(e.downstream_remote), false, 0);
+  name(R"(,"reporter":)");
+  line.value(reporter_value(e.listener->reporter), false, 0);
+  name(R"(,"source_workload":)");
+  line.value(text(e.source.workload), false, 0);
+  name(R"(,"source_namespace":)");
+  line.value(text(e.source.ns), false, 0);
+  name(R"(,"source_principal":)");
+  line.value(text(e.source.principal), false, 0);
+  name(R"(,"destination_workload":)");
+  line.value(text(e.destination.workload), false, 0);
+  name(R"(,"destination_namespace":)");
+  line.value(text(e.destination.ns), false, 0);
+  name(R"(,"destination_principal":)");
+  line.value(text(e.destination.principal), false, 0);
+  name(R"(,"destination_service":)");
+  line.value(e.cluster ? text(e.cluster->service_host) : Value{}, false, 0);
+  name(R"(,"upstream_service_time":)");
+  line.value(r && r->response_start_us ? number(r->response_start_us / 1000) : Value{}, true, 0);
+  name("}\n");
+  out.append(line.text());
 }
 
 void AccessLogFormatter::format(const config::AccessLogSpec& spec, const RequestRecord& r,

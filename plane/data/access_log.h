@@ -35,6 +35,7 @@ class AccessLogFormatter {
  private:
   void format_entry(const config::AccessLogSpec& spec, Entry& e, std::string& out);
   void format_json(const config::AccessLogSpec& spec, const Entry& e, std::string& out);
+  void format_default_json(const Entry& e, std::string& out);
   void append_start_time(const config::LogToken& t, uint64_t unix_us, std::string& out);
   /// The default START_TIME ("2026-11-26T13:57:50.123Z") at `p`; returns its end.
   char* write_default_time(char* p, uint64_t unix_us);

@@ -238,6 +238,9 @@ measure() {   # ROUND CONFIG
     run_load "$round" "$config" saturation "$CONNS" "$dir"
     run_load "$round" "$config" low 1 "$dir"
     check_recorded "$round" "$config" "$b0" "$dir" "$e0"
+    # The log's bytes are counted: delete it now, so that the kernel's writeback of this
+    # run's hundreds of MB (dirty pages expire after 30 s) does not land in a later run.
+    rm -f "$dir/access.log"
   else
     PROBLEMS+=("round $round, $config: did not start: $(tail -3 "$dir/stderr.log" | tr '\n' ' ')")
     log "  $config: FAILED to start"

@@ -273,6 +273,66 @@ TEST_CASE("access log format: a TCP connection") {
   CHECK(doc->get("bytes_sent")->as_int() == 20);
 }
 
+TEST_CASE("access log format: the default JSON line is the same bytes as its fields written") {
+  // The default fields are written by a path of their own: it must agree with the generic
+  // one (the same spec, not marked default) for every kind of record.
+  config::AccessLogSpec fast = json_spec();
+  REQUIRE(fast.default_json);
+  config::AccessLogSpec generic = fast;
+  generic.default_json = false;
+  auto same = [&](const auto& record) {
+    AccessLogFormatter a, b;
+    std::string x, y;
+    a.format(fast, record, x);
+    b.format(generic, record, y);
+    CHECK(x == y);
+    REQUIRE(json::parse(x));
+  };
+  Sample s;
+  same(s.r);
+  // Unknown values, flags, another reporter, no response.
+  s.r.route_name = s.r.user_agent = s.r.forwarded_for = s.r.request_id = "";
+  s.r.cluster = nullptr;
+  s.r.response_start_us = 0;
+  s.r.status = 0;
+  s.r.flags.add(ResponseFlag::UpstreamConnectFailure);
+  s.r.flags.add(ResponseFlag::UpstreamRequestTimeout);
+  s.listener.reporter = ListenerSpec::Reporter::Destination;
+  s.r.upstream_host = "";
+  same(s.r);
+  s.listener.reporter = ListenerSpec::Reporter::None;  // a plain proxy
+  s.r.source = {};
+  s.r.destination = {};
+  same(s.r);
+  // Hostile text wherever a client or a peer can put it.
+  Sample h;
+  h.r.user_agent = "a\nb\r\"c\\\x7f\x01";
+  h.r.request_id = "\xff\xfe";
+  h.r.path = "/x?\"y\"=\t";
+  h.r.authority = "we\"b";
+  h.r.forwarded_for = "1.2.3.4\x1b[0m";
+  h.r.method = "GE\"T";
+  h.r.source = {"ed\"ge", "de\\fault", "", "", "spiffe://x/\x00"};
+  h.r.route_name = "r\"1";
+  h.cluster.name = "c\\1";
+  h.cluster.service_host = "s\n1";
+  same(h.r);
+  // A TCP connection.
+  ConnectionRecord c;
+  c.listener = &s.listener;
+  c.start_unix_us = s.r.start_unix_us;
+  c.duration_us = 2'000'000;
+  c.received_bytes = 10;
+  c.sent_bytes = 20;
+  c.cluster = &s.cluster;
+  c.upstream_host = "127.0.0.1:5432";
+  c.downstream_remote = "[::1]:6000";
+  c.flags.add(ResponseFlag::UpstreamConnectionTermination);
+  same(c);
+  // A custom format is never taken for the default one.
+  CHECK_FALSE(json_spec(R"({"code": "%RESPONSE_CODE%"})").default_json);
+}
+
 TEST_CASE("access log format: bad format strings are errors with their offset") {
   struct Bad {
     std::string_view format;
