@@ -1,6 +1,5 @@
 #include "core/base/json.h"
 
-#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -8,10 +7,6 @@
 #include <system_error>
 
 #include "core/base/assert.h"
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace meshbox::json {
 
@@ -69,69 +64,6 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-#if defined(__SSE2__)
-// Bit k set: byte k of the 16 at `p` needs escaping (< 0x20, '"', '\\' or >= 0x80: as signed
-// bytes, the last are negative, so one signed compare finds both ends).
-unsigned special16(const char* p) {
-  __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  __m128i m = _mm_or_si128(
-      _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
-      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
-  return static_cast<unsigned>(_mm_movemask_epi8(m));
-}
-#endif
-
-// Where the run of bytes a JSON string holds as they are (printable ASCII but '"' and '\\')
-// that starts at `i` ends. Sixteen bytes at a time with SSE2; then, or without it, eight at a
-// time: each test below sets a byte's high bit when that byte is < 0x20, '"', '\\' or >= 0x80
-// (exactly for the first such byte of a word, which is all the scan needs).
-size_t plain_prefix(std::string_view s, size_t i) {
-#if defined(__SSE2__)
-  for (; i + 16 <= s.size(); i += 16) {
-    if (unsigned m = special16(s.data() + i)) return i + static_cast<size_t>(std::countr_zero(m));
-  }
-  if (i < s.size() && s.size() >= 16) {
-    // The last 1..15 bytes: one more block, ending at the end, its bytes before `i` ignored.
-    size_t at = s.size() - 16;
-    unsigned m = special16(s.data() + at) >> (i - at);
-    return m ? i + static_cast<size_t>(std::countr_zero(m)) : s.size();
-  }
-#endif
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  const auto zero_byte = [](uint64_t x) { return (x - kOnes) & ~x & kHigh; };
-  const auto plain_word = [&](size_t at) {
-    uint64_t x;
-    std::memcpy(&x, s.data() + at, 8);
-    return (((x - kOnes * 0x20) & ~x & kHigh) | zero_byte(x ^ (kOnes * '"')) |
-            zero_byte(x ^ (kOnes * '\\')) | (x & kHigh)) == 0;
-  };
-  const size_t start = i;
-  for (; i + 8 <= s.size(); i += 8) {
-    if (!plain_word(i)) break;
-  }
-  // The last 1..7 bytes after plain words: one more word, ending at the end (it overlaps
-  // bytes this call already found plain).
-  if (i < s.size() && i >= start + 8 && i + 8 > s.size() && plain_word(s.size() - 8))
-    return s.size();
-  if (i + 4 <= s.size() && i + 8 > s.size()) {
-    // 4..7 bytes left (a short value: "default", "GET /"): two four-byte words that overlap.
-    constexpr uint32_t kOnes4 = 0x01010101U, kHigh4 = 0x80808080U;
-    const auto zero4 = [](uint32_t x) { return (x - kOnes4) & ~x & kHigh4; };
-    const auto plain4 = [&](size_t at) {
-      uint32_t x;
-      std::memcpy(&x, s.data() + at, 4);
-      return (((x - kOnes4 * 0x20) & ~x & kHigh4) | zero4(x ^ (kOnes4 * '"')) |
-              zero4(x ^ (kOnes4 * '\\')) | (x & kHigh4)) == 0;
-    };
-    if (plain4(i) && plain4(s.size() - 4)) return s.size();
-  }
-  for (; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-  }
-  return i;
-}
-
 }  // namespace
 
 char* write_string(char* out, std::string_view s) {
@@ -140,7 +72,7 @@ char* write_string(char* out, std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     // Copy the longest run that needs no escaping at once: most strings are plain ASCII.
-    size_t run = plain_prefix(s, i);
+    size_t run = plain_run(s, i);
     std::memcpy(out, s.data() + i, run - i);
     out += run - i;
     i = run;
@@ -203,7 +135,7 @@ char* write_string(char* out, std::string_view s) {
 }
 
 void append_string(std::string& out, std::string_view s) {
-  if (plain_prefix(s, 0) == s.size()) {
+  if (plain_run(s, 0) == s.size()) {
     // The common case (access logs, APIs): nothing to escape, so the bytes go out in one
     // append.
     out += '"';

@@ -379,7 +379,7 @@ class JsonLine {
     }
     std::string_view s = truncated(v.s, max_len);
     // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
-    if (v.plain && s.size() == v.s.size()) {
+    if ((v.plain && s.size() == v.s.size()) || json::plain_run(s, 0) == s.size()) {
       need(s.size() + 2);
       put('"');
       put(s);
