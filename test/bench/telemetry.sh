@@ -368,6 +368,18 @@ if "saturation" in ratios:
         lr, lcr = ratios["low"]
         s += f" Low load: requests/s on/off = {lr:.3f}" + (f", CPU on/off = {lcr:.2f}." if lcr else ".")
     w(s)
+    # The two runs of a round are back to back: their ratio cancels drift between rounds.
+    paired = []
+    for rnd in sorted({r["round"] for r in runs}, key=int):
+        by = {c: [float(r["rps"]) for r in runs if r["round"] == rnd and r["config"] == c
+                  and r["load"] == "saturation" and r["status"] == "ok" and (rnd, c) not in failed]
+              for c in ("off", "on")}
+        if by["off"] and by["on"]:
+            paired.append(by["on"][0] / by["off"][0])
+    if paired:
+        w("")
+        w("Per round (its two runs back to back), saturation requests/s on/off: "
+          + " · ".join(f"{p:.3f}" for p in paired) + f" (median {med(paired):.3f}).")
 else:
     w("**Target** not measured: no successful run of one of the configs (see Problems).")
 w("")
