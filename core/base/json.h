@@ -38,11 +38,26 @@ inline unsigned special16(const char* p) {
 }  // namespace detail
 #endif
 
+namespace detail {
+// True when none of the sizeof(W) bytes at `p` needs escaping. Each test sets a byte's high
+// bit when that byte is < 0x20, '"', '\\' or >= 0x80 (exactly for the first such byte of a
+// word, and at least once whenever there is one).
+template <typename W>
+inline bool plain_word(const char* p) {
+  constexpr W kOnes = static_cast<W>(~W{0}) / 0xff, kHigh = kOnes * 0x80;
+  const auto zero_byte = [](W x) { return static_cast<W>((x - kOnes) & ~x & kHigh); };
+  W x;
+  std::memcpy(&x, p, sizeof x);
+  return (static_cast<W>((x - kOnes * 0x20) & ~x & kHigh) |
+          zero_byte(static_cast<W>(x ^ (kOnes * '"'))) |
+          zero_byte(static_cast<W>(x ^ (kOnes * '\\'))) | (x & kHigh)) == 0;
+}
+}  // namespace detail
+
 /// Where the run of bytes that a JSON string holds as they are (printable ASCII but '"' and
 /// '\\') starting at `i` ends: s.size() when none of them needs escaping. Inline, for writers
 /// that take a plain string in one copy. Sixteen bytes at a time with SSE2; then, or without
-/// it, eight at a time: each test below sets a byte's high bit when that byte is < 0x20, '"',
-/// '\\' or >= 0x80 (exactly for the first such byte of a word, which is all the scan needs).
+/// it, eight (then four) at a time.
 inline size_t plain_run(std::string_view s, size_t i) {
 #if defined(__SSE2__)
   for (; i + 16 <= s.size(); i += 16) {
@@ -56,33 +71,20 @@ inline size_t plain_run(std::string_view s, size_t i) {
     return m ? i + static_cast<size_t>(std::countr_zero(m)) : s.size();
   }
 #endif
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  const auto zero_byte = [](uint64_t x) { return (x - kOnes) & ~x & kHigh; };
-  const auto plain_word = [&](size_t at) {
-    uint64_t x;
-    std::memcpy(&x, s.data() + at, 8);
-    return (((x - kOnes * 0x20) & ~x & kHigh) | zero_byte(x ^ (kOnes * '"')) |
-            zero_byte(x ^ (kOnes * '\\')) | (x & kHigh)) == 0;
-  };
   const size_t start = i;
   for (; i + 8 <= s.size(); i += 8) {
-    if (!plain_word(i)) break;
+    if (!detail::plain_word<uint64_t>(s.data() + i)) break;
   }
   // The last 1..7 bytes after plain words: one more word, ending at the end (it overlaps
   // bytes this call already found plain).
-  if (i < s.size() && i >= start + 8 && i + 8 > s.size() && plain_word(s.size() - 8))
+  if (i < s.size() && i >= start + 8 && i + 8 > s.size() &&
+      detail::plain_word<uint64_t>(s.data() + s.size() - 8))
     return s.size();
   if (i + 4 <= s.size() && i + 8 > s.size()) {
     // 4..7 bytes left (a short value: "default", "GET /"): two four-byte words that overlap.
-    constexpr uint32_t kOnes4 = 0x01010101U, kHigh4 = 0x80808080U;
-    const auto zero4 = [](uint32_t x) { return (x - kOnes4) & ~x & kHigh4; };
-    const auto plain4 = [&](size_t at) {
-      uint32_t x;
-      std::memcpy(&x, s.data() + at, 4);
-      return (((x - kOnes4 * 0x20) & ~x & kHigh4) | zero4(x ^ (kOnes4 * '"')) |
-              zero4(x ^ (kOnes4 * '\\')) | (x & kHigh4)) == 0;
-    };
-    if (plain4(i) && plain4(s.size() - 4)) return s.size();
+    if (detail::plain_word<uint32_t>(s.data() + i) &&
+        detail::plain_word<uint32_t>(s.data() + s.size() - 4))
+      return s.size();
   }
   for (; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);

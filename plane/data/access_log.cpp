@@ -314,8 +314,12 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
       format_json(spec, e, out);
     return;
   }
-  std::string& value = value_;  // computed text
-  for (const LogToken& t : spec.line) {
+  append_template(spec.line, e, true, out);
+}
+
+void AccessLogFormatter::append_template(const config::LogTemplate& tpl, const Entry& e,
+                                         bool text_line, std::string& out) {
+  for (const LogToken& t : tpl) {
     if (t.op == LogOp::Literal) {
       out += t.text;
       continue;
@@ -326,13 +330,15 @@ void AccessLogFormatter::format_entry(const config::AccessLogSpec& spec, Entry& 
       if (at == out.size()) out += '-';
       continue;
     }
-    Value v = eval(t, e, value);
+    Value v = eval(t, e, value_);
     if (v.kind == Value::Absent)
       out += '-';
     else if (v.kind == Value::Number)
       append_number(out, v.n);
-    else
+    else if (text_line)
       append_text(out, truncated(v.s, t.max_len));
+    else
+      out.append(truncated(v.s, t.max_len));  // escaped with the whole member
   }
 }
 
@@ -443,21 +449,7 @@ void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const En
       line.value(eval(tpl[0], e, value_), is_numeric(tpl[0].op), tpl[0].max_len);
     } else {
       joined_.clear();
-      for (const LogToken& t : tpl) {
-        if (t.op == LogOp::StartTime) {
-          size_t at = joined_.size();
-          append_start_time(t, e.start_unix_us, joined_);
-          if (at == joined_.size()) joined_ += '-';
-          continue;
-        }
-        Value v = eval(t, e, value_);
-        if (v.kind == Value::Absent)
-          joined_ += '-';
-        else if (v.kind == Value::Number)
-          append_number(joined_, v.n);
-        else
-          joined_.append(truncated(v.s, t.max_len));
-      }
+      append_template(tpl, e, false, joined_);
       line.value(Value{Value::Text, 0, joined_}, false, 0);  // a string, even if empty
     }
   }
@@ -523,18 +515,19 @@ void AccessLogFormatter::format_default_json(const Entry& e, std::string& out) {
   line.value(plain_text(e.downstream_remote), false, 0);
   name(R"(,"reporter":)");
   line.value(reporter_value(e.listener->reporter), false, 0);
-  name(R"(,"source_workload":)");
-  line.value(text(e.source.workload), false, 0);
-  name(R"(,"source_namespace":)");
-  line.value(text(e.source.ns), false, 0);
-  name(R"(,"source_principal":)");
-  line.value(text(e.source.principal), false, 0);
-  name(R"(,"destination_workload":)");
-  line.value(text(e.destination.workload), false, 0);
-  name(R"(,"destination_namespace":)");
-  line.value(text(e.destination.ns), false, 0);
-  name(R"(,"destination_principal":)");
-  line.value(text(e.destination.principal), false, 0);
+  auto identity = [&](const PeerView& peer, std::string_view workload, std::string_view ns,
+                      std::string_view principal) {
+    name(workload);
+    line.value(text(peer.workload), false, 0);
+    name(ns);
+    line.value(text(peer.ns), false, 0);
+    name(principal);
+    line.value(text(peer.principal), false, 0);
+  };
+  identity(e.source, R"(,"source_workload":)", R"(,"source_namespace":)",
+           R"(,"source_principal":)");
+  identity(e.destination, R"(,"destination_workload":)", R"(,"destination_namespace":)",
+           R"(,"destination_principal":)");
   name(R"(,"destination_service":)");
   line.value(e.cluster ? text(e.cluster->service_host) : Value{}, false, 0);
   name(R"(,"upstream_service_time":)");

@@ -36,6 +36,10 @@ class AccessLogFormatter {
   void format_entry(const config::AccessLogSpec& spec, Entry& e, std::string& out);
   void format_json(const config::AccessLogSpec& spec, const Entry& e, std::string& out);
   void format_default_json(const Entry& e, std::string& out);
+  /// A template's text: each operator's value ('-' when unknown), literals as they are. A text
+  /// line (`text_line`) has control characters in values written as \xHH.
+  void append_template(const config::LogTemplate& tpl, const Entry& e, bool text_line,
+                       std::string& out);
   void append_start_time(const config::LogToken& t, uint64_t unix_us, std::string& out);
   /// The default START_TIME ("2026-11-26T13:57:50.123Z") at `p`; returns its end.
   char* write_default_time(char* p, uint64_t unix_us);

@@ -74,6 +74,21 @@ struct Sample {
   }
 };
 
+// A TCP proxy connection through the sample's listener and cluster.
+ConnectionRecord tcp_record(const Sample& s) {
+  ConnectionRecord c;
+  c.listener = &s.listener;
+  c.start_unix_us = s.r.start_unix_us;
+  c.duration_us = 2'000'000;
+  c.received_bytes = 10;
+  c.sent_bytes = 20;
+  c.cluster = &s.cluster;
+  c.upstream_host = "127.0.0.1:5432";
+  c.downstream_remote = "[::1]:6000";
+  c.flags.add(ResponseFlag::UpstreamConnectionTermination);
+  return c;
+}
+
 std::string line(const config::AccessLogSpec& spec, const RequestRecord& r) {
   AccessLogFormatter f;
   std::string out;
@@ -248,16 +263,7 @@ TEST_CASE("access log format: JSON member names are escaped once, in the spec") 
 
 TEST_CASE("access log format: a TCP connection") {
   Sample s;
-  ConnectionRecord c;
-  c.listener = &s.listener;
-  c.start_unix_us = s.r.start_unix_us;
-  c.duration_us = 2'000'000;
-  c.received_bytes = 10;
-  c.sent_bytes = 20;
-  c.cluster = &s.cluster;
-  c.upstream_host = "127.0.0.1:5432";
-  c.downstream_remote = "[::1]:6000";
-  c.flags.add(ResponseFlag::UpstreamConnectionTermination);
+  ConnectionRecord c = tcp_record(s);
   AccessLogFormatter f;
   std::string out;
   f.format(text_spec("%PROTOCOL% %RESPONSE_CODE% %REQ(:METHOD)% %BYTES_RECEIVED% %BYTES_SENT% "
@@ -318,16 +324,7 @@ TEST_CASE("access log format: the default JSON line is the same bytes as its fie
   h.cluster.service_host = "s\n1";
   same(h.r);
   // A TCP connection.
-  ConnectionRecord c;
-  c.listener = &s.listener;
-  c.start_unix_us = s.r.start_unix_us;
-  c.duration_us = 2'000'000;
-  c.received_bytes = 10;
-  c.sent_bytes = 20;
-  c.cluster = &s.cluster;
-  c.upstream_host = "127.0.0.1:5432";
-  c.downstream_remote = "[::1]:6000";
-  c.flags.add(ResponseFlag::UpstreamConnectionTermination);
+  ConnectionRecord c = tcp_record(s);
   same(c);
   // A custom format is never taken for the default one.
   CHECK_FALSE(json_spec(R"({"code": "%RESPONSE_CODE%"})").default_json);
