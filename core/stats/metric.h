@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace meshbox::stats {
 
@@ -114,6 +116,24 @@ class LabelKey {
  private:
   std::span<const std::string_view> values_;
   uint64_t hash_ = LabelHash(0).value();
+};
+
+/// One label set's values, copied back to back (one allocation): a shard's series keep their
+/// labels so, and a recorder may keep the last sets it used, since telling whether a request
+/// has the same values again is cheaper than hashing them.
+class LabelCopy {
+ public:
+  void assign(std::span<const std::string_view> values);
+  bool equals(std::span<const std::string_view> values) const;
+  size_t size() const { return ends_.size(); }
+  std::string_view value(size_t k) const {
+    uint32_t begin = k == 0 ? 0 : ends_[k - 1];
+    return std::string_view(flat_).substr(begin, ends_[k] - begin);
+  }
+
+ private:
+  std::string flat_;
+  std::vector<uint32_t> ends_;  // value k is flat_[ends_[k-1], ends_[k])
 };
 
 /// A monotonic counter. Owner thread only.

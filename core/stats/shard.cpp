@@ -37,7 +37,36 @@ bool same(const char* a, const char* b, size_t n) {
 size_t cells_for(const Shard::Layout& l) {
   return l.type == Type::Histogram ? Histogram::cells_for(l.bounds.size()) : 1;
 }
+
 }  // namespace
+
+void LabelCopy::assign(std::span<const std::string_view> values) {
+  size_t total = 0;
+  for (std::string_view v : values)
+    total += v.size();
+  flat_.clear();
+  ends_.clear();
+  flat_.reserve(total);
+  ends_.reserve(values.size());
+  for (std::string_view v : values) {
+    flat_ += v;
+    ends_.push_back(static_cast<uint32_t>(flat_.size()));
+  }
+}
+
+bool LabelCopy::equals(std::span<const std::string_view> values) const {
+  if (values.size() != ends_.size()) return false;
+  const char* flat = flat_.data();
+  uint32_t begin = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint32_t end = ends_[i];
+    if (end - begin != values[i].size() || !same(flat + begin, values[i].data(), end - begin)) {
+      return false;
+    }
+    begin = end;
+  }
+  return true;
+}
 
 Shard::Shard(const Layout& layout)
     : layout_(layout),
@@ -49,18 +78,7 @@ Shard::Shard(const Layout& layout)
 Shard::~Shard() = default;
 
 bool Shard::matches(const Series& s, const LabelKey& key) const {
-  if (s.hash != key.hash()) return false;
-  std::span<const std::string_view> values = key.values();
-  const char* flat = s.flat.data();
-  uint32_t begin = 0;
-  for (size_t i = 0; i < values.size(); ++i) {
-    const uint32_t end = s.ends[i];
-    if (end - begin != values[i].size() || !same(flat + begin, values[i].data(), end - begin)) {
-      return false;
-    }
-    begin = end;
-  }
-  return true;
+  return s.hash == key.hash() && s.labels.equals(key.values());
 }
 
 Cell* Shard::find_or_create(const LabelKey& key) {
@@ -95,13 +113,10 @@ Cell* Shard::overflow() {
 }
 
 void Shard::labels(size_t i, std::vector<std::string_view>& out) const {
-  const Series& s = series(i);
+  const LabelCopy& l = series(i).labels;
   out.clear();
-  uint32_t begin = 0;
-  for (uint32_t end : s.ends) {
-    out.emplace_back(s.flat.data() + begin, end - begin);
-    begin = end;
-  }
+  for (size_t k = 0; k < l.size(); ++k)
+    out.push_back(l.value(k));
 }
 
 size_t Shard::append(std::span<const std::string_view> values, uint64_t hash) {
@@ -110,15 +125,7 @@ size_t Shard::append(std::span<const std::string_view> values, uint64_t hash) {
   std::unique_ptr<Chunk>& chunk = chunks_[i / kChunk];
   if (!chunk) chunk = std::make_unique<Chunk>(kChunk * cells_per_series_);
   Series& s = chunk->series[i % kChunk];
-  size_t total = 0;
-  for (std::string_view v : values)
-    total += v.size();
-  s.flat.reserve(total);
-  s.ends.reserve(values.size());
-  for (std::string_view v : values) {
-    s.flat += v;
-    s.ends.push_back(static_cast<uint32_t>(s.flat.size()));
-  }
+  s.labels.assign(values);
   s.hash = hash;
   size_ = i + 1;
   published_.store(size_, std::memory_order_release);

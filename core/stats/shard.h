@@ -61,10 +61,7 @@ class Shard : NonCopyable {
  private:
   static constexpr size_t kChunk = 32;
   struct Series {
-    // The values back to back (one allocation, compared in one sweep); value k is
-    // flat[ends[k-1], ends[k]).
-    std::string flat;
-    std::vector<uint32_t> ends;
+    LabelCopy labels;
     uint64_t hash = 0;
   };
   struct Chunk {

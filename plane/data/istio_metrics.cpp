@@ -146,16 +146,32 @@ void MetricsObserver::on_request(const RequestRecord& r) {
   Labels l;
   fill(l, *r.listener, r.source, r.destination, r.cluster, r.authority, "http", code_text, true,
        flags_text(r.flags), r.mtls);
-  stats::LabelKey key(std::span<const std::string_view>(l.v.data(), l.n));
-  stats::Counter requests = m_.requests.shard(shard_).counter(key);
-  requests.inc();
-  auto [it, inserted] = http_series_.try_emplace(requests.cell());
-  HttpSeries& s = it->second;
-  if (inserted) {
-    s.duration = m_.duration.shard(shard_).histogram(key);
-    s.request_bytes = m_.request_bytes.shard(shard_).histogram(key);
-    s.response_bytes = m_.response_bytes.shard(shard_).histogram(key);
+  std::span<const std::string_view> values(l.v.data(), l.n);
+  Recent* hit = nullptr;
+  for (Recent& c : recent_) {
+    if (c.listener == r.listener && c.labels.equals(values)) {
+      hit = &c;
+      break;
+    }
   }
+  if (!hit) {
+    stats::LabelKey key(values);
+    stats::Counter requests = m_.requests.shard(shard_).counter(key);
+    auto [it, inserted] = http_series_.try_emplace(requests.cell());
+    HttpSeries& series = it->second;
+    if (inserted) {
+      series.duration = m_.duration.shard(shard_).histogram(key);
+      series.request_bytes = m_.request_bytes.shard(shard_).histogram(key);
+      series.response_bytes = m_.response_bytes.shard(shard_).histogram(key);
+    }
+    hit = &recent_[next_recent_++ % recent_.size()];
+    hit->listener = r.listener;
+    hit->labels.assign(values);
+    hit->requests = requests;
+    hit->series = &series;  // std::unordered_map: its elements never move
+  }
+  hit->requests.inc();
+  HttpSeries& s = *hit->series;
   s.duration.record(static_cast<double>(r.duration_us) / 1000.0);
   s.request_bytes.record(static_cast<double>(r.request_body_bytes));
   s.response_bytes.record(static_cast<double>(r.response_body_bytes));

@@ -16,6 +16,7 @@
 // lock, no atomic read-modify-write (core/stats/shard.h).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -60,6 +61,19 @@ class MetricsObserver : public TelemetryObserver {
   struct HttpSeries {
     stats::Histogram duration, request_bytes, response_bytes;
   };
+
+  // The last label sets recorded, with their series: a request with the same labels as one of
+  // them (most do: a connection's requests differ in little but their code) skips hashing the
+  // 25 values and the lookups. The listener only picks which to compare with; the values
+  // decide.
+  struct Recent {
+    const ListenerSpec* listener = nullptr;
+    stats::LabelCopy labels;
+    stats::Counter requests;
+    HttpSeries* series = nullptr;
+  };
+  std::array<Recent, 4> recent_;
+  size_t next_recent_ = 0;
 
   IstioMetrics& m_;
   size_t shard_;

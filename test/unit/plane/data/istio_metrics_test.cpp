@@ -89,4 +89,57 @@ TEST_CASE("istio metrics: a request's four series share its labels; other labels
   CHECK(sample(text, "istio_request_bytes_count", R"(destination_version="v2")") == 1);
 }
 
+TEST_CASE("istio metrics: the recent label sets are told apart by their values, not pointers") {
+  stats::Registry registry(1);
+  IstioMetrics metrics(registry);
+  MetricsObserver worker(metrics, 0);
+  ListenerSpec gateway, sidecar;
+  gateway.reporter = ListenerSpec::Reporter::Source;
+  sidecar.reporter = ListenerSpec::Reporter::Destination;
+  gateway.metrics = sidecar.metrics = true;
+  RequestRecord r;
+  r.authority = "web:8000";
+  // The caller's name lives in one buffer that changes in place between requests, as a
+  // decoded peer header does: the same pointer and size must not find the other's series.
+  std::string caller = "aaaa";
+  r.source = {caller, "default", "", "", ""};
+  r.destination = {"web", "default", "web", "v1", ""};
+  // More label sets than the observer keeps (two listeners × five codes × two callers), in
+  // turns, several times over.
+  for (int round = 0; round < 3; ++round) {
+    for (int code : {200, 201, 202, 203, 204}) {
+      for (ListenerSpec* l : {&gateway, &sidecar}) {
+        for (char c : {'a', 'b'}) {
+          caller.assign(4, c);
+          r.listener = l;
+          r.status = code;
+          worker.on_request(r);
+        }
+      }
+    }
+  }
+  std::string text;
+  registry.write_prometheus(text);
+  INFO(text);
+  for (const char* reporter : {"source", "destination"}) {
+    for (const char* who : {"aaaa", "bbbb"}) {
+      for (int code : {200, 201, 202, 203, 204}) {
+        std::istringstream in(text);
+        std::string line;
+        int found = 0;
+        while (std::getline(in, line)) {
+          if (!line.starts_with("istio_requests_total{") ||
+              line.find(std::string("reporter=\"") + reporter + "\"") == std::string::npos ||
+              line.find(std::string("source_workload=\"") + who + "\"") == std::string::npos ||
+              line.find("response_code=\"" + std::to_string(code) + "\"") == std::string::npos)
+            continue;
+          CHECK(line.substr(line.rfind(' ') + 1) == "3");
+          ++found;
+        }
+        CHECK_MESSAGE(found == 1, reporter, " ", who, " ", code);
+      }
+    }
+  }
+}
+
 }  // namespace meshbox::data
