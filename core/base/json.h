@@ -28,12 +28,17 @@ namespace meshbox::json {
 namespace detail {
 // Bit k set: byte k of the 16 at `p` needs escaping (< 0x20, '"', '\\' or >= 0x80: as signed
 // bytes, the last are negative, so one signed compare finds both ends).
-inline unsigned special16(const char* p) {
-  __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+inline unsigned special16(__m128i x) {
   __m128i m = _mm_or_si128(
       _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
       _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
   return static_cast<unsigned>(_mm_movemask_epi8(m));
+}
+inline __m128i load16(const char* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+inline unsigned special16(const char* p) {
+  return special16(load16(p));
 }
 }  // namespace detail
 #endif
@@ -91,6 +96,51 @@ inline size_t plain_run(std::string_view s, size_t i) {
     if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
   }
   return i;
+}
+
+/// plain_run(s, 0) and a copy of those bytes to `out` in one pass, for writers that would
+/// otherwise scan a value and then copy it: returns r = plain_run(s, 0); out[0, r) holds
+/// s[0, r). It may also write bytes of `out` after r, never beyond out + s.size() (a caller that
+/// escapes the value when r < s.size() writes over them).
+inline size_t copy_plain(char* out, std::string_view s) {
+  const char* in = s.data();
+  const size_t n = s.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      __m128i x = detail::load16(in + i);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), x);
+      if (unsigned m = detail::special16(x)) return i + static_cast<size_t>(std::countr_zero(m));
+    }
+    if (i == n) return n;
+    // The last 1..15 bytes: one more block, ending at the end (its first bytes again).
+    size_t at = n - 16;
+    __m128i x = detail::load16(in + at);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + at), x);
+    unsigned m = detail::special16(x) >> (i - at);
+    return m ? i + static_cast<size_t>(std::countr_zero(m)) : n;
+  }
+#endif
+  size_t run = plain_run(s, 0);
+  // Short runs (most values): two words that overlap instead of a call to memcpy.
+  if (run >= 8 && run <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, in, 8);
+    std::memcpy(&b, in + run - 8, 8);
+    std::memcpy(out, &a, 8);
+    std::memcpy(out + run - 8, &b, 8);
+  } else if (run >= 4 && run < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, in, 4);
+    std::memcpy(&b, in + run - 4, 4);
+    std::memcpy(out, &a, 4);
+    std::memcpy(out + run - 4, &b, 4);
+  } else {
+    for (size_t i = 0; i < run; ++i)
+      out[i] = in[i];
+  }
+  return run;
 }
 
 /// Appends `s` as a JSON string literal, quotes included. `"`, `\` and control characters are

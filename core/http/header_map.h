@@ -37,6 +37,7 @@ struct HeaderEntry {
 /// source of malloc/free).
 class HeaderMap {
  public:
+  using iterator = HeaderEntry*;
   using const_iterator = const HeaderEntry*;
 
   HeaderMap() = default;
@@ -95,6 +96,9 @@ class HeaderMap {
   void clear() { size_ = 0; }
   const_iterator begin() const { return entries_.data(); }
   const_iterator end() const { return entries_.data() + size_; }
+  /// The live entries, to change in place (an empty name is not allowed).
+  iterator begin() { return entries_.data(); }
+  iterator end() { return entries_.data() + size_; }
 
  private:
   std::vector<HeaderEntry> entries_;  // [0, size_) are live

@@ -202,52 +202,92 @@ bool parse_b3_single(std::string_view v, B3Context& out) {
   return true;
 }
 
-IncomingContext extract(const http::HeaderMap& headers) {
-  // One pass over the headers: the first value of each name (count for traceparent, which
-  // is invalid when repeated), every tracestate.
-  const std::string* b3 = nullptr;
-  const std::string* traceparent = nullptr;
-  const std::string* b3_trace = nullptr;
-  const std::string* b3_span = nullptr;
-  const std::string* b3_parent = nullptr;
-  const std::string* b3_sampled = nullptr;
-  const std::string* b3_flags = nullptr;
-  int traceparents = 0;
-  int tracestates = 0;
+namespace {
+
+// Where a request's trace headers are: the first entry of each name, by index, from one pass
+// over the headers. propagate() reads the context from them and then rewrites the same
+// entries, without looking for them again.
+struct TraceHeaders {
+  static constexpr size_t kNone = SIZE_MAX;
+  size_t b3 = kNone;
+  size_t traceparent = kNone;
+  size_t tracestate = kNone;
+  size_t b3_trace = kNone;
+  size_t b3_span = kNone;
+  size_t b3_parent = kNone;
+  size_t b3_sampled = kNone;
+  size_t b3_flags = kNone;
+  int traceparents = 0;  // a repeated traceparent is invalid
+  int tracestates = 0;   // several tracestate headers are one list
+  size_t count = 0;      // trace headers, repeats included
+};
+
+TraceHeaders find_trace_headers(const http::HeaderMap& headers) {
+  TraceHeaders at;
+  size_t i = 0;
   for (const http::HeaderEntry& h : headers) {
+    size_t index = i++;
     std::string_view name = h.name;
     if (name.empty()) continue;
+    // Most names are ruled out by their first bytes: x-forwarded-*, x-request-id…
     char c = http::ascii_lower(name[0]);
-    if (c != 'b' && c != 't' && c != 'x') continue;
-    auto first = [&h](const std::string*& slot) {
-      if (!slot) slot = &h.value;
+    if (c == 'x' ? name.size() < 10 || name[3] != '3' || http::ascii_lower(name[2]) != 'b'
+                 : c != 'b' && c != 't')
+      continue;
+    auto first = [&at, index](size_t& slot) {
+      if (slot == TraceHeaders::kNone) slot = index;
+      ++at.count;
     };
     switch (name.size()) {
       case 2:
-        if (http::iequals(name, "b3")) first(b3);
+        if (http::iequals(name, "b3")) first(at.b3);
         break;
       case 10:
-        if (http::iequals(name, "tracestate")) ++tracestates;
-        if (http::iequals(name, "x-b3-flags")) first(b3_flags);
+        if (http::iequals(name, "tracestate")) {
+          first(at.tracestate);
+          ++at.tracestates;
+        } else if (http::iequals(name, "x-b3-flags")) {
+          first(at.b3_flags);
+        }
         break;
       case 11:
         if (http::iequals(name, "traceparent")) {
-          first(traceparent);
-          ++traceparents;
+          first(at.traceparent);
+          ++at.traceparents;
+        } else if (http::iequals(name, "x-b3-spanid")) {
+          first(at.b3_span);
         }
-        if (http::iequals(name, "x-b3-spanid")) first(b3_span);
         break;
       case 12:
-        if (http::iequals(name, "x-b3-traceid")) first(b3_trace);
-        if (http::iequals(name, "x-b3-sampled")) first(b3_sampled);
+        if (http::iequals(name, "x-b3-traceid"))
+          first(at.b3_trace);
+        else if (http::iequals(name, "x-b3-sampled"))
+          first(at.b3_sampled);
         break;
       case 17:
-        if (http::iequals(name, "x-b3-parentspanid")) first(b3_parent);
+        if (http::iequals(name, "x-b3-parentspanid")) first(at.b3_parent);
         break;
       default:
         break;
     }
   }
+  return at;
+}
+
+IncomingContext read_context(const http::HeaderMap& headers, const TraceHeaders& at) {
+  const http::HeaderEntry* entries = headers.begin();
+  auto value = [entries](size_t i) {
+    return i == TraceHeaders::kNone ? nullptr : &entries[i].value;
+  };
+  const std::string* b3 = value(at.b3);
+  const std::string* traceparent = value(at.traceparent);
+  const std::string* b3_trace = value(at.b3_trace);
+  const std::string* b3_span = value(at.b3_span);
+  const std::string* b3_parent = value(at.b3_parent);
+  const std::string* b3_sampled = value(at.b3_sampled);
+  const std::string* b3_flags = value(at.b3_flags);
+  const int traceparents = at.traceparents;
+  const int tracestates = at.tracestates;
 
   IncomingContext in;
   bool decided = false;
@@ -315,6 +355,12 @@ IncomingContext extract(const http::HeaderMap& headers) {
     }
   }
   return in;
+}
+
+}  // namespace
+
+IncomingContext extract(const http::HeaderMap& headers) {
+  return read_context(headers, find_trace_headers(headers));
 }
 
 bool decide_sampling(Sampled incoming, bool debug, double percent, Random& rng) {
@@ -442,36 +488,79 @@ std::string format_b3_single(const SpanContext& span) {
   return std::string(buf, write_b3_single(span, buf));
 }
 
-void inject(const SpanContext& span, http::HeaderMap& headers) {
-  headers.remove_if([](const http::HeaderEntry& h) { return is_trace_header(h.name); });
-  char buf[kMaxB3Single];
+namespace {
+
+// Writes `span` into `headers` for the next hop; `at` is where their trace headers are. The
+// first header of each name written here takes its new value in place (no entries moved, no
+// names copied: most hops rewrite the headers they received), any other trace header goes,
+// and what is still missing is appended.
+void write_context(const SpanContext& span, http::HeaderMap& headers, const TraceHeaders& at) {
+  struct Out {
+    std::string_view name;
+    std::string_view value;
+    size_t at;  // the entry to rewrite, or kNone
+  };
+  std::array<Out, 7> out;
+  size_t n = 0;
+  char traceparent[kTraceparentSize], trace_id[32], span_id[16], parent_id[16], b3[kMaxB3Single];
   if (span.formats & kFormatW3c) {
-    write_traceparent(span, buf);
-    headers.add("traceparent", std::string_view(buf, kTraceparentSize));
-    if (!span.tracestate.empty()) headers.add("tracestate", span.tracestate);
+    write_traceparent(span, traceparent);
+    out[n++] = {"traceparent", std::string_view(traceparent, kTraceparentSize), at.traceparent};
+    if (!span.tracestate.empty()) out[n++] = {"tracestate", span.tracestate, at.tracestate};
   }
   if (span.formats & kFormatB3Multi) {
-    headers.add("x-b3-traceid", std::string_view(buf, write_trace_id(span.trace_id, false, buf)));
-    format_span_id(span.span_id, buf);
-    headers.add("x-b3-spanid", std::string_view(buf, 16));
+    out[n++] = {"x-b3-traceid",
+                std::string_view(trace_id, write_trace_id(span.trace_id, false, trace_id)),
+                at.b3_trace};
+    format_span_id(span.span_id, span_id);
+    out[n++] = {"x-b3-spanid", std::string_view(span_id, 16), at.b3_span};
     if (span.parent_id != 0) {
-      format_span_id(span.parent_id, buf);
-      headers.add("x-b3-parentspanid", std::string_view(buf, 16));
+      format_span_id(span.parent_id, parent_id);
+      out[n++] = {"x-b3-parentspanid", std::string_view(parent_id, 16), at.b3_parent};
     }
     // Debug implies sampled: the spec says to send the flag instead of x-b3-sampled.
-    if (span.debug) {
-      headers.add("x-b3-flags", "1");
-    } else {
-      headers.add("x-b3-sampled", span.sampled ? "1" : "0");
-    }
+    if (span.debug)
+      out[n++] = {"x-b3-flags", "1", at.b3_flags};
+    else
+      out[n++] = {"x-b3-sampled", span.sampled ? "1" : "0", at.b3_sampled};
   }
   if (span.formats & kFormatB3Single)
-    headers.add("b3", std::string_view(buf, write_b3_single(span, buf)));
+    out[n++] = {"b3", std::string_view(b3, write_b3_single(span, b3)), at.b3};
+
+  http::HeaderEntry* entries = headers.begin();
+  std::array<const http::HeaderEntry*, 7> kept{};
+  size_t kept_n = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i].at == TraceHeaders::kNone) continue;
+    http::HeaderEntry& e = entries[out[i].at];
+    if (e.name != out[i].name) e.name.assign(out[i].name);  // written in lower case
+    e.value.assign(out[i].value);
+    kept[kept_n++] = &e;
+  }
+  if (at.count > kept_n) {
+    // Repeats, and formats the next hop does not get (remove_if sees each entry before it
+    // moves it, so the addresses hold).
+    headers.remove_if([&kept, kept_n](const http::HeaderEntry& h) {
+      if (!is_trace_header(h.name)) return false;
+      for (size_t i = 0; i < kept_n; ++i)
+        if (kept[i] == &h) return false;
+      return true;
+    });
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (out[i].at == TraceHeaders::kNone) headers.add(out[i].name, out[i].value);
+}
+
+}  // namespace
+
+void inject(const SpanContext& span, http::HeaderMap& headers) {
+  write_context(span, headers, find_trace_headers(headers));
 }
 
 SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent) {
-  SpanContext span = child_of(extract(headers), rng, sample_percent);
-  inject(span, headers);
+  TraceHeaders at = find_trace_headers(headers);
+  SpanContext span = child_of(read_context(headers, at), rng, sample_percent);
+  write_context(span, headers, at);
   return span;
 }
 

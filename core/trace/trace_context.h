@@ -95,8 +95,10 @@ SpanContext child_of(const IncomingContext& in, Random& rng, double sample_perce
 /// the request had no context.
 SpanContext join(const IncomingContext& in, Random& rng, double sample_percent);
 
-/// Rewrites `headers` for the next hop: every trace header (traceparent, tracestate, b3,
-/// x-b3-*) is removed, then `span` is written as the parent in each of `span.formats`.
+/// Rewrites `headers` for the next hop: `span` is written as the parent in each of
+/// `span.formats`. A trace header (traceparent, tracestate, b3, x-b3-*) the request already
+/// has takes its new value where it stands (the first of each name, its name in lower case);
+/// every other trace header is removed; the rest are appended.
 void inject(const SpanContext& span, http::HeaderMap& headers);
 
 /// extract(), child_of(), inject(): the whole hop. Returns the new span's context.

@@ -385,14 +385,23 @@ class JsonLine {
     }
     std::string_view s = truncated(v.s, max_len);
     // A cut may fall inside a UTF-8 sequence: only an uncut plain value skips the scan.
-    if ((v.plain && s.size() == v.s.size()) || json::plain_run(s, 0) == s.size()) {
+    if (v.plain && s.size() == v.s.size()) {
       need(s.size() + 2);
       put('"');
       put(s);
       put('"');
+      return;
+    }
+    // Copied while it is checked; escaped from the start if it holds anything to escape.
+    need(json::max_string_size(s.size()));
+    char* start = p_;
+    *p_++ = '"';
+    size_t plain = json::copy_plain(p_, s);
+    if (plain == s.size()) {
+      p_ += plain;
+      *p_++ = '"';
     } else {
-      need(json::max_string_size(s.size()));
-      p_ = json::write_string(p_, s);
+      p_ = json::write_string(start, s);
     }
   }
   std::string_view text() const { return {begin_, static_cast<size_t>(p_ - begin_)}; }

@@ -156,6 +156,32 @@ TEST_CASE("json: two bytes to escape anywhere, and write_string within max_strin
   CHECK(static_cast<size_t>(write_string(room.data(), controls) - room.data()) == room.size());
 }
 
+TEST_CASE("json: copy_plain copies exactly the plain run, and stays within its room") {
+  // Every length up to 40, plain or with one byte to escape at every offset: the return is
+  // plain_run's, the bytes before it are the input's, and nothing is written beyond the
+  // input's size (a guard byte there must survive).
+  const char kSpecial[] = {'"', '\\', '\x01', '\x80'};
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t at = 0; at <= len; ++at) {
+      for (char c : kSpecial) {
+        std::string in(len, '#');
+        for (size_t i = 0; i < len; ++i)
+          in[i] = static_cast<char>('a' + i % 26);
+        if (at < len) in[at] = c;
+        std::string room(len + 1, '\0');
+        room[len] = '\x5a';
+        INFO("len ", len, " at ", at, " byte ", static_cast<int>(static_cast<unsigned char>(c)));
+        size_t run = copy_plain(room.data(), in);
+        REQUIRE(run == plain_run(in, 0));
+        REQUIRE(run == (at < len ? at : len));
+        REQUIRE(room.substr(0, run) == in.substr(0, run));
+        REQUIRE(room[len] == '\x5a');
+        if (at == len) break;  // plain: one pass is enough
+      }
+    }
+  }
+}
+
 TEST_CASE("json: append_string keeps valid UTF-8 and replaces each invalid byte with U+FFFD") {
   const std::string kFffd = "\xEF\xBF\xBD";
   CHECK(quoted("é€😀") == "\"é€😀\"");

@@ -368,6 +368,47 @@ TEST_CASE("trace: the next hop gets a child in the formats the request came with
   }
 }
 
+TEST_CASE("trace: the received trace headers are rewritten where they stand") {
+  Random rng(11);
+  std::string tp = "00-" + std::string(kTrace) + "-" + std::string(kSpan) + "-01";
+  // Names as a client may write them, other headers between and after, repeats.
+  auto h = headers({{"host", "reviews"},
+                    {"X-B3-TraceId", std::string(kTrace)},
+                    {"user-agent", "curl"},
+                    {"TraceParent", tp},
+                    {"X-B3-SpanId", std::string(kSpan)},
+                    {"tracestate", "a=1"},
+                    {"x-b3-spanid", "e457b5a2e4d86bd1"},
+                    {"X-B3-Sampled", "1"},
+                    {"tracestate", "b=2"},
+                    {"accept", "*/*"}});
+  SpanContext span = propagate(h, rng, 0);
+  CHECK(span.trace_id == kTraceId);
+  CHECK(span.parent_id == kSpanId);  // the first x-b3-spanid
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const http::HeaderEntry& e : h)
+    got.emplace_back(e.name, e.value);
+  std::string child = span_id_hex(span.span_id);
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"host", "reviews"},
+      {"x-b3-traceid", std::string(kTrace)},
+      {"user-agent", "curl"},
+      {"traceparent", "00-" + std::string(kTrace) + "-" + child + "-01"},
+      {"x-b3-spanid", child},
+      {"tracestate", "a=1,b=2"},
+      {"x-b3-sampled", "1"},
+      {"accept", "*/*"},
+      {"x-b3-parentspanid", std::string(kSpan)},
+  };
+  CHECK(got == want);
+  // Once more, as the next hop: nothing left over from this one.
+  SpanContext next = propagate(h, rng, 0);
+  CHECK(next.parent_id == span.span_id);
+  CHECK(h.size() == want.size());
+  CHECK(h.count("x-b3-spanid") == 1);
+  CHECK(get(h, "x-b3-parentspanid") == child);
+}
+
 TEST_CASE("trace: join shares the caller's span id") {
   Random rng(7);
   auto in = extract(headers({{"x-b3-traceid", std::string(kTrace)},
