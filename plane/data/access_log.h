@@ -12,11 +12,14 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "core/loop/file_appender.h"
+#include "core/stats/metric.h"
 #include "plane/config/access_log_format.h"
 #include "plane/data/telemetry.h"
 
@@ -54,6 +57,17 @@ class AccessLogFormatter {
   };
   std::array<LocalText, 4> local_texts_;
   size_t next_local_ = 0;
+  /// The default JSON line's members from upstream_cluster to destination_service (eleven,
+  /// about half the line) as written for their values. They depend on the cluster, the
+  /// listener, the client and the peers' identities only, so a connection's requests repeat
+  /// them: the last four are kept, and the values decide, never a pointer.
+  std::string_view identity_members(std::span<const std::string_view, 11> values);
+  struct IdentityMembers {
+    stats::LabelCopy values;
+    std::string json;
+  };
+  std::array<IdentityMembers, 4> identity_members_;
+  size_t next_identity_ = 0;
   std::unique_ptr<char[]> line_;  // a JSON line is written here first
   size_t line_room_ = 0;
   int64_t cached_second_ = -1;

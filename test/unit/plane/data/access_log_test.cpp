@@ -286,8 +286,11 @@ TEST_CASE("access log format: the default JSON line is the same bytes as its fie
   REQUIRE(fast.default_json);
   config::AccessLogSpec generic = fast;
   generic.default_json = false;
+  // One formatter for every record, as a worker has: what it keeps from earlier lines (the
+  // identity members of the last few) must never leak into a later one.
+  AccessLogFormatter a;
   auto same = [&](const auto& record) {
-    AccessLogFormatter a, b;
+    AccessLogFormatter b;
     std::string x, y;
     a.format(fast, record, x);
     b.format(generic, record, y);
@@ -326,6 +329,23 @@ TEST_CASE("access log format: the default JSON line is the same bytes as its fie
   // A TCP connection.
   ConnectionRecord c = tcp_record(s);
   same(c);
+  // The earlier records again, in turns, then a peer's name changed in place: the same
+  // buffer, another value.
+  Sample t;
+  std::string workload = "reviews-v1";
+  t.r.source.workload = workload;
+  for (int i = 0; i < 3; ++i) {
+    same(t.r);
+    same(h.r);
+    same(s.r);
+    same(c);
+  }
+  workload[8] = 'v';
+  workload[9] = '2';
+  same(t.r);
+  std::string line;
+  a.format(fast, t.r, line);
+  CHECK(line.find(R"("source_workload":"reviews-v2")") != std::string::npos);
   // A custom format is never taken for the default one.
   CHECK_FALSE(json_spec(R"({"code": "%RESPONSE_CODE%"})").default_json);
 }
