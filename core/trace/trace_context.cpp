@@ -509,11 +509,18 @@ void write_context(const SpanContext& span, http::HeaderMap& headers, const Trac
     if (!span.tracestate.empty()) out[n++] = {"tracestate", span.tracestate, at.tracestate};
   }
   if (span.formats & kFormatB3Multi) {
-    out[n++] = {"x-b3-traceid",
-                std::string_view(trace_id, write_trace_id(span.trace_id, false, trace_id)),
-                at.b3_trace};
-    format_span_id(span.span_id, span_id);
-    out[n++] = {"x-b3-spanid", std::string_view(span_id, 16), at.b3_span};
+    // The ids' hex is in traceparent already when it was written (a 128-bit trace id).
+    std::string_view trace_hex, span_hex;
+    if ((span.formats & kFormatW3c) && span.trace_id.high != 0) {
+      trace_hex = std::string_view(traceparent + 3, 32);
+      span_hex = std::string_view(traceparent + 36, 16);
+    } else {
+      trace_hex = std::string_view(trace_id, write_trace_id(span.trace_id, false, trace_id));
+      format_span_id(span.span_id, span_id);
+      span_hex = std::string_view(span_id, 16);
+    }
+    out[n++] = {"x-b3-traceid", trace_hex, at.b3_trace};
+    out[n++] = {"x-b3-spanid", span_hex, at.b3_span};
     if (span.parent_id != 0) {
       format_span_id(span.parent_id, parent_id);
       out[n++] = {"x-b3-parentspanid", std::string_view(parent_id, 16), at.b3_parent};

@@ -471,36 +471,20 @@ void AccessLogFormatter::format_json(const config::AccessLogSpec& spec, const En
 // the same members format_json writes for it, with the names as literals (copied inline) and
 // each value read straight from the record instead of through a format. Tests hold the two to
 // the same bytes.
-std::string_view AccessLogFormatter::identity_members(
-    std::span<const std::string_view, 11> values) {
-  for (IdentityMembers& m : identity_members_)
-    if (m.values.equals(values)) return m.json;
-  static constexpr std::string_view kNames[11] = {
-      R"(,"upstream_cluster":)",          R"(,"downstream_local_address":)",
-      R"(,"downstream_remote_address":)", R"(,"reporter":)",
-      R"(,"source_workload":)",           R"(,"source_namespace":)",
-      R"(,"source_principal":)",          R"(,"destination_workload":)",
-      R"(,"destination_namespace":)",     R"(,"destination_principal":)",
-      R"(,"destination_service":)"};
-  // Addresses and the reporter are meshbox's own text: as they are (see Value::plain).
-  static constexpr bool kPlain[11] = {false, true,  true,  true,  false, false,
-                                      false, false, false, false, false};
+const AccessLogFormatter::IdentityMembers* AccessLogFormatter::find_identity(
+    std::span<const std::string_view> values) const {
+  for (const IdentityMembers& m : identity_members_)
+    if (m.values.equals(values)) return &m;
+  return nullptr;
+}
+
+void AccessLogFormatter::keep_identity(std::span<const std::string_view> values,
+                                       std::string_view before, std::string_view after) {
   IdentityMembers& m = identity_members_[next_identity_++ % identity_members_.size()];
   m.values.assign(values);
-  m.json.clear();
-  for (size_t i = 0; i < values.size(); ++i) {
-    m.json += kNames[i];
-    if (values[i].empty()) {
-      m.json += "null";
-    } else if (kPlain[i]) {
-      m.json += '"';
-      m.json += values[i];
-      m.json += '"';
-    } else {
-      json::append_string(m.json, values[i]);
-    }
-  }
-  return m.json;
+  m.json.assign(before);
+  m.json.append(after);
+  m.split = before.size();
 }
 
 void AccessLogFormatter::format_default_json(const Entry& e, std::string& out) {
@@ -548,12 +532,15 @@ void AccessLogFormatter::format_default_json(const Entry& e, std::string& out) {
   line.value(req(&RequestRecord::authority), false, 0);
   name(R"(,"upstream_host":)");
   line.value(plain_text(e.upstream_host), false, 0);
-  // Empty is unknown (null), as text() has it.
-  const std::string_view identity[11] = {
+  // The cluster, the listener's address, the reporter and the peers' identities (half the
+  // line) depend on the listener, the cluster and the caller only, so a connection's requests
+  // repeat them: written once, then copied while their values stay the same. The client's
+  // address, between them, is not part of it (a gateway has many clients).
+  const Value reporter = reporter_value(e.listener->reporter);
+  const std::string_view identity[10] = {
       e.cluster ? std::string_view(e.cluster->name) : std::string_view(),
       e.local_address,
-      e.downstream_remote,
-      reporter_value(e.listener->reporter).s,
+      reporter.s,
       e.source.workload,
       e.source.ns,
       e.source.principal,
@@ -562,7 +549,42 @@ void AccessLogFormatter::format_default_json(const Entry& e, std::string& out) {
       e.destination.principal,
       e.cluster ? std::string_view(e.cluster->service_host) : std::string_view(),
   };
-  name(identity_members(identity));
+  auto remote = [&] {
+    name(R"(,"downstream_remote_address":)");
+    line.value(plain_text(e.downstream_remote), false, 0);
+  };
+  if (const IdentityMembers* kept = find_identity(identity)) {
+    name(std::string_view(kept->json).substr(0, kept->split));
+    remote();
+    name(std::string_view(kept->json).substr(kept->split));
+  } else {
+    const size_t from = line.text().size();
+    name(R"(,"upstream_cluster":)");
+    line.value(e.cluster ? text(e.cluster->name) : Value{}, false, 0);
+    name(R"(,"downstream_local_address":)");
+    line.value(plain_text(e.local_address), false, 0);
+    const size_t remote_from = line.text().size();
+    remote();
+    const size_t remote_to = line.text().size();
+    name(R"(,"reporter":)");
+    line.value(reporter, false, 0);
+    auto peer = [&](const PeerView& p, std::string_view workload, std::string_view ns,
+                    std::string_view principal) {
+      name(workload);
+      line.value(text(p.workload), false, 0);
+      name(ns);
+      line.value(text(p.ns), false, 0);
+      name(principal);
+      line.value(text(p.principal), false, 0);
+    };
+    peer(e.source, R"(,"source_workload":)", R"(,"source_namespace":)", R"(,"source_principal":)");
+    peer(e.destination, R"(,"destination_workload":)", R"(,"destination_namespace":)",
+         R"(,"destination_principal":)");
+    name(R"(,"destination_service":)");
+    line.value(e.cluster ? text(e.cluster->service_host) : Value{}, false, 0);
+    keep_identity(identity, line.text().substr(from, remote_from - from),
+                  line.text().substr(remote_to));
+  }
   name(R"(,"upstream_service_time":)");
   line.value(r && r->response_start_us ? number(r->response_start_us / 1000) : Value{}, true, 0);
   name("}\n");

@@ -57,15 +57,20 @@ class AccessLogFormatter {
   };
   std::array<LocalText, 4> local_texts_;
   size_t next_local_ = 0;
-  /// The default JSON line's members from upstream_cluster to destination_service (eleven,
-  /// about half the line) as written for their values. They depend on the cluster, the
-  /// listener, the client and the peers' identities only, so a connection's requests repeat
-  /// them: the last four are kept, and the values decide, never a pointer.
-  std::string_view identity_members(std::span<const std::string_view, 11> values);
+  /// The default JSON line's members from upstream_cluster to destination_service but the
+  /// client's address (the cluster, the listener's address, the reporter, the peers'
+  /// identities, the service), as written for their values: `json` is the members before the
+  /// client's address (up to `split`) and those after it. The last four sets are kept, and
+  /// the values decide, never a pointer.
   struct IdentityMembers {
     stats::LabelCopy values;
     std::string json;
+    size_t split = 0;
   };
+  /// Null if `values` is none of the kept sets.
+  const IdentityMembers* find_identity(std::span<const std::string_view> values) const;
+  void keep_identity(std::span<const std::string_view> values, std::string_view before,
+                     std::string_view after);
   std::array<IdentityMembers, 4> identity_members_;
   size_t next_identity_ = 0;
   std::unique_ptr<char[]> line_;  // a JSON line is written here first
