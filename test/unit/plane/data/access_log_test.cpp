@@ -344,8 +344,8 @@ TEST_CASE("access log format: the default JSON line is the same bytes as its fie
   workload[9] = '2';
   same(t.r);
   // A gateway's many clients: only the client's address differs from one line to the next.
-  const std::string clients[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5",
-                                 "192.168.1.10"};
+  const std::string clients[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3",
+                                 "10.0.0.4", "10.0.0.5", "192.168.1.10"};
   for (int i = 0; i < 2; ++i) {
     for (const std::string& client : clients) {
       t.r.downstream_remote = client;
