@@ -140,21 +140,40 @@ const std::string& MetricsObserver::flags_text(const ResponseFlags& flags) {
 void MetricsObserver::on_request(const RequestRecord& r) {
   worker_requests_.inc();
   if (!r.listener->metrics) return;
-  char code[8];
-  auto [end, ec] = std::to_chars(code, code + sizeof code, r.status);
-  std::string_view code_text(code, ec == std::errc() ? static_cast<size_t>(end - code) : 0);
-  Labels l;
-  fill(l, *r.listener, r.source, r.destination, r.cluster, r.authority, "http", code_text, true,
-       flags_text(r.flags), r.mtls);
-  std::span<const std::string_view> values(l.v.data(), l.n);
+  // Everything fill() reads, as values: the same inputs make the same labels.
+  const ClusterSpec* cluster = r.cluster;
+  const bool own_service = cluster && !cluster->service_host.empty();
+  const std::string_view inputs[13] = {
+      r.source.workload,
+      r.source.app,
+      r.source.version,
+      r.source.ns,
+      r.source.principal,
+      r.destination.workload,
+      r.destination.ns,
+      r.destination.principal,
+      r.destination.app,
+      r.destination.version,
+      own_service ? std::string_view(cluster->service_host) : r.authority,
+      cluster ? std::string_view(cluster->service_name) : std::string_view(),
+      cluster ? std::string_view(cluster->service_ns) : std::string_view(),
+  };
+  const Scalars scalars{r.listener->reporter, r.status, r.flags.bits(), r.mtls};
   Recent* hit = nullptr;
   for (Recent& c : recent_) {
-    if (c.listener == r.listener && c.labels.equals(values)) {
+    if (c.scalars == scalars && c.inputs.equals(inputs)) {
       hit = &c;
       break;
     }
   }
   if (!hit) {
+    char code[8];
+    auto [end, ec] = std::to_chars(code, code + sizeof code, r.status);
+    std::string_view code_text(code, ec == std::errc() ? static_cast<size_t>(end - code) : 0);
+    Labels l;
+    fill(l, *r.listener, r.source, r.destination, r.cluster, r.authority, "http", code_text, true,
+         flags_text(r.flags), r.mtls);
+    std::span<const std::string_view> values(l.v.data(), l.n);
     stats::LabelKey key(values);
     stats::Counter requests = m_.requests.shard(shard_).counter(key);
     auto [it, inserted] = http_series_.try_emplace(requests.cell());
@@ -165,8 +184,8 @@ void MetricsObserver::on_request(const RequestRecord& r) {
       series.response_bytes = m_.response_bytes.shard(shard_).histogram(key);
     }
     hit = &recent_[next_recent_++ % recent_.size()];
-    hit->listener = r.listener;
-    hit->labels.assign(values);
+    hit->inputs.assign(inputs);
+    hit->scalars = scalars;
     hit->requests = requests;
     hit->series = &series;  // std::unordered_map: its elements never move
   }

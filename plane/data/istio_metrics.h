@@ -62,13 +62,21 @@ class MetricsObserver : public TelemetryObserver {
     stats::Histogram duration, request_bytes, response_bytes;
   };
 
-  // The last label sets recorded, with their series: a request with the same labels as one of
-  // them (most do: a connection's requests differ in little but their code) skips hashing the
-  // 25 values and the lookups. The listener only picks which to compare with; the values
-  // decide.
+  // The last label sets recorded, with their series, by what the 25 labels are made of (the
+  // reporter, the peers' identities, the cluster's service, the code, the flags, mTLS: 13
+  // strings and 4 numbers): a request with the same as one of them (most do: a connection's
+  // requests differ in little but their code) skips making the labels, hashing them and the
+  // four lookups. The values decide, never a pointer.
+  struct Scalars {
+    ListenerSpec::Reporter reporter = ListenerSpec::Reporter::None;
+    int status = -1;  // never a record's: an unused entry matches nothing
+    uint32_t flags = 0;
+    bool mtls = false;
+    bool operator==(const Scalars&) const = default;
+  };
   struct Recent {
-    const ListenerSpec* listener = nullptr;
-    stats::LabelCopy labels;
+    stats::LabelCopy inputs;  // the 13 strings
+    Scalars scalars;
     stats::Counter requests;
     HttpSeries* series = nullptr;
   };

@@ -5,8 +5,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace meshbox::data {
 namespace {
@@ -140,6 +143,83 @@ TEST_CASE("istio metrics: the recent label sets are told apart by their values, 
       }
     }
   }
+}
+
+TEST_CASE("istio metrics: a request that differs in any one label's source has its own series") {
+  // The recent sets are keyed by what the labels are made of: each of those inputs, changed
+  // alone, must make another series (and the same inputs the same series).
+  stats::Registry registry(1);
+  IstioMetrics metrics(registry);
+  MetricsObserver worker(metrics, 0);
+  ListenerSpec sidecar, gateway;
+  sidecar.reporter = ListenerSpec::Reporter::Destination;  // mTLS shows in its labels
+  gateway.reporter = ListenerSpec::Reporter::Source;
+  sidecar.metrics = gateway.metrics = true;
+  ClusterSpec web, other_host, other_name, other_ns;
+  web.service_host = "web.default.svc.cluster.local";
+  web.service_name = "web";
+  web.service_ns = "default";
+  other_host = other_name = other_ns = web;
+  other_host.service_host = "web2.default.svc.cluster.local";
+  other_name.service_name = "web2";
+  other_ns.service_ns = "prod";
+  std::vector<std::function<void(RequestRecord&)>> variants = {
+      [](RequestRecord&) {},
+      [](RequestRecord& r) { r.source.workload = "caller2"; },
+      [](RequestRecord& r) { r.source.app = "app2"; },
+      [](RequestRecord& r) { r.source.version = "v9"; },
+      [](RequestRecord& r) { r.source.ns = "prod"; },
+      [](RequestRecord& r) { r.source.principal = "spiffe://x/ns/prod/sa/c"; },
+      [](RequestRecord& r) { r.destination.workload = "web-v2"; },
+      [](RequestRecord& r) { r.destination.ns = "prod"; },
+      [](RequestRecord& r) { r.destination.principal = "spiffe://x/ns/prod/sa/w"; },
+      [](RequestRecord& r) { r.destination.app = "web2"; },
+      [](RequestRecord& r) { r.destination.version = "v2"; },
+      [&](RequestRecord& r) { r.cluster = &other_host; },
+      [&](RequestRecord& r) { r.cluster = &other_name; },
+      [&](RequestRecord& r) { r.cluster = &other_ns; },
+      [](RequestRecord& r) {
+        r.cluster = nullptr;
+        r.authority = "other:80";
+      },
+      [](RequestRecord& r) { r.status = 503; },
+      [](RequestRecord& r) { r.flags.add(ResponseFlag::UpstreamConnectFailure); },
+      [](RequestRecord& r) { r.mtls = false; },
+      [&](RequestRecord& r) { r.listener = &gateway; },
+  };
+  // Each change right after the unchanged request, whose set is then the most recent one.
+  auto record = [&](const std::function<void(RequestRecord&)>& change) {
+    RequestRecord r;
+    r.listener = &sidecar;
+    r.cluster = &web;
+    r.authority = "web:8000";
+    r.status = 200;
+    r.mtls = true;
+    r.source = {"caller", "default", "caller", "v1", "spiffe://x/ns/default/sa/c"};
+    r.destination = {"web-v1", "default", "web", "v1", "spiffe://x/ns/default/sa/w"};
+    change(r);
+    worker.on_request(r);
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 1; i < variants.size(); ++i) {
+      record(variants[0]);
+      record(variants[i]);
+    }
+  }
+  std::string text;
+  registry.write_prometheus(text);
+  INFO(text);
+  std::istringstream in(text);
+  std::string line;
+  std::vector<std::string> counts;
+  while (std::getline(in, line))
+    if (line.starts_with("istio_requests_total{"))
+      counts.push_back(line.substr(line.rfind(' ') + 1));
+  std::sort(counts.begin(), counts.end());
+  std::vector<std::string> want(variants.size() - 1, "3");
+  want.push_back(std::to_string(3 * (variants.size() - 1)));  // the unchanged request's
+  std::sort(want.begin(), want.end());
+  CHECK(counts == want);
 }
 
 }  // namespace meshbox::data
