@@ -166,6 +166,10 @@ struct ClusterSpec {
   /// (the x-meshbox-peer header), for the inbound sidecar's source_* labels. Never sent to
   /// a service entry or a passthrough host.
   bool send_peer_metadata = false;
+  /// Every endpoint is a workload's inbound listener in this process: a tracing hop sends
+  /// them its context in trace::kProxyHeader alone, which that listener turns back into the
+  /// standard headers for its app (see core/trace/trace_context.h).
+  bool proxy_trace_context = false;
   std::vector<EndpointSpec> endpoints;  // healthy ones only (the compiler drops the rest)
   /// The endpoints failing their active health check, left out of `endpoints` — unless every
   /// endpoint fails (panic mode: then they are in both). For the admin API; never used.

@@ -120,6 +120,8 @@ bool is_trace_header(std::string_view name) {
       return http::iequals(name, "traceparent") || http::iequals(name, "x-b3-spanid");
     case 12:
       return http::iequals(name, "x-b3-traceid") || http::iequals(name, "x-b3-sampled");
+    case 15:
+      return http::iequals(name, kProxyHeader);
     case 17:
       return http::iequals(name, "x-b3-parentspanid");
     default:
@@ -217,6 +219,7 @@ struct TraceHeaders {
   size_t b3_parent = kNone;
   size_t b3_sampled = kNone;
   size_t b3_flags = kNone;
+  size_t proxy = kNone;  // kProxyHeader
   int traceparents = 0;  // a repeated traceparent is invalid
   int tracestates = 0;   // several tracestate headers are one list
   size_t count = 0;      // trace headers, repeats included
@@ -231,7 +234,8 @@ TraceHeaders find_trace_headers(const http::HeaderMap& headers) {
     if (name.empty()) continue;
     // Most names are ruled out by their first bytes: x-forwarded-*, x-request-id…
     char c = http::ascii_lower(name[0]);
-    if (c == 'x' ? name.size() < 10 || name[3] != '3' || http::ascii_lower(name[2]) != 'b'
+    if (c == 'x' ? name.size() != kProxyHeader.size() &&
+                       (name.size() < 10 || name[3] != '3' || http::ascii_lower(name[2]) != 'b')
                  : c != 'b' && c != 't')
       continue;
     auto first = [&at, index](size_t& slot) {
@@ -264,6 +268,9 @@ TraceHeaders find_trace_headers(const http::HeaderMap& headers) {
         else if (http::iequals(name, "x-b3-sampled"))
           first(at.b3_sampled);
         break;
+      case 15:
+        if (http::iequals(name, kProxyHeader)) first(at.proxy);
+        break;
       case 17:
         if (http::iequals(name, "x-b3-parentspanid")) first(at.b3_parent);
         break;
@@ -272,6 +279,33 @@ TraceHeaders find_trace_headers(const http::HeaderMap& headers) {
     }
   }
   return at;
+}
+
+// kProxyHeader's value: the formats digit, '-', then the context as a b3 single value.
+bool parse_proxy_context(std::string_view v, IncomingContext& in) {
+  if (v.size() < 3 || v[1] != '-') return false;
+  int formats = hex_value(v[0], true);
+  if (formats < 1 || formats > (kFormatW3c | kFormatB3Multi | kFormatB3Single)) return false;
+  B3Context c;
+  if (!parse_b3_single(v.substr(2), c) || c.trace_id.empty()) return false;
+  in.formats = static_cast<uint8_t>(formats);
+  in.trace_id = c.trace_id;
+  in.span_id = c.span_id;
+  in.parent_span_id = c.parent_span_id;
+  in.sampled = c.sampled;
+  in.debug = c.debug;
+  return true;
+}
+
+// Every tracestate header as one list (RFC 9110 §5.3), cut to kMaxTracestate.
+std::string read_tracestate(const http::HeaderMap& headers) {
+  std::string list;
+  for (const http::HeaderEntry& h : headers) {
+    if (!http::iequals(h.name, "tracestate")) continue;
+    if (!list.empty()) list.push_back(',');
+    list.append(h.value);
+  }
+  return cut_tracestate(list);
 }
 
 IncomingContext read_context(const http::HeaderMap& headers, const TraceHeaders& at) {
@@ -288,6 +322,15 @@ IncomingContext read_context(const http::HeaderMap& headers, const TraceHeaders&
   const std::string* b3_flags = value(at.b3_flags);
   const int traceparents = at.traceparents;
   const int tracestates = at.tracestates;
+
+  // The previous meshbox proxy's context, whole: it stands for every other header.
+  if (at.proxy != TraceHeaders::kNone) {
+    IncomingContext in;
+    if (parse_proxy_context(entries[at.proxy].value, in)) {
+      if ((in.formats & kFormatW3c) && tracestates > 0) in.tracestate = read_tracestate(headers);
+      return in;
+    }
+  }
 
   IncomingContext in;
   bool decided = false;
@@ -342,16 +385,8 @@ IncomingContext read_context(const http::HeaderMap& headers, const TraceHeaders&
       bool had_context = in.has_context();
       take(c, kFormatW3c);
       // tracestate belongs to the traceparent; kept only when the context is the same trace.
-      if (tracestates > 0 && (!had_context || in.trace_id == p.trace_id)) {
-        // Several tracestate headers are one list (RFC 9110 §5.3).
-        std::string list;
-        for (const http::HeaderEntry& h : headers) {
-          if (!http::iequals(h.name, "tracestate")) continue;
-          if (!list.empty()) list.push_back(',');
-          list.append(h.value);
-        }
-        in.tracestate = cut_tracestate(list);
-      }
+      if (tracestates > 0 && (!had_context || in.trace_id == p.trace_id))
+        in.tracestate = read_tracestate(headers);
     }
   }
   return in;
@@ -494,7 +529,8 @@ namespace {
 // first header of each name written here takes its new value in place (no entries moved, no
 // names copied: most hops rewrite the headers they received), any other trace header goes,
 // and what is still missing is appended.
-void write_context(const SpanContext& span, http::HeaderMap& headers, const TraceHeaders& at) {
+void write_context(const SpanContext& span, http::HeaderMap& headers, const TraceHeaders& at,
+                   bool to_proxy) {
   struct Out {
     std::string_view name;
     std::string_view value;
@@ -503,12 +539,20 @@ void write_context(const SpanContext& span, http::HeaderMap& headers, const Trac
   std::array<Out, 7> out;
   size_t n = 0;
   char traceparent[kTraceparentSize], trace_id[32], span_id[16], parent_id[16], b3[kMaxB3Single];
-  if (span.formats & kFormatW3c) {
+  char proxy[2 + kMaxB3Single];
+  if (to_proxy) {
+    proxy[0] = kHexDigits[span.formats & 0xf];
+    proxy[1] = '-';
+    out[n++] = {kProxyHeader, std::string_view(proxy, 2 + write_b3_single(span, proxy + 2)),
+                at.proxy};
+    if ((span.formats & kFormatW3c) && !span.tracestate.empty())
+      out[n++] = {"tracestate", span.tracestate, at.tracestate};
+  } else if (span.formats & kFormatW3c) {
     write_traceparent(span, traceparent);
     out[n++] = {"traceparent", std::string_view(traceparent, kTraceparentSize), at.traceparent};
     if (!span.tracestate.empty()) out[n++] = {"tracestate", span.tracestate, at.tracestate};
   }
-  if (span.formats & kFormatB3Multi) {
+  if (!to_proxy && (span.formats & kFormatB3Multi)) {
     // The ids' hex is in traceparent already when it was written (a 128-bit trace id).
     std::string_view trace_hex, span_hex;
     if ((span.formats & kFormatW3c) && span.trace_id.high != 0) {
@@ -531,7 +575,7 @@ void write_context(const SpanContext& span, http::HeaderMap& headers, const Trac
     else
       out[n++] = {"x-b3-sampled", span.sampled ? "1" : "0", at.b3_sampled};
   }
-  if (span.formats & kFormatB3Single)
+  if (!to_proxy && (span.formats & kFormatB3Single))
     out[n++] = {"b3", std::string_view(b3, write_b3_single(span, b3)), at.b3};
 
   http::HeaderEntry* entries = headers.begin();
@@ -560,14 +604,36 @@ void write_context(const SpanContext& span, http::HeaderMap& headers, const Trac
 
 }  // namespace
 
-void inject(const SpanContext& span, http::HeaderMap& headers) {
-  write_context(span, headers, find_trace_headers(headers));
+void inject(const SpanContext& span, http::HeaderMap& headers, bool to_proxy) {
+  write_context(span, headers, find_trace_headers(headers), to_proxy);
 }
 
-SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent) {
+bool restore_standard(http::HeaderMap& headers) {
+  TraceHeaders at = find_trace_headers(headers);
+  if (at.proxy == TraceHeaders::kNone) return false;
+  IncomingContext in = read_context(headers, at);
+  if (!in.has_context()) {
+    // Malformed: ignored, as any malformed trace header is; the standard ones stand.
+    headers.remove(kProxyHeader);
+    return true;
+  }
+  SpanContext caller;
+  caller.trace_id = in.trace_id;
+  caller.span_id = in.span_id;
+  caller.parent_id = in.parent_span_id;
+  caller.sampled = in.debug || in.sampled == Sampled::Yes;
+  caller.debug = in.debug;
+  caller.formats = in.formats;
+  caller.tracestate = std::move(in.tracestate);
+  write_context(caller, headers, at, false);
+  return true;
+}
+
+SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent,
+                      bool to_proxy) {
   TraceHeaders at = find_trace_headers(headers);
   SpanContext span = child_of(read_context(headers, at), rng, sample_percent);
-  write_context(span, headers, at);
+  write_context(span, headers, at, to_proxy);
   return span;
 }
 

@@ -42,6 +42,14 @@ inline constexpr uint8_t kFormatB3Single = 4;  // b3
 /// The caller's sampling decision.
 enum class Sampled : uint8_t { Undecided, No, Yes };
 
+/// Between two meshbox proxies (a gateway or an outbound sidecar to a workload's inbound
+/// sidecar) the context travels in this one header instead of the four or five standard ones,
+/// as `<formats: one hex digit>-<the b3 single value>` (plus `tracestate` when there is one):
+/// the receiving proxy reads it as it would have read the standard headers and writes those
+/// for its app, in the same formats. It costs a fifth of the bytes and of the parsing. A
+/// request that carries it is read from it alone; a malformed one is ignored as if absent.
+inline constexpr std::string_view kProxyHeader = "x-meshbox-trace";
+
 /// W3C tracestate: at most this many characters are kept (the spec's minimum to propagate);
 /// beyond it whole list members are dropped from the end.
 inline constexpr size_t kMaxTracestate = 512;
@@ -77,9 +85,10 @@ struct SpanContext {
   std::string tracestate;  // passed through with traceparent
 };
 
-/// Reads every supported header of `headers` in one pass. When several formats are present,
-/// the context comes from the first valid one of b3, x-b3-*, traceparent (Envoy's order); all
-/// valid ones are recorded in `formats` so inject() writes them all back.
+/// Reads every supported header of `headers` in one pass. A valid kProxyHeader is the whole
+/// context. Otherwise, when several formats are present, the context comes from the first
+/// valid one of b3, x-b3-*, traceparent (Envoy's order); all valid ones are recorded in
+/// `formats` so inject() writes them all back.
 IncomingContext extract(const http::HeaderMap& headers);
 
 /// Whether to sample: the caller's decision when it made one (debug means yes), else yes with
@@ -96,13 +105,20 @@ SpanContext child_of(const IncomingContext& in, Random& rng, double sample_perce
 SpanContext join(const IncomingContext& in, Random& rng, double sample_percent);
 
 /// Rewrites `headers` for the next hop: `span` is written as the parent in each of
-/// `span.formats`. A trace header (traceparent, tracestate, b3, x-b3-*) the request already
-/// has takes its new value where it stands (the first of each name, its name in lower case);
-/// every other trace header is removed; the rest are appended.
-void inject(const SpanContext& span, http::HeaderMap& headers);
+/// `span.formats`, or, when the next hop is a meshbox proxy (`to_proxy`), in kProxyHeader
+/// (and tracestate). A trace header (traceparent, tracestate, b3, x-b3-*, kProxyHeader) the
+/// request already has takes its new value where it stands (the first of each name, its name
+/// in lower case); every other trace header is removed; the rest are appended.
+void inject(const SpanContext& span, http::HeaderMap& headers, bool to_proxy = false);
+
+/// For a hop that does not trace: a kProxyHeader the request carries becomes the standard
+/// headers again, with the caller's span as their parent, as if the previous proxy had
+/// written them. Returns false (and changes nothing) when there is none.
+bool restore_standard(http::HeaderMap& headers);
 
 /// extract(), child_of(), inject(): the whole hop. Returns the new span's context.
-SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent);
+SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent,
+                      bool to_proxy = false);
 
 // ----- parsing and formatting of single values (also used by the tests) -----
 

@@ -440,6 +440,7 @@ class Compiler {
       const config::Labels* labels = nullptr;
     };
     std::vector<Candidate> all;
+    bool local_sidecars = true;
     for (const Endpoint* ep : eps) {
       if (subset_labels && !labels_contain(ep->labels, *subset_labels)) continue;
       // An instance with a sidecar is reached through its inbound listener; a captured one
@@ -465,8 +466,11 @@ class Compiler {
       }
       spec.workload = peer_metadata(*ep, spec.peer_identity == spiffe_of(*ep));
       if (!spec.workload.workload.empty()) cluster.send_peer_metadata = true;
+      local_sidecars = local_sidecars && ep->sidecar_inbound_port && ep->node.empty();
       all.push_back({std::move(spec), ep->healthy, &ep->labels});
     }
+    // Another node's sidecar may run another meshbox version: standard headers to it.
+    cluster.proxy_trace_context = local_sidecars && !all.empty();
     apply_locality(cluster.name, policy, all);
     bool any_healthy =
         std::any_of(all.begin(), all.end(), [](const Candidate& c) { return c.healthy; });

@@ -387,8 +387,13 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
   if (const TracingSpec* tracing = listener_.tracing.get()) {
     // This hop's span: a child of the caller's (or the root of a new trace); the upstream
     // gets it as its parent, sampled or not (trace_context.h).
-    log_.trace = trace::propagate(h, worker_.random(), tracing->sampling_percent);
+    log_.trace = trace::propagate(h, worker_.random(), tracing->sampling_percent,
+                                  cluster_->spec().proxy_trace_context);
     log_.traced = true;
+  } else if (listener_.reporter == ListenerSpec::Reporter::Destination) {
+    // A caller that traces (a hot reload may have turned tracing off here first) sent its
+    // context in the proxy header: the app gets the standard headers.
+    trace::restore_standard(h);
   }
   if (listener_.reporter == ListenerSpec::Reporter::Source && cluster_->spec().send_peer_metadata &&
       !listener_.self.workload.empty())
@@ -417,17 +422,28 @@ void HttpConnection::on_request_head(http::RequestHead& head) {
 
 void HttpConnection::start_shadow(http::RequestHead& head) {
   ClusterStatePtr mirror = worker_.cluster(route_->mirror.cluster);
+  if (!mirror) return;
+  // A mirror that is not this process's sidecars gets the standard trace headers.
+  std::optional<http::HeaderMap> as_sent;
+  if (log_.traced && cluster_->spec().proxy_trace_context &&
+      !mirror->spec().proxy_trace_context) {
+    as_sent = head.headers;
+    trace::restore_standard(head.headers);
+  }
   http::HeaderEntry* host = head.headers.find("host");
-  if (!mirror || !host) return;
-  // Envoy's shadow host: "-shadow" after the host name, before any port.
-  std::string original = host->value;
-  size_t colon = original.rfind(':');
-  bool has_port = colon != std::string::npos && original.find(']', colon) == std::string::npos;
-  host->value = has_port ? original.substr(0, colon) + "-shadow" + original.substr(colon)
-                         : original + "-shadow";
   std::string& out = worker_.scratch();
-  http::append_request_head(head, out);
-  host->value = std::move(original);
+  if (host) {
+    // Envoy's shadow host: "-shadow" after the host name, before any port.
+    std::string original = host->value;
+    size_t colon = original.rfind(':');
+    bool has_port = colon != std::string::npos && original.find(']', colon) == std::string::npos;
+    host->value = has_port ? original.substr(0, colon) + "-shadow" + original.substr(colon)
+                           : original + "-shadow";
+    http::append_request_head(head, out);
+    host->value = std::move(original);
+  }
+  if (as_sent) head.headers = std::move(*as_sent);
+  if (!host) return;
   shadow_ = Shadow::start(worker_, std::move(mirror), method_, out, upstream_chunked_,
                           response_timeout_ms_, listener_.mesh_client);
   MB_LOG_EVERY(5, Debug, "http", "{} mirrored to {}: {}", method_, route_->mirror.cluster,

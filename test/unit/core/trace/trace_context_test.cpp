@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -407,6 +409,94 @@ TEST_CASE("trace: the received trace headers are rewritten where they stand") {
   CHECK(h.size() == want.size());
   CHECK(h.count("x-b3-spanid") == 1);
   CHECK(get(h, "x-b3-parentspanid") == child);
+}
+
+TEST_CASE(
+    "trace: between two meshbox proxies the context is one header, and the app gets the rest") {
+  Random rng(5);
+  // The app (or an outside client) sent these; the first proxy's next hop is a proxy.
+  std::string tp = "00-" + std::string(kTrace) + "-" + std::string(kSpan) + "-01";
+  struct Case {
+    const char* what;
+    std::vector<std::pair<std::string, std::string>> in;
+  };
+  const Case cases[] = {
+      {"nothing", {{"host", "web"}}},
+      {"W3C with tracestate", {{"traceparent", tp}, {"tracestate", "a=1,b=2"}}},
+      {"B3 multi, 64-bit id, not sampled",
+       {{"x-b3-traceid", "a3ce929d0e0e4736"},
+        {"x-b3-spanid", std::string(kSpan)},
+        {"x-b3-sampled", "0"}}},
+      {"b3 single, debug", {{"b3", std::string(kTrace) + "-" + std::string(kSpan) + "-d"}}},
+      {"W3C and B3 multi",
+       {{"traceparent", tp},
+        {"x-b3-traceid", std::string(kTrace)},
+        {"x-b3-spanid", std::string(kSpan)},
+        {"x-b3-sampled", "1"}}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    // Through two proxies in standard headers, and through the same two with the proxy
+    // header between them: the app must get the same headers (the same random draws make the
+    // same ids).
+    auto standard = headers(c.in);
+    Random a(99);
+    SpanContext first = propagate(standard, a, 50);
+    const http::HeaderMap after_first = standard;
+    SpanContext second = propagate(standard, a, 50);
+    auto compact = headers(c.in);
+    Random b(99);
+    SpanContext first_c = propagate(compact, b, 50, true);
+    // Between the proxies: the one header (and tracestate), nothing else of the trace's.
+    CHECK(compact.count(kProxyHeader) == 1);
+    CHECK_FALSE(compact.has("traceparent"));
+    CHECK_FALSE(compact.has("x-b3-traceid"));
+    CHECK_FALSE(compact.has("x-b3-spanid"));
+    CHECK_FALSE(compact.has("x-b3-sampled"));
+    CHECK_FALSE(compact.has("b3"));
+    CHECK(extract(compact).trace_id == first_c.trace_id);
+    // A next hop that does not trace turns it back into what the first proxy would have sent.
+    auto sorted = [](const http::HeaderMap& h) {
+      std::vector<std::pair<std::string, std::string>> v;
+      for (const http::HeaderEntry& e : h)
+        v.emplace_back(e.name, e.value);
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    http::HeaderMap restored = compact;
+    CHECK(restore_standard(restored));
+    CHECK(sorted(restored) == sorted(after_first));
+    SpanContext second_c = propagate(compact, b, 50);
+    CHECK(first_c.span_id == first.span_id);
+    CHECK(second_c.trace_id == second.trace_id);
+    CHECK(second_c.span_id == second.span_id);
+    CHECK(second_c.parent_id == second.parent_id);
+    CHECK(second_c.sampled == second.sampled);
+    CHECK_FALSE(compact.has(kProxyHeader));  // never reaches the app
+    CHECK(sorted(compact) == sorted(standard));
+  }
+  // A malformed proxy header is ignored: the standard headers beside it stand.
+  for (const char* bad : {"", "9-zz",
+                          "0-"
+                          "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+                          "3"
+                          "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+                          "3-0", "x-1"}) {
+    CAPTURE(bad);
+    auto h = headers({{std::string(kProxyHeader), bad}, {"traceparent", tp}});
+    auto in = extract(h);
+    CHECK(in.formats == kFormatW3c);
+    CHECK(in.span_id == kSpanId);
+    http::HeaderMap r = h;
+    propagate(h, rng, 0);
+    CHECK_FALSE(h.has(kProxyHeader));
+    CHECK(restore_standard(r));
+    CHECK_FALSE(r.has(kProxyHeader));
+    CHECK(get(r, "traceparent") == tp);  // untouched
+  }
+  auto none = headers({{"host", "web"}, {"traceparent", tp}});
+  CHECK_FALSE(restore_standard(none));
+  CHECK(none.size() == 2);
 }
 
 TEST_CASE("trace: join shares the caller's span id") {
