@@ -629,8 +629,7 @@ bool restore_standard(http::HeaderMap& headers) {
   return true;
 }
 
-SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent,
-                      bool to_proxy) {
+SpanContext propagate(http::HeaderMap& headers, Random& rng, double sample_percent, bool to_proxy) {
   TraceHeaders at = find_trace_headers(headers);
   SpanContext span = child_of(read_context(headers, at), rng, sample_percent);
   write_context(span, headers, at, to_proxy);

@@ -425,8 +425,7 @@ void HttpConnection::start_shadow(http::RequestHead& head) {
   if (!mirror) return;
   // A mirror that is not this process's sidecars gets the standard trace headers.
   std::optional<http::HeaderMap> as_sent;
-  if (log_.traced && cluster_->spec().proxy_trace_context &&
-      !mirror->spec().proxy_trace_context) {
+  if (log_.traced && cluster_->spec().proxy_trace_context && !mirror->spec().proxy_trace_context) {
     as_sent = head.headers;
     trace::restore_standard(head.headers);
   }
