@@ -65,7 +65,12 @@ struct SpanView {
 // Every span the collector got so far.
 std::vector<SpanView> collected(const std::string& file) {
   std::vector<SpanView> out;
-  std::istringstream in(read_file(file).value_or(""));
+  std::string text = read_file(file).value_or("");
+  // The collector may be writing a batch right now: a line without its '\n' yet is left for
+  // the next look (a big batch is written a page at a time, and a reader sees its start).
+  size_t end = text.rfind('\n');
+  text.resize(end == std::string::npos ? 0 : end + 1);
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     std::optional<Json> batch = parse_json(line);
